@@ -1,0 +1,90 @@
+"""The ``ethos-kws`` command line: a thin layer over the Python API.
+
+Each sub-command lives in its own module with a ``register(subparsers)`` function; the table below
+is the only place that lists them. Errors become exit codes here and nowhere else:
+``UserError`` -> 2, other ``EthosKwsError`` -> 1, both as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import EthosKwsError, UserError
+
+# order = order in --help
+COMMAND_MODULES = (
+    "configs_cmd",
+    "model_cmd",
+    "compile_cmd",
+    "sweep_cmd",
+    "run_cmd",
+    "features_cmd",
+    "classify_cmd",
+    "vectors_cmd",
+    "disasm_cmd",
+    "parity_cmd",
+    "fvp_cmd",
+    "report_cmd",
+    "check_cmd",
+)
+
+DESCRIPTION = """\
+Keyword spotting on Arm Ethos-U NPUs: compile a TFLite model with Vela for every Ethos-U55/U65
+configuration, run it on the CPU (LiteRT), on ethos-kws' bit-exact NPU simulator or on a Corstone
+FVP, check NPU-vs-CPU parity and write reports.
+
+Typical session:
+  ethos-kws model fetch                 # download DS-CNN Clustered INT8 from Arm ML-zoo
+  ethos-kws sweep                       # Vela on all six configs, one table
+  ethos-kws parity --accel all          # NPU simulator vs LiteRT reference kernels
+  ethos-kws classify clip.wav           # MFCC front end + model on real audio
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ethos-kws",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"ethos-kws {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+        return int(rc or 0)
+    except UserError as e:
+        print(f"ethos-kws: error: {e}", file=sys.stderr)
+        return 2
+    except EthosKwsError as e:
+        print(f"ethos-kws: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ethos-kws: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

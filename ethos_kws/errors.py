@@ -1,0 +1,46 @@
+"""Exceptions with messages a user can act on.
+
+Library code raises these; only the CLI turns them into exit codes (see ``cli``):
+``UserError`` and its subclasses (bad input: files, flags, streams) become a one-line message and
+exit code 2; any other ``EthosKwsError`` (a tool or runtime failing on good input) exit code 1.
+"""
+
+
+class EthosKwsError(Exception):
+    """Base class for every error ethos-kws raises on purpose."""
+
+
+class UserError(EthosKwsError):
+    """Bad input from the user: a file, a flag, an environment variable. Exit code 2."""
+
+
+class ModelError(UserError):
+    """The model file is missing, unreadable or not a usable TFLite flatbuffer."""
+
+
+class AcceleratorError(UserError):
+    """Unknown accelerator, system config or memory mode."""
+
+
+class InputDataError(UserError):
+    """An input tensor, .npy or WAV file that does not fit the model."""
+
+
+class FetchError(UserError):
+    """Downloading the ML-zoo model failed; nothing was cached."""
+
+
+class CompileError(EthosKwsError):
+    """Vela refused or failed to compile the model."""
+
+
+class BackendError(EthosKwsError):
+    """A backend (CPU runtime, NPU simulator, FVP) failed to run the model."""
+
+
+class BackendUnavailable(UserError):
+    """A backend cannot run on this machine (e.g. no FVP installed)."""
+
+
+class CommandStreamError(UserError):
+    """The NPU command stream is malformed or uses something the simulator does not model."""

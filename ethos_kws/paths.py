@@ -1,0 +1,39 @@
+"""Where things live: packaged data (vela_configs/, fvp/), the user cache, the shared test data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """A top-level data folder of the project (``vela_configs``, ``fvp``).
+
+    A wheel carries them under ``ethos_kws/_data/``; a source checkout or editable install has
+    them beside the package.
+    """
+    for candidate in (_PKG / "_data" / name, _PKG.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"ethos-kws data folder {name!r} is missing from the installation")
+
+
+def cache_dir() -> Path:
+    """``$ETHOS_KWS_CACHE`` or the platform's user cache folder."""
+    env = os.environ.get("ETHOS_KWS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ethos-kws", appauthor=False))
+
+
+def shared_data_dir() -> Path | None:
+    """``$ETHOS_KWS_SHARED_DATA`` or ``../shared/data`` beside a source checkout, if present."""
+    env = os.environ.get("ETHOS_KWS_SHARED_DATA")
+    if env:
+        return Path(env)
+    candidate = _PKG.parent.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None

@@ -1,0 +1,209 @@
+"""Reading TFLite flatbuffers without TensorFlow, through the schema module shipped in ``ethosu.vela``.
+
+``load_tflite`` validates the file (exists, not a directory, not empty, ``TFL3`` identifier, every
+table and buffer inside the file) so that later code can trust it, and raises ``ModelError`` with a
+message naming the problem otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from ethosu.vela.tflite import BuiltinOperator as _BuiltinOperator
+from ethosu.vela.tflite import TensorType as _TensorType
+from ethosu.vela.tflite.Model import Model
+
+from .backends.base import TensorSpec
+from .errors import ModelError
+
+# TensorType enum value -> numpy dtype name (what we can handle as data)
+_TENSOR_TYPES = {
+    v: k.lower() for k, v in vars(_TensorType.TensorType).items() if not k.startswith("_")
+}
+_NUMPY_DTYPE = {
+    "float32": "float32", "float16": "float16", "float64": "float64", "int32": "int32",
+    "uint8": "uint8", "int64": "int64", "bool": "bool", "int16": "int16", "int8": "int8",
+    "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+}
+BUILTIN_OP_NAMES = {
+    v: k for k, v in vars(_BuiltinOperator.BuiltinOperator).items() if not k.startswith("_")
+}
+MIN_TFLITE_BYTES = 8  # root offset + "TFL3"
+
+
+def tensor_type_name(t: int) -> str:
+    return _TENSOR_TYPES.get(t, f"type{t}")
+
+
+def numpy_dtype(t: int) -> np.dtype:
+    name = tensor_type_name(t)
+    if name not in _NUMPY_DTYPE:
+        raise ModelError(f"tensor type {name} is not supported")
+    return np.dtype(_NUMPY_DTYPE[name])
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    index: int
+    opcode: str  # builtin name ("CONV_2D") or "CUSTOM"
+    custom_code: str | None
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+@dataclass
+class TfliteModel:
+    path: Path
+    data: bytes = field(repr=False)
+    model: Model = field(repr=False)
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
+
+    @property
+    def subgraph(self):
+        return self.model.Subgraphs(0)
+
+    def tensor(self, index: int, subgraph: int = 0):
+        return self.model.Subgraphs(subgraph).Tensors(index)
+
+    def tensor_spec(self, index: int, subgraph: int = 0) -> TensorSpec:
+        t = self.tensor(index, subgraph)
+        q = t.Quantization()
+        scale = zp = None
+        if q is not None and q.ScaleLength() > 0:
+            scale = float(q.Scale(0))
+            zp = int(q.ZeroPoint(0)) if q.ZeroPointLength() > 0 else 0
+        shape = tuple(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        name = t.Name().decode("utf-8", "replace") if t.Name() else f"tensor{index}"
+        return TensorSpec(name, shape, tensor_type_name(t.Type()), scale, zp)
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        sg = self.subgraph
+        return [self.tensor_spec(int(i)) for i in sg.InputsAsNumpy()] if sg.InputsLength() else []
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        sg = self.subgraph
+        return [self.tensor_spec(int(i)) for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
+
+    def operators(self, subgraph: int = 0) -> list[OpInfo]:
+        sg = self.model.Subgraphs(subgraph)
+        ops = []
+        for i in range(sg.OperatorsLength()):
+            op = sg.Operators(i)
+            code = self.model.OperatorCodes(op.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            name = BUILTIN_OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+            custom = code.CustomCode().decode("utf-8", "replace") if code.CustomCode() else None
+            ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
+            outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+            ops.append(OpInfo(i, name, custom, ins, outs))
+        return ops
+
+    def buffer_bytes(self, buffer_index: int) -> bytes:
+        buf = self.model.Buffers(buffer_index)
+        if buf.DataLength():
+            return buf.DataAsNumpy().tobytes()
+        off, size = buf.Offset(), buf.Size()
+        if off > 1 and size:  # large models keep buffers after the flatbuffer
+            if off + size > len(self.data):
+                raise ModelError(f"{self.path}: truncated file (buffer {buffer_index} ends past EOF)")
+            return self.data[off : off + size]
+        return b""
+
+    def tensor_data(self, index: int, subgraph: int = 0) -> np.ndarray | None:
+        """Constant data of a tensor, shaped, or None for activations."""
+        t = self.tensor(index, subgraph)
+        raw = self.buffer_bytes(t.Buffer())
+        if not raw:
+            return None
+        arr = np.frombuffer(raw, dtype=numpy_dtype(t.Type()))
+        shape = tuple(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        return arr.reshape(shape) if int(np.prod(shape)) == arr.size else arr
+
+    def metadata(self, name: str) -> bytes | None:
+        for i in range(self.model.MetadataLength()):
+            md = self.model.Metadata(i)
+            if md.Name() and md.Name().decode("utf-8", "replace") == name:
+                return self.buffer_bytes(md.Buffer())
+        return None
+
+
+def load_tflite(path: str | os.PathLike) -> TfliteModel:
+    """Read and validate a TFLite file; raise ``ModelError`` with a one-line reason otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model file not found: {p}")
+    if p.is_dir():
+        raise ModelError(f"model path is a directory, not a .tflite file: {p}")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read model file {p}: {e.strerror or e}") from None
+    return parse_tflite(data, p)
+
+
+def parse_tflite(data: bytes, path: str | os.PathLike = "<memory>") -> TfliteModel:
+    p = Path(path)
+    if len(data) == 0:
+        raise ModelError(f"model file is empty: {p}")
+    if len(data) < MIN_TFLITE_BYTES or data[4:8] != b"TFL3":
+        raise ModelError(f"not a TFLite flatbuffer (no 'TFL3' identifier): {p}")
+    root = int.from_bytes(data[0:4], "little")
+    if root >= len(data):
+        raise ModelError(f"truncated or corrupt TFLite file (root table outside the file): {p}")
+    try:
+        model = Model.GetRootAs(data, 0)
+        _walk(model, len(data))
+    except ModelError:
+        raise
+    except Exception:  # flatbuffers raises IndexError/struct.error on out-of-range reads
+        raise ModelError(f"truncated or corrupt TFLite file: {p}") from None
+    tm = TfliteModel(p, data, model)
+    if model.SubgraphsLength() < 1:
+        raise ModelError(f"TFLite file has no subgraph: {p}")
+    return tm
+
+
+def _walk(model: Model, size: int) -> None:
+    """Touch every table we rely on, so truncation shows up here and not deep in a backend."""
+    for i in range(model.OperatorCodesLength()):
+        c = model.OperatorCodes(i)
+        c.BuiltinCode(), c.CustomCode()
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            t.ShapeAsNumpy() if t.ShapeLength() else None
+            t.Name(), t.Type(), t.Buffer()
+            q = t.Quantization()
+            if q is not None and q.ScaleLength():
+                q.ScaleAsNumpy(), q.ZeroPointAsNumpy()
+        for i in range(sg.OperatorsLength()):
+            op = sg.Operators(i)
+            if op.OpcodeIndex() >= model.OperatorCodesLength():
+                raise ModelError("corrupt TFLite file: operator refers to a missing opcode")
+            op.InputsAsNumpy() if op.InputsLength() else None
+        sg.InputsAsNumpy() if sg.InputsLength() else None
+    for i in range(model.BuffersLength()):
+        b = model.Buffers(i)
+        if b.DataLength():
+            arr = b.DataAsNumpy()
+            if arr.size != b.DataLength():
+                raise ModelError("truncated TFLite file (buffer data past end of file)")
+        elif b.Offset() > 1 and b.Offset() + b.Size() > size:
+            raise ModelError("truncated TFLite file (buffer data past end of file)")
+    for i in range(model.MetadataLength()):
+        model.Metadata(i).Name()
