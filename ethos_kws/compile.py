@@ -1,0 +1,413 @@
+"""The Vela adapter: compile in-process, normalize Vela's CSVs into one result, cache by content.
+
+Vela reports memory in KiB and time in seconds; ``CompileResult`` carries bytes, milliseconds and
+hertz, with the unit in every field name. A compile is keyed by everything that can change its
+output (model bytes, accelerator, system config, memory mode, optimise, arena cache size, Vela
+version, ini content, compiler), so a repeated or interrupted sweep reuses finished work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from .accel import (
+    Accelerator,
+    check_memory_mode,
+    check_system_config_fits,
+    get_accelerator,
+    get_system_config,
+    vela_ini_path,
+)
+from .errors import CompileError, UserError
+from .fsutil import atomic_dir, atomic_write_json
+from .paths import cache_dir
+from .tflite import load_tflite
+
+OPTIMISE_CHOICES = ("Performance", "Size")
+CACHE_FORMAT = 1  # bump when CompileResult or the cache layout changes
+KIB = 1024
+
+
+def vela_version() -> str:
+    return importlib.metadata.version("ethos-u-vela")
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    name: str
+    op: str
+    cycles: int
+    macs: int
+    mac_utilization: float
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    accel: str
+    system_config: str
+    memory_mode: str
+    optimise: str
+    arena_cache_size_bytes: int | None
+    compiler: str  # "regor" (Vela's default core) or "legacy" (--debug-force-legacy-core)
+    core_clock_hz: float
+    macs_per_cycle: int
+    cycles_npu: int
+    cycles_total: int
+    inference_time_ms: float
+    inferences_per_second: float
+    sram_bytes: int
+    flash_bytes: int
+    dram_bytes: int
+    npu_ops: int
+    cpu_ops: int
+    cpu_op_names: tuple[str, ...]
+    macs: int
+    mac_utilization: float
+    encoded_weights_bytes: int
+    original_weights_bytes: int
+    vela_version: str
+    model_sha256: str
+    model_path: str
+    compiled_model: str
+    output_dir: str
+    cache_key: str
+    layers: tuple[LayerResult, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cpu_op_names"] = list(self.cpu_op_names)
+        d["layers"] = [asdict(layer) for layer in self.layers]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CompileResult":
+        d = dict(d)
+        d["cpu_op_names"] = tuple(d.get("cpu_op_names", ()))
+        d["layers"] = tuple(LayerResult(**x) for x in d.get("layers", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class CompileSpec:
+    """Everything that determines Vela's output, resolved to explicit values."""
+
+    model_path: str
+    model_sha256: str
+    accel: str
+    system_config: str
+    memory_mode: str
+    optimise: str = "Performance"
+    arena_cache_size: int | None = None
+    legacy_core: bool = False
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return get_accelerator(self.accel)
+
+    def cache_key(self) -> str:
+        ini = vela_ini_path().read_bytes()
+        key = {
+            "format": CACHE_FORMAT,
+            "model_sha256": self.model_sha256,
+            "accel": self.accel,
+            "system_config": self.system_config,
+            "memory_mode": self.memory_mode,
+            "optimise": self.optimise,
+            "arena_cache_size": self.arena_cache_size,
+            "legacy_core": self.legacy_core,
+            "vela_version": vela_version(),
+            "ini_sha256": hashlib.sha256(ini).hexdigest(),
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+    def vela_argv(self, out_dir: Path) -> list[str]:
+        argv = [
+            self.model_path,
+            "--accelerator-config", self.accelerator.vela_config,
+            "--config", str(vela_ini_path()),
+            "--system-config", self.system_config,
+            "--memory-mode", self.memory_mode,
+            "--optimise", self.optimise,
+            "--output-dir", str(out_dir),
+            "--verbose-performance",
+        ]  # fmt: skip
+        if self.arena_cache_size is not None:
+            argv += ["--arena-cache-size", str(self.arena_cache_size)]
+        if self.legacy_core:
+            argv.append("--debug-force-legacy-core")
+        return argv
+
+
+def make_spec(
+    model_path: str | os.PathLike,
+    accel: str | Accelerator,
+    *,
+    system_config: str | None = None,
+    memory_mode: str | None = None,
+    optimise: str = "Performance",
+    arena_cache_size: int | None = None,
+    legacy_core: bool = False,
+    model_sha256: str | None = None,
+) -> CompileSpec:
+    acc = accel if isinstance(accel, Accelerator) else get_accelerator(accel)
+    system_config = system_config or acc.default_system_config
+    get_system_config(system_config)
+    check_system_config_fits(acc, system_config)
+    memory_mode = check_memory_mode(memory_mode or acc.default_memory_mode)
+    if optimise not in OPTIMISE_CHOICES:
+        matches = [o for o in OPTIMISE_CHOICES if o.lower() == str(optimise).lower()]
+        if not matches:
+            raise UserError(f"unknown --optimise {optimise!r}; choose Performance or Size")
+        optimise = matches[0]
+    if arena_cache_size is not None and arena_cache_size <= 0:
+        raise UserError(f"--arena-cache-size must be a positive number of bytes, got {arena_cache_size}")
+    if model_sha256 is None:
+        model_sha256 = load_tflite(model_path).sha256
+    return CompileSpec(
+        str(Path(model_path).resolve()), model_sha256, acc.name, system_config, memory_mode,
+        optimise, arena_cache_size, legacy_core,
+    )  # fmt: skip
+
+
+def compile_cache_dir() -> Path:
+    return cache_dir() / "compile"
+
+
+def cached_result(spec: CompileSpec) -> CompileResult | None:
+    entry = compile_cache_dir() / spec.cache_key()
+    doc = entry / "compile.json"
+    if not doc.is_file():
+        return None
+    try:
+        result = CompileResult.from_dict(json.loads(doc.read_text()))
+    except (ValueError, TypeError, KeyError):
+        return None  # damaged or older entry: compile again
+    if not Path(result.compiled_model).is_file():
+        return None
+    return replace(result, model_path=spec.model_path)
+
+
+def compile_model(
+    model_path: str | os.PathLike,
+    accel: str | Accelerator,
+    *,
+    system_config: str | None = None,
+    memory_mode: str | None = None,
+    optimise: str = "Performance",
+    arena_cache_size: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    legacy_core: bool = False,
+    use_cache: bool = True,
+) -> CompileResult:
+    """Compile one model for one accelerator with Vela, in-process; cached by content."""
+    spec = make_spec(
+        model_path, accel, system_config=system_config, memory_mode=memory_mode,
+        optimise=optimise, arena_cache_size=arena_cache_size, legacy_core=legacy_core,
+    )  # fmt: skip
+    return compile_spec(spec, out_dir=out_dir, use_cache=use_cache)
+
+
+def compile_spec(
+    spec: CompileSpec, *, out_dir: str | os.PathLike | None = None, use_cache: bool = True
+) -> CompileResult:
+    result = cached_result(spec) if use_cache else None
+    if result is None:
+        result = _run_vela_into_cache(spec)
+    if out_dir is not None:
+        result = export_result(result, Path(out_dir))
+    return result
+
+
+def export_result(result: CompileResult, out_dir: Path) -> CompileResult:
+    """Copy a cached compile (model, CSVs, Vela log, compile.json) into ``out_dir``."""
+    src = Path(result.output_dir)
+    with atomic_dir(out_dir) as tmp:
+        for f in src.iterdir():
+            if f.name != "compile.json":
+                shutil.copy2(f, tmp / f.name)
+        exported = replace(
+            result,
+            output_dir=str(out_dir.resolve()),
+            compiled_model=str(out_dir.resolve() / Path(result.compiled_model).name),
+        )
+        atomic_write_json(tmp / "compile.json", exported.to_dict())
+    return exported
+
+
+def _run_vela_into_cache(spec: CompileSpec) -> CompileResult:
+    key = spec.cache_key()
+    entry = compile_cache_dir() / key
+    with atomic_dir(entry) as tmp:
+        log = run_vela(spec.vela_argv(tmp))
+        (tmp / "vela_output.txt").write_text(log)
+        result = parse_vela_output(spec, tmp, log, key)
+        final = replace(
+            result,
+            output_dir=str(entry),
+            compiled_model=str(entry / Path(result.compiled_model).name),
+        )
+        atomic_write_json(tmp / "compile.json", final.to_dict())
+    return final
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[Path]:
+    """Send fds 1 and 2 to a file: Vela's C++ core prints below Python's sys.stdout."""
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            out = _Holder()
+            with contextlib.redirect_stdout(sys.__stdout__), contextlib.redirect_stderr(sys.__stderr__):
+                try:
+                    yield out
+                finally:
+                    sys.__stdout__.flush()
+                    sys.__stderr__.flush()
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            out.text = sink.read().decode("utf-8", "replace")
+
+
+class _Holder:
+    text = ""
+
+
+def run_vela(argv: list[str]) -> str:
+    """Run ``vela.main(argv)`` in this process; return what it printed, raise on failure."""
+    from ethosu.vela import vela
+
+    rc: Any = None
+    error: BaseException | None = None
+    with _captured_output() as out:
+        try:
+            rc = vela.main(argv)
+        except SystemExit as e:  # argparse and some Vela checks exit
+            rc = e.code
+        except Exception as e:  # noqa: BLE001 - Vela raises many types; report them as one
+            error = e
+    text = out.text
+    if error is not None or (rc not in (0, None)):
+        detail = str(error) if error is not None else _last_error_line(text) or f"exit code {rc}"
+        raise CompileError(f"Vela failed: {detail.strip().splitlines()[-1] if detail.strip() else detail}")
+    return text
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "error" in ln.lower():
+            return ln
+    return lines[-1] if lines else ""
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> CompileResult:
+    stem = Path(spec.model_path).stem
+    compiled = out / f"{stem}_vela.tflite"
+    summary_path = out / f"{stem}_summary_{spec.system_config}.csv"
+    layers_path = out / f"{stem}_per-layer.csv"
+    if not compiled.is_file() or not summary_path.is_file():
+        raise CompileError(f"Vela produced no compiled model for {spec.accel}; see its output:\n{log[-2000:]}")
+    rows = _read_csv(summary_path)
+    if len(rows) != 1:
+        raise CompileError(f"unexpected Vela summary CSV {summary_path.name}: {len(rows)} rows")
+    s = rows[0]
+    acc = spec.accelerator
+
+    def num(col: str) -> float:
+        try:
+            return float(s[col])
+        except (KeyError, ValueError):
+            raise CompileError(f"Vela summary CSV lacks a numeric {col!r} column") from None
+
+    cycles_total = int(round(num("cycles_total")))
+    macs = int(round(num("nn_macs")))
+    layers = tuple(_layers(layers_path)) if layers_path.is_file() else ()
+    compiled_model = load_tflite(compiled)
+    cpu_ops = tuple(o.opcode for o in compiled_model.operators() if o.custom_code != "ethos-u")
+    npu_ops = _count_from_log(log, "NPU operators")
+    if npu_ops is None:
+        npu_ops = sum(1 for layer in layers if layer.cycles or layer.macs)
+    return CompileResult(
+        accel=acc.name,
+        system_config=spec.system_config,
+        memory_mode=spec.memory_mode,
+        optimise=spec.optimise,
+        arena_cache_size_bytes=int(num("arena_cache_size")) if s.get("arena_cache_size") else None,
+        compiler="legacy" if spec.legacy_core else "regor",
+        core_clock_hz=num("core_clock"),
+        macs_per_cycle=acc.macs_per_cycle,
+        cycles_npu=int(round(num("cycles_npu"))),
+        cycles_total=cycles_total,
+        inference_time_ms=num("inference_time") * 1e3,
+        inferences_per_second=num("inferences_per_second"),
+        sram_bytes=int(round(num("sram_memory_used") * KIB)),
+        flash_bytes=int(round((num("off_chip_flash_memory_used") + num("on_chip_flash_memory_used")) * KIB)),
+        dram_bytes=int(round(num("dram_memory_used") * KIB)),
+        npu_ops=npu_ops,
+        cpu_ops=len(cpu_ops),
+        cpu_op_names=cpu_ops,
+        macs=macs,
+        mac_utilization=macs / (cycles_total * acc.macs_per_cycle) if cycles_total else 0.0,
+        encoded_weights_bytes=int(round(num("total_npu_encoded_weights"))),
+        original_weights_bytes=int(round(num("total_original_weights"))),
+        vela_version=vela_version(),
+        model_sha256=spec.model_sha256,
+        model_path=spec.model_path,
+        compiled_model=str(compiled),
+        output_dir=str(out),
+        cache_key=key,
+        layers=layers,
+    )
+
+
+def _count_from_log(log: str, label: str) -> int | None:
+    for line in log.splitlines():
+        if line.strip().startswith(label) and "=" in line:
+            try:
+                return int(line.split("=", 1)[1].split()[0])
+            except (ValueError, IndexError):
+                return None
+    return None
+
+
+def _layers(path: Path) -> Iterator[LayerResult]:
+    for row in _read_csv(path):
+        try:
+            cycles = int(float(row.get("Op Cycles") or 0))
+            macs = int(float(row.get("MAC Count") or 0))
+            util = float(row.get("Util% (MAC)") or 0) / 100.0
+        except ValueError:
+            continue
+        if cycles == 0 and macs == 0:
+            continue  # activations Vela fused into the previous op
+        yield LayerResult(
+            name=row.get("Name", "").strip(),
+            op=(row.get("NNG Operator") or row.get("Original Operator") or "").strip(),
+            cycles=cycles,
+            macs=macs,
+            mac_utilization=util,
+        )

@@ -1,0 +1,199 @@
+"""Compile one model for many accelerator configurations in parallel processes.
+
+Finished configurations come from the content-addressed compile cache, so a repeated sweep is
+instant and an interrupted one resumes where it stopped. Output: ``results.json``
+(``{"model": {...}, "results": [...]}``), ``results.csv`` (one row per configuration) and each
+configuration's Vela output in ``<out>/<accel>/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import multiprocessing
+import os
+import platform
+import socket
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .accel import Accelerator, parse_accelerator_list
+from .compile import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec
+from .errors import EthosKwsError
+from .fsutil import atomic_write_json, atomic_write_text
+from .model import ModelInfo, ResolvedModel, model_info, resolve_model
+
+# Scalar columns of results.csv, in order (layers stay in the JSON)
+CSV_COLUMNS = (
+    "accel", "system_config", "memory_mode", "optimise", "compiler", "core_clock_hz",
+    "macs_per_cycle", "cycles_npu", "cycles_total", "inference_time_ms", "inferences_per_second",
+    "sram_bytes", "flash_bytes", "dram_bytes", "npu_ops", "cpu_ops", "macs", "mac_utilization",
+    "encoded_weights_bytes", "original_weights_bytes", "vela_version", "model_sha256",
+    "compiled_model",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    model: ModelInfo
+    results: tuple[CompileResult, ...]
+    out_dir: str | None = None
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    host: str = field(default_factory=lambda: f"{socket.gethostname()} ({platform.platform()}, {os.cpu_count()} cores)")
+    extra: dict[str, Any] = field(default_factory=dict)  # optional sections: "fvp", "parity"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "model": self.model.to_dict(),
+            "results": [r.to_dict() for r in self.results],
+            "created": self.created,
+            "host": self.host,
+        }
+        d.update(self.extra)
+        return d
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame([{c: getattr(r, c) for c in CSV_COLUMNS} for r in self.results])
+
+    def csv_text(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in self.results:
+            w.writerow({c: getattr(r, c) for c in CSV_COLUMNS})
+        return buf.getvalue()
+
+
+def default_out_dir(model: ResolvedModel) -> Path:
+    return Path("reports") / "runs" / model.path.stem
+
+
+def _compile_worker(spec: CompileSpec) -> CompileResult:
+    return compile_spec(spec)
+
+
+def _pool_context():
+    # fork shares the already-imported Vela with the workers (start-up in ms, not a second);
+    # platforms without fork use forkserver/spawn.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else methods[0])
+
+
+def compile_all(
+    specs: Sequence[CompileSpec],
+    *,
+    jobs: int | None = None,
+    progress: Callable[[CompileResult], None] | None = None,
+) -> list[CompileResult]:
+    """Compile every spec (cached ones straight from the cache), in the order given."""
+    results: dict[int, CompileResult] = {}
+    todo = []
+    for i, spec in enumerate(specs):
+        hit = cached_result(spec)
+        if hit is not None:
+            results[i] = hit
+            if progress:
+                progress(hit)
+        else:
+            todo.append(i)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    if len(todo) == 1 or jobs == 1:
+        for i in todo:
+            results[i] = compile_spec(specs[i])
+            if progress:
+                progress(results[i])
+    elif todo:
+        import ethosu.vela.vela  # noqa: F401 - imported once here, inherited by forked workers
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) as pool:
+            futures = {pool.submit(_compile_worker, specs[i]): i for i in todo}
+            try:
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    if progress:
+                        progress(results[futures[fut]])
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    return [results[i] for i in range(len(specs))]
+
+
+def sweep(
+    model: str | os.PathLike | ResolvedModel | None = None,
+    *,
+    accels: str | Sequence[str] | None = "all",
+    system_config: str | None = None,
+    memory_mode: str | None = None,
+    optimise: str = "Performance",
+    arena_cache_size: int | None = None,
+    legacy_core: bool = False,
+    out_dir: str | os.PathLike | None = None,
+    jobs: int | None = None,
+    progress: Callable[[CompileResult], None] | None = None,
+    allow_synthetic: bool = False,
+) -> SweepResult:
+    """Compile ``model`` for every accelerator in ``accels``; write results when ``out_dir``."""
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
+    info = model_info(resolved)
+    acc_list: list[Accelerator] = parse_accelerator_list(accels)
+    specs = [
+        make_spec(
+            resolved.path, acc,
+            # a system config or memory mode given explicitly applies to every NPU it fits
+            system_config=system_config if system_config and _fits(acc, system_config) else None,
+            memory_mode=memory_mode, optimise=optimise, arena_cache_size=arena_cache_size,
+            legacy_core=legacy_core, model_sha256=info.sha256,
+        )  # fmt: skip
+        for acc in acc_list
+    ]
+    results = compile_all(specs, jobs=jobs, progress=progress)
+    result = SweepResult(info, tuple(results))
+    if out_dir is not None:
+        result = write_sweep(result, Path(out_dir))
+    return result
+
+
+def _fits(acc: Accelerator, system_config: str) -> bool:
+    from .accel import check_system_config_fits
+
+    try:
+        check_system_config_fits(acc, system_config)
+        return True
+    except EthosKwsError:
+        return False
+
+
+def write_sweep(result: SweepResult, out: Path) -> SweepResult:
+    exported = tuple(export_result(r, out / r.accel) for r in result.results)
+    result = SweepResult(result.model, exported, str(out.resolve()), result.created, result.host, result.extra)
+    atomic_write_json(out / "results.json", result.to_dict())
+    atomic_write_text(out / "results.csv", result.csv_text())
+    return result
+
+
+def format_table(results: Sequence[CompileResult]) -> str:
+    """The one-screen table ``ethos-kws sweep`` prints."""
+    header = ("accel", "system config", "cycles", "time ms", "inf/s", "SRAM KiB", "flash KiB", "DRAM KiB", "NPU/CPU ops", "MAC util")
+    rows = [
+        (
+            r.accel, r.system_config, f"{r.cycles_total:,}", f"{r.inference_time_ms:.3f}",
+            f"{r.inferences_per_second:,.0f}", f"{r.sram_bytes / 1024:.1f}", f"{r.flash_bytes / 1024:.1f}",
+            f"{r.dram_bytes / 1024:.1f}", f"{r.npu_ops}/{r.cpu_ops}", f"{r.mac_utilization:.1%}",
+        )  # fmt: skip
+        for r in results
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(x).rjust(w) if i >= 2 else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
