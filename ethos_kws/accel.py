@@ -46,7 +46,7 @@ ACCELERATORS: dict[str, Accelerator] = {
     ]
 }
 
-_NAME_RE = re.compile(r"^(?:ethos[-_])?(u5[56])[-_](\d+)$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^(?:ethos[-_])?(u55|u65)[-_](\d+)$", re.IGNORECASE)
 
 
 def get_accelerator(name: str) -> Accelerator:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import socket
 import sys
@@ -24,7 +25,7 @@ import numpy as np
 
 from .errors import FetchError, ModelError
 from .paths import cache_dir
-from .tflite import TfliteModel, load_tflite
+from .tflite import OpInfo, TfliteModel, load_tflite
 
 # ---- The target model: ML-zoo "DS-CNN Clustered INT8" (see shared/data/PROVENANCE.md) -----------
 MLZOO_REPO = "ARM-software/ML-zoo"
@@ -243,6 +244,10 @@ def _download_verified(
             raise FetchError(f"{url}: cannot connect ({reason})") from None
         except (socket.timeout, TimeoutError):
             raise FetchError(f"{url}: timed out after {timeout_s:g} s") from None
+        except http.client.IncompleteRead as e:
+            raise FetchError(f"{url}: truncated download ({len(e.partial)} bytes, then the connection closed)") from None
+        except http.client.HTTPException as e:
+            raise FetchError(f"{url}: bad HTTP response ({type(e).__name__})") from None
         except (ConnectionError, OSError) as e:
             if isinstance(e, FetchError):
                 raise
@@ -269,6 +274,7 @@ def _download_verified(
 # Ops whose weights (input 1) are a kernel worth counting unique values of
 _WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
 _INT8_IO = {"int8"}
+_POOL_OPS = {"AVERAGE_POOL_2D", "MAX_POOL_2D"}
 
 
 @dataclass(frozen=True)
@@ -309,11 +315,28 @@ def _shape(m: TfliteModel, index: int) -> tuple[int, ...]:
     return m.tensor_spec(index).shape
 
 
-def op_macs(m: TfliteModel, opcode: str, inputs: tuple[int, ...], outputs: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one op, counted the way Vela's ``nn_macs`` counts them."""
-    if not outputs or len(inputs) < 2 or inputs[1] < 0:
+def _pool_kernel_elements(m: TfliteModel, op_index: int) -> int:
+    from ethosu.vela.tflite.Pool2DOptions import Pool2DOptions
+
+    table = m.subgraph.Operators(op_index).BuiltinOptions()
+    if table is None:
+        return 0
+    opts = Pool2DOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return int(opts.FilterHeight()) * int(opts.FilterWidth())
+
+
+def op_macs(m: TfliteModel, op: OpInfo) -> int:
+    """Multiply-accumulates of one op, counted as Vela's ``nn_macs`` does for these ops
+    (pooling counts one MAC per kernel element and output; Vela adds a few for softmax)."""
+    opcode, inputs, outputs = op.opcode, op.inputs, op.outputs
+    if not outputs:
         return 0
     out = _shape(m, outputs[0])
+    if opcode in _POOL_OPS:
+        return int(np.prod(out)) * _pool_kernel_elements(m, op.index)
+    if len(inputs) < 2 or inputs[1] < 0:
+        return 0
     w = _shape(m, inputs[1])
     if opcode == "CONV_2D" and len(w) == 4:  # w: [O, KH, KW, I]
         return int(np.prod(out)) * w[1] * w[2] * w[3]
@@ -331,7 +354,7 @@ def model_info(resolved: ResolvedModel | str | os.PathLike) -> ModelInfo:
     m = load_tflite(resolved.path)
     ops = m.operators()
     counts = Counter(o.custom_code if o.opcode == "CUSTOM" and o.custom_code else o.opcode for o in ops)
-    macs = sum(op_macs(m, o.opcode, o.inputs, o.outputs) for o in ops)
+    macs = sum(op_macs(m, o) for o in ops)
     weights = []
     seen: set[int] = set()
     for o in ops:

@@ -144,8 +144,12 @@ class TfliteModel:
 def load_tflite(path: str | os.PathLike) -> TfliteModel:
     """Read and validate a TFLite file; raise ``ModelError`` with a one-line reason otherwise."""
     p = Path(path)
-    if not p.exists():
-        raise ModelError(f"model file not found: {p}")
+    try:
+        p.stat()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {p}") from None
+    except OSError as e:
+        raise ModelError(f"cannot read model file {p}: {e.strerror or e}") from None
     if p.is_dir():
         raise ModelError(f"model path is a directory, not a .tflite file: {p}")
     try:

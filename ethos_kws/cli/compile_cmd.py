@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..accel import ACCELERATORS
-from ..compile import OPTIMISE_CHOICES, compile_model
+from ..vela import OPTIMISE_CHOICES, compile_model
 from ..model import resolve_model
 from .common import add_command, add_json_arg, add_model_arg, print_json
 

@@ -86,7 +86,7 @@ def run_info(args) -> int:
     doc = info.to_dict()
     warnings = list(info.warnings)
     if not args.no_compile:
-        from ..compile import compile_model
+        from ..vela import compile_model
 
         r = compile_model(resolved.path, "u55-128")
         doc["vela_cpu_ops"] = list(r.cpu_op_names)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..accel import ACCELERATORS
 from ..model import resolve_model
-from ..sweep import default_out_dir, format_table, sweep
+from ..sweeps import default_out_dir, format_table, sweep
 from .common import add_command, add_json_arg, add_model_arg, is_terminal, print_json
 from .compile_cmd import add_vela_args
 

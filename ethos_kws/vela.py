@@ -1,4 +1,4 @@
-"""The Vela adapter: compile in-process, normalize Vela's CSVs into one result, cache by content.
+"""The Vela adapter (``ethos_kws.compile`` in the API): compile in-process, normalize Vela's CSVs into one result, cache by content.
 
 Vela reports memory in KiB and time in seconds; ``CompileResult`` carries bytes, milliseconds and
 hertz, with the unit in every field name. A compile is keyed by everything that can change its

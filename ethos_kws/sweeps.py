@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .accel import Accelerator, parse_accelerator_list
-from .compile import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec
+from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec
 from .errors import EthosKwsError
 from .fsutil import atomic_write_json, atomic_write_text
 from .model import ModelInfo, ResolvedModel, model_info, resolve_model

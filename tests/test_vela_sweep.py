@@ -1,0 +1,191 @@
+"""Vela adapter, cache and sweep — Vela runs for real, in-process."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import ethos_kws
+from ethos_kws import vela as vela_mod
+from ethos_kws.accel import ACCELERATORS, get_accelerator, parse_accelerator_list
+from ethos_kws.cli import main
+from ethos_kws.errors import AcceleratorError, CompileError
+from ethos_kws.vela import compile_cache_dir, compile_model, make_spec
+
+CONTRACT = (
+    "accel system_config memory_mode optimise core_clock_hz cycles_npu cycles_total inference_time_ms "
+    "inferences_per_second sram_bytes flash_bytes dram_bytes npu_ops cpu_ops macs mac_utilization "
+    "encoded_weights_bytes original_weights_bytes vela_version model_sha256 compiled_model layers"
+).split()
+
+
+def test_accelerator_names():
+    assert [a.name for a in parse_accelerator_list("all")] == list(ACCELERATORS)
+    assert get_accelerator("ethos-u55-128") is get_accelerator("u55-128")
+    assert get_accelerator("Ethos-U65-512").cores == 2
+    with pytest.raises(AcceleratorError, match="unknown accelerator 'u55-100'.*u55-32"):
+        get_accelerator("u55-100")
+
+
+def test_defaults_and_overrides(int8io_model):
+    s = make_spec(int8io_model, "u55-128")
+    assert (s.system_config, s.memory_mode) == ("Ethos_U55_High_End_Embedded", "Shared_Sram")
+    s = make_spec(int8io_model, "u65-256")
+    assert (s.system_config, s.memory_mode) == ("Ethos_U65_High_End", "Dedicated_Sram")
+    s = make_spec(int8io_model, "u55-64", system_config="Ethos_U55_Deep_Embedded", memory_mode="Sram_Only")
+    assert (s.system_config, s.memory_mode) == ("Ethos_U55_Deep_Embedded", "Sram_Only")
+    with pytest.raises(AcceleratorError, match="unknown system config"):
+        make_spec(int8io_model, "u55-64", system_config="Nope")
+    with pytest.raises(AcceleratorError, match="unknown memory mode"):
+        make_spec(int8io_model, "u55-64", memory_mode="Nope")
+    with pytest.raises(AcceleratorError, match="DRAM"):
+        make_spec(int8io_model, "u55-64", system_config="Ethos_U65_High_End")
+
+
+def test_compile_contract_and_units(int8io_model, tmp_path):
+    r = compile_model(int8io_model, "u55-128", out_dir=tmp_path / "out")
+    d = r.to_dict()
+    assert set(CONTRACT) <= set(d)
+    assert r.cpu_ops == 0 and r.npu_ops > 0 and r.vela_version == "5.2.0"
+    assert r.core_clock_hz == 500e6
+    # time follows from cycles at the core clock; bytes are whole KiB multiples of Vela's figures
+    assert r.inference_time_ms == pytest.approx(r.cycles_total / r.core_clock_hz * 1e3, rel=1e-6)
+    assert r.mac_utilization == pytest.approx(r.macs / (r.cycles_total * 128))
+    summary = next((tmp_path / "out").glob("*_summary_*.csv"))
+    row = next(csv.DictReader(summary.open()))
+    assert r.sram_bytes == round(float(row["sram_memory_used"]) * 1024)
+    assert r.flash_bytes == round(float(row["off_chip_flash_memory_used"]) * 1024) and r.dram_bytes == 0
+    assert Path(r.compiled_model).parent == (tmp_path / "out").resolve()
+    assert json.loads((tmp_path / "out" / "compile.json").read_text())["cycles_total"] == r.cycles_total
+    assert (tmp_path / "out" / "vela_output.txt").read_text().count("NPU operators") == 1
+    assert sum(layer.macs for layer in r.layers) == pytest.approx(r.macs, rel=0.01)
+
+
+def test_float_io_model_reports_two_cpu_ops(float_io_model):
+    r = compile_model(float_io_model, "u55-128")
+    assert r.cpu_ops == 2 and set(r.cpu_op_names) == {"QUANTIZE", "DEQUANTIZE"}
+
+
+def test_u65_uses_dram_not_flash(int8io_model):
+    r = compile_model(int8io_model, "u65-512")
+    assert r.memory_mode == "Dedicated_Sram" and r.flash_bytes == 0 and r.dram_bytes > 0
+    assert r.core_clock_hz == 1e9
+
+
+def test_cache_key_covers_every_input(int8io_model, tmp_path, monkeypatch):
+    base = make_spec(int8io_model, "u55-128")
+    variants = [
+        make_spec(int8io_model, "u55-256"),
+        make_spec(int8io_model, "u55-128", optimise="Size"),
+        make_spec(int8io_model, "u55-128", memory_mode="Sram_Only"),
+        make_spec(int8io_model, "u55-128", system_config="Ethos_U55_Deep_Embedded"),
+        make_spec(int8io_model, "u55-128", arena_cache_size=65536),
+        make_spec(int8io_model, "u55-128", legacy_core=True),
+    ]
+    base_key = base.cache_key()
+    keys = {base_key} | {v.cache_key() for v in variants}
+    assert len(keys) == 1 + len(variants)
+    monkeypatch.setattr(vela_mod, "vela_version", lambda: "9.9.9")
+    assert base.cache_key() != base_key
+    monkeypatch.undo()
+    ini = tmp_path / "ethos_kws.ini"
+    ini.write_text(vela_mod.vela_ini_path().read_text() + "\n; edited\n")
+    monkeypatch.setattr(vela_mod, "vela_ini_path", lambda: ini)
+    assert base.cache_key() != base_key
+
+
+def test_cache_reuses_and_failed_compile_leaves_nothing(int8io_model, monkeypatch):
+    r1 = compile_model(int8io_model, "u55-64")
+    calls = []
+    monkeypatch.setattr(vela_mod, "run_vela", lambda argv: calls.append(argv) or "")
+    r2 = compile_model(int8io_model, "u55-64")
+    assert calls == [] and r2.cycles_total == r1.cycles_total
+    # a compile that fails half way leaves no cache entry behind
+    before = set(compile_cache_dir().iterdir())
+
+    def boom(argv):
+        (Path(argv[argv.index("--output-dir") + 1]) / "partial.tflite").write_bytes(b"x")
+        raise CompileError("Vela failed: simulated")
+
+    monkeypatch.setattr(vela_mod, "run_vela", boom)
+    with pytest.raises(CompileError):
+        compile_model(int8io_model, "u55-32", optimise="Size")
+    assert set(compile_cache_dir().iterdir()) == before
+
+
+def test_vela_refusal_is_a_clear_error(tmp_path):
+    from ethos_kws.vela import run_vela
+
+    with pytest.raises(CompileError, match="Vela failed"):
+        run_vela([str(tmp_path / "missing.tflite"), "--output-dir", str(tmp_path)])
+
+
+def test_sweep_six_rows_cycles_fall_with_macs(int8io_model, tmp_path):
+    s = ethos_kws.sweep(int8io_model, accels="all", out_dir=tmp_path / "run")
+    assert [r.accel for r in s.results] == list(ACCELERATORS)
+    assert all(r.cpu_ops == 0 for r in s.results)
+    u55 = [r.cycles_total for r in s.results if r.accel.startswith("u55")]
+    assert u55 == sorted(u55, reverse=True) and len(set(u55)) == 4
+    df = s.to_dataframe()
+    assert len(df) == 6 and list(df["accel"]) == list(ACCELERATORS)
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert doc["model"]["sha256"] == s.model.sha256 and len(doc["results"]) == 6
+    rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
+    assert [int(r["cycles_total"]) for r in rows] == [r.cycles_total for r in s.results]
+    for r in s.results:
+        assert Path(r.compiled_model).is_file() and Path(r.compiled_model).parent.name == r.accel
+
+
+def test_interrupted_sweep_resumes(int8io_model, monkeypatch):
+    ethos_kws.sweep(int8io_model, accels="u55-32,u65-256", optimise="Size", jobs=1)
+    compiled = []
+    real = vela_mod.run_vela
+    monkeypatch.setattr(vela_mod, "run_vela", lambda argv: compiled.append(argv[2]) or real(argv))
+    s = ethos_kws.sweep(int8io_model, accels="all", optimise="Size", jobs=1)
+    assert len(s.results) == 6
+    assert sorted(compiled) == ["ethos-u55-128", "ethos-u55-256", "ethos-u55-64", "ethos-u65-512"]
+
+
+def test_sweep_cli_json_and_table(int8io_model, tmp_path, capsys):
+    assert main(["sweep", "--model", str(int8io_model), "--accel", "u55-128,u65-512", "--out", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["accel"] for r in doc["results"]] == ["u55-128", "u65-512"]
+    assert main(["sweep", "--model", str(int8io_model), "--accel", "u55-128", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "u55-128" in out and "cycles" in out and "derived" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compile", "--accel", "u55-100"], "unknown accelerator"),
+        (["sweep", "--accel", "u55-128,x"], "unknown accelerator 'x'"),
+        (["compile", "--accel", "u55-128", "--system-config", "Nope"], "unknown system config"),
+        (["compile", "--accel", "u55-128", "--memory-mode", "Nope"], "unknown memory mode"),
+        (["compile", "--accel", "u55-128", "--arena-cache-size", "-5"], "positive"),
+    ],
+)
+def test_bad_flags_exit_2(argv, message, int8io_model, capsys):
+    rc = main(argv + ["--model", str(int8io_model)])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1
+
+
+def test_configs_lists_clocks(capsys):
+    assert main(["configs", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    clocks = {s["name"]: s["core_clock_hz"] for s in doc["system_configs"]}
+    assert clocks["Ethos_U55_High_End_Embedded"] == 500e6 and clocks["Ethos_U65_High_End"] == 1e9
+    assert {m["name"] for m in doc["memory_modes"]} >= {"Shared_Sram", "Dedicated_Sram", "Sram_Only"}
+    assert [a["accel"] for a in doc["accelerators"]] == list(ACCELERATORS)
+    assert main(["configs"]) == 0
+    assert "500 MHz" in capsys.readouterr().out
+
+
+def test_compile_cli_summary(int8io_model, tmp_path, capsys):
+    assert main(["compile", "--accel", "ethos-u55-128", "--model", str(int8io_model), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "cycles" in out and "ms" in out and (tmp_path / "compile.json").is_file()
