@@ -198,6 +198,15 @@ def fetch_model(
     raise FetchError("; ".join(errors))
 
 
+def _short(url: str) -> str:
+    """Host and file name: enough to tell the URLs apart in a one-line error."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    name = parts.path.rsplit("/", 1)[-1]
+    return f"{parts.scheme}://{parts.netloc}/…/{name}" if parts.path.count("/") > 1 else url
+
+
 def _download_verified(
     url: str,
     dest: Path,
@@ -206,6 +215,7 @@ def _download_verified(
     expected_sha256: str,
     progress: Callable[[int, int | None], None] | None,
 ) -> None:
+    shown = _short(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
@@ -226,39 +236,39 @@ def _download_verified(
                         head += chunk[:64]
                     size += len(chunk)
                     if size > expected_size * 4:
-                        raise FetchError(f"{url}: response is far larger than the model")
+                        raise FetchError(f"{shown}: response is far larger than the model")
                     digest.update(chunk)
                     f.write(chunk)
                     if progress:
                         progress(size, total)
                 if total is not None and size != total:
-                    raise FetchError(f"{url}: truncated download ({size} of {total} bytes)")
+                    raise FetchError(f"{shown}: truncated download ({size} of {total} bytes)")
                 f.flush()
                 os.fsync(f.fileno())
         except urllib.error.HTTPError as e:
-            raise FetchError(f"{url}: HTTP {e.code} {e.reason}") from None
+            raise FetchError(f"{shown}: HTTP {e.code} {e.reason}") from None
         except urllib.error.URLError as e:
             reason = e.reason
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise FetchError(f"{url}: timed out after {timeout_s:g} s") from None
-            raise FetchError(f"{url}: cannot connect ({reason})") from None
+                raise FetchError(f"{shown}: timed out after {timeout_s:g} s") from None
+            raise FetchError(f"{shown}: cannot connect ({reason})") from None
         except (socket.timeout, TimeoutError):
-            raise FetchError(f"{url}: timed out after {timeout_s:g} s") from None
+            raise FetchError(f"{shown}: timed out after {timeout_s:g} s") from None
         except http.client.IncompleteRead as e:
-            raise FetchError(f"{url}: truncated download ({len(e.partial)} bytes, then the connection closed)") from None
+            raise FetchError(f"{shown}: truncated download ({len(e.partial)} bytes, then the connection closed)") from None
         except http.client.HTTPException as e:
-            raise FetchError(f"{url}: bad HTTP response ({type(e).__name__})") from None
+            raise FetchError(f"{shown}: bad HTTP response ({type(e).__name__})") from None
         except (ConnectionError, OSError) as e:
             if isinstance(e, FetchError):
                 raise
-            raise FetchError(f"{url}: connection failed ({e})") from None
+            raise FetchError(f"{shown}: connection failed ({e})") from None
         if head.startswith(b"version https://git-lfs"):
-            raise FetchError(f"{url}: got a Git LFS pointer, not the model")
+            raise FetchError(f"{shown}: got a Git LFS pointer, not the model")
         if size != expected_size:
-            raise FetchError(f"{url}: got {size} bytes, expected {expected_size}")
+            raise FetchError(f"{shown}: got {size} bytes, expected {expected_size}")
         got = digest.hexdigest()
         if got != expected_sha256:
-            raise FetchError(f"{url}: sha256 {got[:12]}… does not match {expected_sha256[:12]}…")
+            raise FetchError(f"{shown}: sha256 {got[:12]}… does not match {expected_sha256[:12]}…")
         os.replace(tmp, dest)
         tmp = None
     finally:
