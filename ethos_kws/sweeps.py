@@ -33,7 +33,7 @@ CSV_COLUMNS = (
     "macs_per_cycle", "cycles_npu", "cycles_total", "inference_time_ms", "inferences_per_second",
     "sram_bytes", "flash_bytes", "dram_bytes", "npu_ops", "cpu_ops", "macs", "mac_utilization",
     "encoded_weights_bytes", "original_weights_bytes", "vela_version", "model_sha256",
-    "compiled_model",
+    "compiled_model", "model_provenance",
 )  # fmt: skip
 
 
@@ -46,10 +46,14 @@ class SweepResult:
     host: str = field(default_factory=lambda: f"{socket.gethostname()} ({platform.platform()}, {os.cpu_count()} cores)")
     extra: dict[str, Any] = field(default_factory=dict)  # optional sections: "fvp", "parity"
 
+    def _row(self, r: CompileResult) -> dict[str, Any]:
+        # every row says what model it is about, so a synthetic stand-in can't pass for the real one
+        return {**r.to_dict(), "model_provenance": self.model.provenance}
+
     def to_dict(self) -> dict[str, Any]:
         d = {
             "model": self.model.to_dict(),
-            "results": [r.to_dict() for r in self.results],
+            "results": [self._row(r) for r in self.results],
             "created": self.created,
             "host": self.host,
         }
@@ -59,14 +63,15 @@ class SweepResult:
     def to_dataframe(self):
         import pandas as pd
 
-        return pd.DataFrame([{c: getattr(r, c) for c in CSV_COLUMNS} for r in self.results])
+        return pd.DataFrame([{c: self._row(r)[c] for c in CSV_COLUMNS} for r in self.results])
 
     def csv_text(self) -> str:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in self.results:
-            w.writerow({c: getattr(r, c) for c in CSV_COLUMNS})
+            row = self._row(r)
+            w.writerow({c: row[c] for c in CSV_COLUMNS})
         return buf.getvalue()
 
 
