@@ -195,12 +195,24 @@ def _walk(model: Model, size: int) -> None:
             q = t.Quantization()
             if q is not None and q.ScaleLength():
                 q.ScaleAsNumpy(), q.ZeroPointAsNumpy()
+        n_tensors = sg.TensorsLength()
+
+        def check_indices(indices, what: str) -> None:
+            for t in indices:
+                if not -1 <= int(t) < n_tensors:  # -1 marks an omitted optional input
+                    raise ModelError(f"corrupt TFLite file: {what} refers to tensor {int(t)} of {n_tensors}")
+
         for i in range(sg.OperatorsLength()):
             op = sg.Operators(i)
             if op.OpcodeIndex() >= model.OperatorCodesLength():
                 raise ModelError("corrupt TFLite file: operator refers to a missing opcode")
-            op.InputsAsNumpy() if op.InputsLength() else None
-        sg.InputsAsNumpy() if sg.InputsLength() else None
+            check_indices(op.InputsAsNumpy() if op.InputsLength() else (), f"operator {i}")
+            check_indices(op.OutputsAsNumpy() if op.OutputsLength() else (), f"operator {i}")
+        check_indices(sg.InputsAsNumpy() if sg.InputsLength() else (), "a subgraph input")
+        check_indices(sg.OutputsAsNumpy() if sg.OutputsLength() else (), "a subgraph output")
+        for i in range(n_tensors):
+            if sg.Tensors(i).Buffer() >= max(model.BuffersLength(), 1):
+                raise ModelError(f"corrupt TFLite file: tensor {i} refers to a missing buffer")
     for i in range(model.BuffersLength()):
         b = model.Buffers(i)
         if b.DataLength():

@@ -27,6 +27,7 @@ from .accel import (
     check_system_config_fits,
     get_accelerator,
     get_system_config,
+    memory_modes,
     vela_ini_path,
 )
 from .errors import CompileError, UserError
@@ -35,7 +36,7 @@ from .paths import cache_dir
 from .tflite import load_tflite
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 1  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 2  # bump when CompileResult or the cache layout changes
 KIB = 1024
 
 
@@ -356,7 +357,7 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         system_config=spec.system_config,
         memory_mode=spec.memory_mode,
         optimise=spec.optimise,
-        arena_cache_size_bytes=int(num("arena_cache_size")) if s.get("arena_cache_size") else None,
+        arena_cache_size_bytes=_arena_cache_size(spec, s),
         compiler="legacy" if spec.legacy_core else "regor",
         core_clock_hz=num("core_clock"),
         macs_per_cycle=acc.macs_per_cycle,
@@ -382,6 +383,23 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         cache_key=key,
         layers=layers,
     )
+
+
+def _arena_cache_size(spec: CompileSpec, summary: dict[str, str]) -> int | None:
+    """The fast-scratch size Vela compiled with, in bytes.
+
+    Vela's summary CSV is not consistent here (a memory mode that sets ``arena_cache_size`` in the
+    ini shows up as KiB, Vela's own default as bytes), so the explicit value and the ini win.
+    """
+    if spec.arena_cache_size is not None:
+        return spec.arena_cache_size
+    mode = memory_modes().get(spec.memory_mode, {})
+    if "arena_cache_size" in mode:
+        return int(float(mode["arena_cache_size"]))
+    try:
+        return int(float(summary["arena_cache_size"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _count_from_log(log: str, label: str) -> int | None:

@@ -205,3 +205,9 @@ def test_offline_sweep_uses_labelled_synthetic_stand_in(tmp_path, capsys):
     assert {r["model_provenance"] for r in rows} == {"synthetic stand-in"}
     # the stand-in is clustered to 32 values per kernel, like the real target
     assert all(w["unique_values"] <= 32 for w in doc["model"]["weights"])
+
+
+def test_arena_cache_size_in_bytes(int8io_model):
+    r = compile_model(int8io_model, "u65-256", memory_mode="Dedicated_Sram_384KB")
+    assert r.arena_cache_size_bytes == 384 * 1024  # Vela's CSV says 384 here (KiB)
+    assert compile_model(int8io_model, "u65-256", arena_cache_size=200_000).arena_cache_size_bytes == 200_000

@@ -10,7 +10,12 @@ from ..fsutil import to_json
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Keeps hand-wrapped descriptions and shows defaults, but only where there is one."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_command(sub, name: str, *, help: str, description: str, func) -> argparse.ArgumentParser:
