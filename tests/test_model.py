@@ -65,8 +65,11 @@ def server():
 
 
 def _cache_files() -> list[Path]:
+    """What a download may have left in the model cache: the model itself or a partial file."""
     d = cached_model_path().parent
-    return sorted(d.iterdir()) if d.exists() else []
+    if not d.exists():
+        return []
+    return sorted(p for p in d.iterdir() if p.name == cached_model_path().name or ".part" in p.name)
 
 
 def test_fetch_right_hash_is_cached(server, tmp_path):
