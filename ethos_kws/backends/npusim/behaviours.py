@@ -1,0 +1,32 @@
+"""Hardware behaviours inferred from experiments, each behind a named switch.
+
+The defaults are the choices that make Vela's streams (both compilers) match LiteRT's reference
+kernels; the tests show that flipping any one of them breaks at least one case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Behaviours:
+    # A MUL with a 32-bit OFM applies only the shift of OFM_SCALE; its multiplier is ignored.
+    mul32_shift_only: bool = True
+    # Zero points of 32-bit IFMs/OFMs are ignored unless the clip range forces 8/16 bit (LUT case).
+    ignore_zp_on_32bit: bool = True
+    # ACTIVATION_MIN/MAX do not clamp a 32-bit OFM when the clip range is OFM_PRECISION (Vela
+    # leaves them at the int16 range; the softmax's int32 intermediates need the full range).
+    minmax_no_clamp_32bit: bool = True
+    # A LUT is indexed by the clamped int8 value + 128 (not by its raw byte).
+    lut_index_plus_128: bool = True
+    # A padded AVERAGE pool divides by the number of valid elements and rounds half away from
+    # zero, whatever OFM_PRECISION's rounding mode says (False: half up).
+    padded_avg_round_away: bool = True
+    # NOT a hardware behaviour: LiteRT's FULLY_CONNECTED rounds once (half up) where the NPU's TFL
+    # mode, like TFLite's reference CONV, rounds twice. True rounds a CONV whose IFM, kernel and OFM
+    # are all 1x1 (an FC) like LiteRT, to diagnose parity differences. Off by default.
+    litert_fc_rounding: bool = False
+
+
+DEFAULT = Behaviours()

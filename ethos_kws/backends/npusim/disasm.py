@@ -1,0 +1,56 @@
+"""Disassembly of the command streams in a ``*_vela.tflite``: one command per line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import ModelError
+from ...tflite import load_tflite
+from .commands import decode_stream
+from .container import CUSTOM_CODE, read_ethos_u_op
+from .executor import MAX_COMMANDS
+
+
+def disassemble(path) -> list[dict[str, Any]]:
+    """One entry per ``ethos-u`` operator: its accelerator config and decoded commands."""
+    model = load_tflite(path)
+    out = []
+    for op in model.operators():
+        if op.opcode != "CUSTOM" or op.custom_code != CUSTOM_CODE:
+            continue
+        eop = read_ethos_u_op(model, op)
+        cfg = eop.payload.config
+        commands = decode_stream(eop.payload.words, MAX_COMMANDS)
+        out.append({
+            "operator": op.index,
+            "config_r": f"0x{cfg.config_word:08x}",
+            "accelerator": cfg.name,
+            "npu": cfg.npu,
+            "macs_per_cycle": cfg.macs_per_cycle,
+            "shram_bytes": cfg.shram_bytes,
+            "stream_words": int(len(eop.payload.words)),
+            "read_only_bytes": len(eop.read_only),
+            "scratch_bytes": eop.scratch_bytes,
+            "scratch_fast_bytes": eop.scratch_fast_bytes,
+            "commands": commands,
+        })
+    if not out:
+        raise ModelError(f"{path}: no '{CUSTOM_CODE}' operator; compile the model with Vela first")
+    return out
+
+
+def to_text(streams: list[dict[str, Any]]) -> str:
+    lines = []
+    for s in streams:
+        lines.append(
+            f"; ethos-u operator {s['operator']}: {s['accelerator']} (config_r {s['config_r']}, "
+            f"SHRAM {s['shram_bytes']} bytes), {s['stream_words']} words, "
+            f"read_only {s['read_only_bytes']} bytes, scratch {s['scratch_bytes']} bytes, "
+            f"scratch_fast {s['scratch_fast_bytes']} bytes"
+        )
+        lines.extend(c.text() for c in s["commands"])
+    return "\n".join(lines) + "\n"
+
+
+def to_json(streams: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"streams": [dict(s, commands=[c.to_dict() for c in s["commands"]]) for s in streams]}

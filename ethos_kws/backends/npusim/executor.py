@@ -1,0 +1,111 @@
+"""The run loop: registers are written in order; each operation becomes a plan, built once.
+
+Plans (index arrays, decoded weights and scales) depend only on the register file at their
+position in the stream, so they are built on the first run and reused for every later inference
+and batch item. The stream has no branches; decoding caps the command count, every plan checks
+its memory accesses before it runs, so a malformed stream ends in ``CommandStreamError``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ...errors import CommandStreamError
+from .behaviours import DEFAULT, Behaviours
+from .commands import Command, decode_stream
+from .container import CommandPayload
+from .memory import Memory
+from .ops.conv import ConvPlan
+from .ops.dma import DmaPlan
+from .ops.elementwise import ElementwisePlan
+from .ops.pool import PoolPlan
+from .registers import RegisterFile
+
+MAX_COMMANDS = 1 << 20
+MAX_OPERATIONS = 1 << 16  # bounds run time: a real network has hundreds or a few thousand
+MAX_CORES = {"U55": 1, "U65": 2}
+# operations that only order work in time (a sequential model completes everything in order)
+SYNC_OPS = frozenset({"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_OP_IRQ"})
+
+
+def _num_cores(r: RegisterFile, payload: CommandPayload) -> int:
+    n = r.p("PARALLEL_MODE") + 1
+    cores = MAX_CORES[payload.config.npu] if payload.config.macs_per_cycle == 512 else 1
+    if n > cores:
+        raise CommandStreamError(f"PARALLEL_MODE {n - 1} on a {cores}-core {payload.config.name}")
+    return n
+
+
+def _make_plan(cmd: Command, r: RegisterFile, mem: Memory, payload: CommandPayload,
+               behaviours: Behaviours):
+    name = cmd.name
+    try:
+        if name == "NPU_OP_CONV":
+            return ConvPlan(r, mem, payload.config, behaviours, False, _num_cores(r, payload))
+        if name == "NPU_OP_DEPTHWISE":
+            return ConvPlan(r, mem, payload.config, behaviours, True, _num_cores(r, payload))
+        if name == "NPU_OP_POOL":
+            return PoolPlan(r, mem, cmd.param, behaviours)
+        if name == "NPU_OP_ELEMENTWISE":
+            return ElementwisePlan(r, mem, cmd.param, behaviours)
+        if name == "NPU_OP_DMA_START":
+            return DmaPlan(r, mem)
+    except CommandStreamError as e:
+        raise CommandStreamError(f"{name} at stream byte {cmd.offset}: {e}") from None
+    except (ValueError, IndexError, OverflowError, MemoryError) as e:
+        # a register combination no valid stream produces; never let it escape as a crash
+        raise CommandStreamError(f"{name} at stream byte {cmd.offset}: unsupported register values ({e})") from None
+    if name in SYNC_OPS:
+        return None
+    raise CommandStreamError(f"operation {name} at stream byte {cmd.offset} is not modelled")
+
+
+class Executor:
+    def __init__(self, payload: CommandPayload, behaviours: Behaviours = DEFAULT,
+                 max_commands: int = MAX_COMMANDS):
+        self.payload = payload
+        self.behaviours = behaviours
+        self.commands = decode_stream(payload.words, max_commands)
+        self._plans: list[tuple[Command, object]] | None = None
+
+    @property
+    def config(self):
+        return self.payload.config
+
+    def _build(self, mem: Memory) -> list:
+        plans = []
+        r = RegisterFile()
+        for cmd in self.commands:
+            if cmd.name == "NPU_OP_STOP":
+                break
+            if cmd.is_operation:
+                if len(plans) >= MAX_OPERATIONS:
+                    raise CommandStreamError(f"more than {MAX_OPERATIONS} operations in the stream (cap)")
+                plan = _make_plan(cmd, r, mem, self.payload, self.behaviours)
+                if plan is not None:
+                    plans.append((cmd, plan))
+            else:
+                r.write(cmd)
+        return plans
+
+    def prepare(self, mem: Memory) -> None:
+        """Check every operation against the register file and region sizes; build the plans."""
+        if self._plans is None:
+            self._plans = self._build(mem)
+
+    @property
+    def operations(self) -> list[Command]:
+        return [cmd for cmd, _plan in self._plans or ()]
+
+    def run(self, mem: Memory, trace: Callable[[Command], None] | None = None) -> None:
+        self.prepare(mem)
+        for cmd, plan in self._plans:
+            if trace:
+                trace(cmd)
+            try:
+                plan.run(mem)
+            except CommandStreamError as e:
+                raise CommandStreamError(f"{cmd.name} at stream byte {cmd.offset}: {e}") from None
+            except (ValueError, IndexError, OverflowError, MemoryError) as e:
+                raise CommandStreamError(
+                    f"{cmd.name} at stream byte {cmd.offset}: unsupported register values ({e})") from None

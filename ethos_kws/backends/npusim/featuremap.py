@@ -1,0 +1,131 @@
+"""Feature maps in memory: NHWC and NHCWB16 layouts, up to four tiles, byte strides.
+
+A feature map is described by the registers of one operand (IFM, IFM2 or OFM). For element
+(y, x, c): if x >= W0 use tile 1 (x -= W0) and, if y >= H1, tile 3 (y -= H1); otherwise, if
+y >= H0, tile 2 (y -= H0). NHWC: ``base + y*STRIDE_Y + x*STRIDE_X + c*STRIDE_C``; NHCWB16:
+``base + y*STRIDE_Y + x*16*esz + (c//16)*STRIDE_C + (c%16)*esz``. Offsets are computed once per
+operation as an index array and reused for every inference and batch item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import CommandStreamError
+from .memory import Memory
+from .registers import RegisterFile
+
+NHWC, NHCWB16 = 0, 1
+IFM_BITS = {0: 8, 1: 16, 2: 32}  # IFM_PRECISION [3:2] / OFM_PRECISION [2:1]
+MAX_ELEMENTS = 1 << 26  # no single operand of a sane stream is this large
+
+
+def element_dtype(bits: int, signed: bool) -> np.dtype:
+    return np.dtype({8: "i1", 16: "<i2", 32: "<i4"}[bits] if signed else {8: "u1", 16: "<u2", 32: "<u4"}[bits])
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    name: str  # "IFM", "IFM2", "OFM"
+    region: int
+    bases: tuple[int, int, int, int]
+    height0: int
+    height1: int
+    width0: int
+    stride_x: int
+    stride_y: int
+    stride_c: int
+    layout: int
+    bits: int
+    signed: bool
+    zero_point: int
+
+    @property
+    def esize(self) -> int:
+        return self.bits // 8
+
+    @property
+    def dtype(self) -> np.dtype:
+        return element_dtype(self.bits, self.signed)
+
+    @classmethod
+    def from_registers(cls, r: RegisterFile, name: str) -> "FeatureMap":
+        prec = r.p(f"{name}_PRECISION")
+        if name == "OFM":
+            bits_code, layout = (prec >> 1) & 0x3, (prec >> 6) & 0x3
+        else:
+            bits_code, layout = (prec >> 2) & 0x3, (prec >> 6) & 0x3
+        if bits_code not in IFM_BITS:
+            raise CommandStreamError(f"{name}_PRECISION 0x{prec:04x}: unsupported element size code {bits_code}")
+        if layout not in (NHWC, NHCWB16):
+            raise CommandStreamError(f"{name}_PRECISION 0x{prec:04x}: unsupported layout {layout}")
+        bits = IFM_BITS[bits_code]
+        signed = bool(prec & 1)
+        zp = r.p(f"{name}_ZERO_POINT")
+        # the zero point register holds a value of the operand's type (16 bits, sign-extended when signed)
+        if signed or bits > 8:
+            zp = zp - 0x10000 if zp & 0x8000 else zp
+        if name == "OFM":
+            h0, h1, w0 = r.p("OFM_HEIGHT0_M1"), r.p("OFM_HEIGHT1_M1"), r.p("OFM_WIDTH0_M1")
+        else:
+            h0, h1, w0 = r.p(f"{name}_HEIGHT0_M1"), r.p(f"{name}_HEIGHT1_M1"), r.p(f"{name}_WIDTH0_M1")
+        return cls(
+            name=name,
+            region=r.p(f"{name}_REGION") & 0x7,
+            bases=tuple(r.a(f"{name}_BASE{i}") for i in range(4)),
+            height0=h0 + 1, height1=h1 + 1, width0=w0 + 1,
+            stride_x=r.a(f"{name}_STRIDE_X"), stride_y=r.a(f"{name}_STRIDE_Y"),
+            stride_c=r.a(f"{name}_STRIDE_C"),
+            layout=layout, bits=bits, signed=signed, zero_point=zp,
+        )
+
+    def element_offsets(self, h: int, w: int, c: int) -> np.ndarray:
+        """Byte offset of every element (h, w, c) as int64 [h, w, c]."""
+        if h <= 0 or w <= 0 or c <= 0 or h * w * c > MAX_ELEMENTS:
+            raise CommandStreamError(f"{self.name}: unsupported shape {h}x{w}x{c}")
+        y = np.arange(h, dtype=np.int64)[:, None]
+        x = np.arange(w, dtype=np.int64)[None, :]
+        right = x >= self.width0
+        lower_right = right & (y >= self.height1)
+        lower_left = ~right & (y >= self.height0)
+        tile = np.where(right, np.where(lower_right, 3, 1), np.where(lower_left, 2, 0))
+        yy = y - np.where(lower_right, self.height1, np.where(lower_left, self.height0, 0))
+        xx = x - np.where(right, self.width0, 0)
+        base = np.asarray(self.bases, dtype=np.int64)[tile]
+        cc = np.arange(c, dtype=np.int64)
+        if self.layout == NHWC:
+            xy = base + yy * self.stride_y + xx * self.stride_x
+            coff = cc * self.stride_c
+        else:
+            xy = base + yy * self.stride_y + xx * (16 * self.esize)
+            coff = (cc // 16) * self.stride_c + (cc % 16) * self.esize
+        return xy[:, :, None] + coff[None, None, :]
+
+    def byte_index(self, mem: Memory, h: int, w: int, c: int) -> np.ndarray:
+        """Bounds-checked byte index array: [h, w, c] for 8-bit, [h, w, c, esize] otherwise."""
+        off = self.element_offsets(h, w, c)
+        lo, hi = int(off.min()), int(off.max()) + self.esize
+        mem.check(self.region, lo, hi, f"{self.name} {h}x{w}x{c}")
+        if self.esize == 1:
+            return off
+        return off[..., None] + np.arange(self.esize, dtype=np.int64)
+
+
+def read_fm(mem: Memory, region: int, index: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Gather a feature map: (batch, h, w, c) of ``dtype``."""
+    raw = mem.region(region)[:, index]
+    if dtype.itemsize == 1:
+        return raw.view(dtype)
+    return np.ascontiguousarray(raw).view(dtype)[..., 0]
+
+
+def write_fm(mem: Memory, region: int, index: np.ndarray, values: np.ndarray, dtype: np.dtype) -> None:
+    """Scatter (batch, h, w, c) values (already in range) into a region."""
+    mem.check_writable(region, "OFM")
+    data = np.ascontiguousarray(values.astype(dtype, copy=False))
+    if dtype.itemsize == 1:
+        mem.region(region)[:, index] = data.view(np.uint8)
+    else:
+        mem.region(region)[:, index] = data.view(np.uint8).reshape((data.shape[0],) + index.shape)

@@ -1,0 +1,1 @@
+"""NPU operations: one module per hardware block function (conv, pool, elementwise, DMA)."""

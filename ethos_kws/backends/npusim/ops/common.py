@@ -1,0 +1,140 @@
+"""What every compute operation shares: OFM shape, kernel geometry and the output stage
+(rescale, zero point, clamp to the clip range, LUT)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ....errors import CommandStreamError
+from ..behaviours import Behaviours
+from ..featuremap import FeatureMap, write_fm
+from ..lut import LUT_FIRST, LUT_LAST, apply_lut
+from ..memory import Memory
+from ..registers import RegisterFile
+from ..rescale import rescale
+
+# ACTIVATION [15:12] clip range -> forced (min, max); 0 = the OFM precision's range
+CLIP_RANGES = {0: None, 2: (0, 255), 3: (-128, 127), 5: (-32768, 32767)}
+ACT_NONE = 0
+
+
+@dataclass(frozen=True)
+class Kernel:
+    height: int  # undilated
+    width: int
+    stride_y: int
+    stride_x: int
+    dilation_y: int
+    dilation_x: int
+    pad_top: int
+    pad_left: int
+    pad_bottom: int
+    pad_right: int
+    part_kernel_first: bool
+
+    @property
+    def dilated_height(self) -> int:
+        return (self.height - 1) * self.dilation_y + 1
+
+    @property
+    def dilated_width(self) -> int:
+        return (self.width - 1) * self.dilation_x + 1
+
+    @classmethod
+    def from_registers(cls, r: RegisterFile) -> "Kernel":
+        ks = r.p("KERNEL_STRIDE")
+        sx = ((ks >> 0) & 1 | ((ks >> 6) & 1) << 1) + 1
+        sy = ((ks >> 1) & 1 | ((ks >> 9) & 1) << 1) + 1
+        dx, dy = ((ks >> 3) & 1) + 1, ((ks >> 4) & 1) + 1
+        kh_d, kw_d = r.p("KERNEL_HEIGHT_M1") + 1, r.p("KERNEL_WIDTH_M1") + 1
+        if (kh_d - 1) % dy or (kw_d - 1) % dx:
+            raise CommandStreamError(f"kernel {kh_d}x{kw_d} does not fit dilation {dy}x{dx}")
+        return cls((kh_d - 1) // dy + 1, (kw_d - 1) // dx + 1, sy, sx, dy, dx,
+                   r.p("IFM_PAD_TOP"), r.p("IFM_PAD_LEFT"), r.p("IFM_PAD_BOTTOM"),
+                   r.p("IFM_PAD_RIGHT"), bool((ks >> 2) & 1))
+
+    def ifm_size(self, ofm_h: int, ofm_w: int) -> tuple[int, int]:
+        """IFM height/width are not programmed; they follow from OFM size, stride, kernel, padding."""
+        h = (ofm_h - 1) * self.stride_y + self.dilated_height - self.pad_top - self.pad_bottom
+        w = (ofm_w - 1) * self.stride_x + self.dilated_width - self.pad_left - self.pad_right
+        if h <= 0 or w <= 0:
+            raise CommandStreamError(f"kernel/padding registers give an empty IFM ({h}x{w})")
+        return h, w
+
+
+def ofm_shape(r: RegisterFile) -> tuple[int, int, int]:
+    return r.p("OFM_HEIGHT_M1") + 1, r.p("OFM_WIDTH_M1") + 1, r.p("OFM_DEPTH_M1") + 1
+
+
+def effective_zero_point(fm: FeatureMap, clip_range: int, behaviours: Behaviours) -> int:
+    if fm.bits == 32 and behaviours.ignore_zp_on_32bit and clip_range == 0:
+        return 0
+    return fm.zero_point
+
+
+@dataclass(frozen=True)
+class OutputStage:
+    """ACTIVATION, ACTIVATION_MIN/MAX, OFM zero point/type and OFM_PRECISION rounding."""
+
+    ofm: FeatureMap
+    rounding: int
+    global_scale: bool
+    function: int
+    clip_range: int
+    act_min: int
+    act_max: int
+    zero_point: int
+    behaviours: Behaviours
+
+    @classmethod
+    def from_registers(cls, r: RegisterFile, ofm: FeatureMap, behaviours: Behaviours) -> "OutputStage":
+        prec = r.p("OFM_PRECISION")
+        act = r.p("ACTIVATION")
+        function, clip = act & 0xFFF, (act >> 12) & 0xF
+        if clip not in CLIP_RANGES:
+            raise CommandStreamError(f"ACTIVATION clip range {clip} is not modelled")
+        if function != ACT_NONE and not (LUT_FIRST <= function <= LUT_LAST):
+            raise CommandStreamError(f"ACTIVATION function {function} (TANH/SIGMOID/other) is not modelled")
+        rounding = (prec >> 14) & 0x3
+        if rounding == 3:
+            raise CommandStreamError("OFM_PRECISION rounding mode 3 is not defined")
+        return cls(ofm, rounding, bool((prec >> 8) & 1), function, clip, r.s("ACTIVATION_MIN"),
+                   r.s("ACTIVATION_MAX"), effective_zero_point(ofm, clip, behaviours), behaviours)
+
+    def type_range(self) -> tuple[int, int]:
+        info = np.iinfo(self.ofm.dtype)
+        return int(info.min), int(info.max)
+
+    def finish(self, values: np.ndarray) -> np.ndarray:
+        """Zero point, clamp, LUT and saturation; values are integers (int64 or object)."""
+        v = values + self.zero_point
+        lo, hi = self.type_range()
+        forced = CLIP_RANGES[self.clip_range]
+        if forced is not None:
+            lo, hi = max(lo, forced[0]), min(hi, forced[1])
+        unclamped = self.ofm.bits == 32 and forced is None and self.behaviours.minmax_no_clamp_32bit
+        if not unclamped:
+            lo, hi = max(lo, self.act_min), min(hi, self.act_max)
+        if v.dtype == object:
+            v = np.clip(v, lo, hi).astype(np.int64)
+        else:
+            v = np.clip(v, lo, hi)
+        return v  # a LUT, if any, is applied by write(), which has the memory
+
+    def write(self, mem: Memory, index: np.ndarray, values: np.ndarray) -> None:
+        if self.function != ACT_NONE:
+            values = apply_lut(mem, self.function, values, self.ofm.dtype, self.behaviours)
+            lo, hi = self.type_range()
+            values = np.clip(values, lo, hi)
+        write_fm(mem, self.ofm.region, index, values, self.ofm.dtype)
+
+
+def scale_registers(r: RegisterFile, name: str = "OFM_SCALE") -> tuple[int, int]:
+    return r.scale(name)
+
+
+def global_rescale(values: np.ndarray, r: RegisterFile, rounding: int) -> np.ndarray:
+    mult, shift = r.scale("OFM_SCALE")
+    return rescale(values, mult, shift, rounding)

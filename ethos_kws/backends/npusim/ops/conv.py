@@ -1,0 +1,156 @@
+"""CONV and DEPTHWISE: weights from the (per-core) weight streams, bias/scale per channel.
+
+Convolution runs as im2col + one float64 BLAS matmul: int8 activations times 9-bit weights summed
+over at most a few thousand terms stay far below 2^53, so the float result is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ....errors import CommandStreamError
+from .. import weights as weight_decoder
+from ..behaviours import Behaviours
+from ..container import NpuConfig
+from ..featuremap import FeatureMap, read_fm
+from ..memory import Memory
+from ..registers import RegisterFile
+from ..rescale import NATURAL, TFL, rescale
+from ..scales import decode_scales, interleave
+from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
+
+MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
+MAX_IM2COL = 1 << 24  # im2col elements per batch item (128 MiB of float64)
+CORE_STREAMS = (("WEIGHT", "SCALE"), ("WEIGHT1", "SCALE1"))
+
+
+class ConvPlan:
+    def __init__(self, r: RegisterFile, mem: Memory, config: NpuConfig, behaviours: Behaviours,
+                 depthwise: bool, num_cores: int):
+        self.depthwise = depthwise
+        self.op = "DEPTHWISE" if depthwise else "CONV"
+        self.ofm = FeatureMap.from_registers(r, "OFM")
+        self.ifm = FeatureMap.from_registers(r, "IFM")
+        if self.ifm.bits not in (8, 16):
+            raise CommandStreamError(f"{self.op} with a {self.ifm.bits}-bit IFM is not modelled")
+        self.out = OutputStage.from_registers(r, self.ofm, behaviours)
+        if self.out.global_scale:
+            raise CommandStreamError(f"{self.op} with global OFM_SCALE (no scale stream) is not modelled")
+        self.h, self.w, self.c = ofm_shape(r)
+        self.k = Kernel.from_registers(r)
+        self.ifm_depth = self.c if depthwise else r.p("IFM_DEPTH_M1") + 1
+        self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
+        if work > MAX_MACS:
+            raise CommandStreamError(f"{self.op} of {work} MACs exceeds the simulator's limit")
+        if not depthwise and self.h * self.w * self.ifm_depth * self.k.height * self.k.width > MAX_IM2COL:
+            raise CommandStreamError(f"{self.op} im2col buffer exceeds the simulator's limit")
+        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
+        info = np.iinfo(self.ifm.dtype)
+        self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
+        self.num_cores = num_cores
+        self.rounding = self.out.rounding
+        is_fc = not depthwise and self.h == self.w == self.ih == self.iw == 1
+        if is_fc and behaviours.litert_fc_rounding and self.rounding == TFL:
+            self.rounding = NATURAL
+        self.streams = []
+        for core in range(num_cores):
+            wname, sname = CORE_STREAMS[core]
+            channels = len(range(core, self.c, num_cores))
+            if channels == 0:
+                continue
+            w = (r.p("WEIGHT_REGION") & 7, r.a(f"{wname}_BASE"), r.a(f"{wname}_LENGTH"))
+            s = (r.p("SCALE_REGION") & 7, r.a(f"{sname}_BASE"), r.a(f"{sname}_LENGTH"))
+            for what, (reg, base, length) in ((wname, w), (sname, s)):
+                mem.check(reg, base, base + length, f"{self.op} {what} stream")
+            params = weight_decoder.WeightStreamParams(
+                macs_per_cycle=config.macs_per_cycle, npu=config.npu, num_cores=num_cores,
+                core=core, op=self.op, kernel_h=self.k.height, kernel_w=self.k.width,
+                dilation_y=self.k.dilation_y, dilation_x=self.k.dilation_x,
+                ifm_depth=self.ifm_depth, ofm_depth=self.c,
+                ofm_block_depth=r.p("OFM_BLK_DEPTH_M1") + 1,
+                part_kernel_first=self.k.part_kernel_first, ifm_bits=self.ifm.bits)
+            self.streams.append((core, channels, w, s, params))
+        self._cache_key: tuple | None = None
+        self._prepared = None
+
+    def _prepare(self, mem: Memory):
+        raw = tuple(
+            (mem.read_const(w[0], w[1], w[2], f"{self.op} weights"),
+             mem.read_const(s[0], s[1], s[2], f"{self.op} scales"))
+            for _core, _n, w, s, _p in self.streams
+        )
+        if raw == self._cache_key:
+            return self._prepared
+        wparts, bias, scale, shift = [], [], [], []
+        for (wbytes, sbytes), (core, n, _w, _s, params) in zip(raw, self.streams):
+            wt = weight_decoder.decode_weights(wbytes, params)
+            if wt.shape[0] != n:
+                raise CommandStreamError(f"{self.op}: core {core} weight stream decoded to {wt.shape[0]} channels, expected {n}")
+            wparts.append(wt)
+            ss = decode_scales(sbytes, n, f"{self.op} core {core} scale stream")
+            bias.append(ss.bias), scale.append(ss.scale), shift.append(ss.shift)
+        wfull = interleave(wparts) if len(wparts) > 1 else wparts[0]
+        # Matmul on raw IFM values: the zero point folds into the bias (sum(x - zp)*w =
+        # sum(x*w) - zp*sum(w)) and padding holds the zero point. float32 is exact while every
+        # partial sum stays below 2^24, float64 below 2^53.
+        w64 = wfull.astype(np.int64)
+        wsum = w64.sum(axis=(1, 2, 3))
+        bias_full = interleave(bias) if len(bias) > 1 else bias[0]
+        bias_full = bias_full - self.ifm_zp * wsum
+        bound = max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
+        if bound < (1 << 24):
+            ftype = np.float32
+        elif bound < (1 << 53):
+            ftype = np.float64
+        else:
+            raise CommandStreamError(f"{self.op}: accumulator bound {bound} exceeds exact float arithmetic")
+        if self.depthwise:
+            wmat = wfull[..., 0].astype(ftype)  # [C, kh, kw]
+        else:  # rows ordered (cin, kh, kw) to match the window layout
+            wmat = np.ascontiguousarray(wfull.transpose(3, 1, 2, 0).reshape(-1, self.c)).astype(ftype)
+        prepared = (wmat, bias_full,
+                    interleave(scale) if len(scale) > 1 else scale[0],
+                    interleave(shift) if len(shift) > 1 else shift[0])
+        self._cache_key, self._prepared = raw, prepared
+        return prepared
+
+    def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
+        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
+        k = self.k
+        if not (k.pad_top or k.pad_bottom or k.pad_left or k.pad_right):
+            return x
+        b = x.shape[0]
+        hp, wp = self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right
+        xp = np.full((b, hp, wp, self.ifm_depth), self.ifm_zp, dtype=ftype)
+        xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
+        return xp
+
+    def run(self, mem: Memory) -> None:
+        wmat, bias, scale, shift = self._prepare(mem)
+        xp = self._padded_ifm(mem, wmat.dtype)
+        k = self.k
+        b = xp.shape[0]
+        hs = slice(None, (self.h - 1) * k.stride_y + 1, k.stride_y)
+        ws = slice(None, (self.w - 1) * k.stride_x + 1, k.stride_x)
+        if self.depthwise:
+            acc = np.zeros((b, self.h, self.w, self.c), dtype=wmat.dtype)
+            for i in range(k.height):
+                for j in range(k.width):
+                    oy, ox = i * k.dilation_y, j * k.dilation_x
+                    acc += xp[:, oy:, ox:][:, hs, ws] * wmat[:, i, j]
+        elif k.height == k.width == 1:
+            cols = xp[:, hs, ws].reshape(-1, self.ifm_depth)
+            acc = (cols @ wmat).reshape(b, self.h, self.w, self.c)
+        else:
+            win = sliding_window_view(xp, (k.dilated_height, k.dilated_width), axis=(1, 2))
+            win = win[:, hs, ws, :, :: k.dilation_y, :: k.dilation_x]  # b,h,w,cin,kh,kw
+            cols = win.reshape(b * self.h * self.w, -1)
+            acc = (cols @ wmat).reshape(b, self.h, self.w, self.c)
+        acc = acc.astype(np.int64)
+        acc += bias
+        v = rescale(acc, scale, shift, self.rounding)
+        self.out.write(mem, self.ofm_index, self.out.finish(v))

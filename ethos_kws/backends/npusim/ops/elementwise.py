@@ -1,0 +1,135 @@
+"""ELEMENTWISE: MUL, ADD, SUB, MIN, MAX, LRELU, ABS, CLZ, SHR, SHL.
+
+Binary ops read IFM2 as a feature map (broadcast in H/W/C when flagged) or as the 16-bit
+``IFM2_SCALAR``; ``IFM2_BROADCAST`` bit 6 swaps the operands. ADD/SUB scale their operands with
+OPA/OPB_SCALE (IFM_PRECISION [9:8]: 0 both 16-bit multipliers, 1/2 operand A/B rescaled with a
+32-bit multiplier and shift, the other shifted left), then everything goes through OFM_SCALE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....errors import CommandStreamError
+from ..behaviours import Behaviours
+from ..featuremap import FeatureMap, read_fm
+from ..memory import Memory
+from ..registers import RegisterFile
+from ..rescale import NATURAL, TRUNCATE, rescale
+from .common import OutputStage, effective_zero_point, ofm_shape
+
+MUL, ADD, SUB, MIN, MAX, LRELU, ABS, CLZ, SHR, SHL = range(10)
+NAMES = ("MUL", "ADD", "SUB", "MIN", "MAX", "LRELU", "ABS", "CLZ", "SHR", "SHL")
+UNARY = (LRELU, ABS, CLZ)
+SCALE_16BIT, SCALE_OPA_32BIT, SCALE_OPB_32BIT = 0, 1, 2
+# Advanced ADD/SUB scaling: the unscaled operand is shifted left so that it lines up with the
+# rescaled one (input shift 20 for 8-bit, 15 for 16-bit, minus the factor 2 of Vela's 2*max).
+UNSCALED_SHIFT = {8: 19, 16: 14, 32: 0}
+ROUND_AT = {8: 11, 16: 16, 32: 31}  # TFLite rounds the scaled operand at bit 31 of (x << shift) * M
+
+
+class ElementwisePlan:
+    def __init__(self, r: RegisterFile, mem: Memory, mode: int, behaviours: Behaviours):
+        if not 0 <= mode < len(NAMES):
+            raise CommandStreamError(f"ELEMENTWISE mode {mode} is not modelled")
+        self.mode, self.behaviours = mode, behaviours
+        self.ofm = FeatureMap.from_registers(r, "OFM")
+        self.ifm = FeatureMap.from_registers(r, "IFM")
+        self.out = OutputStage.from_registers(r, self.ofm, behaviours)
+        self.h, self.w, self.c = ofm_shape(r)
+        self.ifm_index = self.ifm.byte_index(mem, self.h, self.w, self.c)
+        self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ifm_zp = effective_zero_point(self.ifm, self.out.clip_range, behaviours)
+        ifm_prec = r.p("IFM_PRECISION")
+        self.scale_mode = (ifm_prec >> 8) & 0x3
+        self.opa = r.scale("OPA_SCALE")
+        self.opb = r.scale("OPB_SCALE")
+        self.ofm_scale = r.scale("OFM_SCALE")
+        self.ifm2 = None
+        self.reversed = False
+        if mode not in UNARY:
+            bc = r.p("IFM2_BROADCAST")
+            self.reversed = bool((bc >> 6) & 1)
+            self.ifm2 = FeatureMap.from_registers(r, "IFM2")
+            self.ifm2_zp = effective_zero_point(self.ifm2, self.out.clip_range, behaviours)
+            if (bc >> 7) & 1:
+                self.scalar = r.s("IFM2_SCALAR") if self.ifm2.signed else r.p("IFM2_SCALAR")
+                self.ifm2_index = None
+            else:
+                self.scalar = None
+                h2 = 1 if bc & 1 else self.h
+                w2 = 1 if (bc >> 1) & 1 else self.w
+                c2 = 1 if (bc >> 2) & 1 else self.c
+                self.ifm2_index = self.ifm2.byte_index(mem, h2, w2, c2)
+
+    def _operands(self, mem: Memory):
+        a = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp
+        if self.ifm2 is None:
+            return a, None
+        if self.ifm2_index is None:
+            b = np.full((1, 1, 1, 1), self.scalar, dtype=np.int64) - self.ifm2_zp
+        else:
+            b = read_fm(mem, self.ifm2.region, self.ifm2_index, self.ifm2.dtype).astype(np.int64) - self.ifm2_zp
+        return (b, a) if self.reversed else (a, b)
+
+    def _scaled_add_operands(self, a, b):
+        bits = self.ifm.bits
+        if self.scale_mode == SCALE_16BIT:
+            return a * self.opa[0], b * self.opb[0]
+        if self.scale_mode not in (SCALE_OPA_32BIT, SCALE_OPB_32BIT):
+            raise CommandStreamError(f"IFM_PRECISION scale mode {self.scale_mode} is not modelled")
+        mult, shift = self.opa
+        k = ROUND_AT[bits]
+        if shift < k:
+            raise CommandStreamError(f"OPA_SCALE shift {shift} below {k} is not modelled")
+
+        def scale(x):
+            t = rescale(x, mult, k, NATURAL)
+            return rescale(t, 1, shift - k, 0) if shift > k else t
+
+        unscaled = UNSCALED_SHIFT[bits]
+        if self.scale_mode == SCALE_OPA_32BIT:
+            return scale(a), b << unscaled
+        return a << unscaled, scale(b)
+
+    def run(self, mem: Memory) -> None:
+        a, b = self._operands(mem)
+        m, out = self.mode, self.out
+        if m in (ADD, SUB):
+            sa, sb = self._scaled_add_operands(a, b)
+            v = rescale(sa + sb if m == ADD else sa - sb, *self.ofm_scale, out.rounding)
+        elif m == MUL:
+            prod = a * b
+            mult, shift = self.ofm_scale
+            if self.ofm.bits == 32 and self.behaviours.mul32_shift_only:
+                mult = 1
+            v = rescale(prod, mult, shift, out.rounding)
+        elif m in (MIN, MAX):
+            v = np.minimum(a, b) if m == MIN else np.maximum(a, b)
+            v = np.broadcast_to(v, np.broadcast_shapes(a.shape, b.shape))
+        elif m == ABS:
+            v = rescale(np.abs(a), *self.ofm_scale, out.rounding)
+        elif m == LRELU:
+            alpha_mult, alpha_shift = self.opa
+            neg = rescale(a, alpha_mult, alpha_shift, out.rounding)
+            v = rescale(np.where(a < 0, neg, a), *self.ofm_scale, out.rounding)
+        elif m == CLZ:
+            u = (a & 0xFFFFFFFF).astype(np.uint64)
+            nbits = np.zeros(u.shape, dtype=np.int64)
+            for s in range(32):
+                nbits = np.where(u >> np.uint64(s) != 0, s + 1, nbits)
+            v = 32 - nbits
+        elif m == SHR:
+            sh = np.clip(b, 0, 31)
+            if out.rounding == NATURAL:
+                v = (a + np.where(sh > 0, np.int64(1) << np.maximum(sh - 1, 0), 0)) >> sh
+            elif out.rounding == TRUNCATE:
+                mag = np.abs(a) >> sh
+                v = np.where(a < 0, -mag, mag)
+            else:
+                v = a >> sh
+        else:  # SHL
+            sh = np.clip(b, 0, 31)
+            v = a << sh
+        v = np.broadcast_to(v, (v.shape[0], self.h, self.w, self.c))
+        out.write(mem, self.ofm_index, out.finish(v))

@@ -1,0 +1,91 @@
+"""POOL: MAX, AVERAGE and REDUCE_SUM (a sum over channels, the softmax denominator)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ....errors import CommandStreamError
+from ..behaviours import Behaviours
+from ..featuremap import FeatureMap, read_fm
+from ..memory import Memory
+from ..registers import RegisterFile
+from ..rescale import rescale
+from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
+
+MAX, AVERAGE, REDUCE_SUM = 0, 1, 2
+MODES = {MAX: "MAX", AVERAGE: "AVERAGE", REDUCE_SUM: "REDUCE_SUM"}
+
+
+class PoolPlan:
+    def __init__(self, r: RegisterFile, mem: Memory, mode: int, behaviours: Behaviours):
+        if mode not in MODES:
+            raise CommandStreamError(f"POOL mode {mode} is not modelled")
+        self.mode = mode
+        self.behaviours = behaviours
+        self.ofm = FeatureMap.from_registers(r, "OFM")
+        self.ifm = FeatureMap.from_registers(r, "IFM")
+        self.out = OutputStage.from_registers(r, self.ofm, behaviours)
+        self.h, self.w, self.c = ofm_shape(r)
+        self.k = Kernel.from_registers(r)
+        if self.k.dilation_x != 1 or self.k.dilation_y != 1:
+            raise CommandStreamError("POOL with dilation is not modelled")
+        self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        self.ifm_depth = r.p("IFM_DEPTH_M1") + 1 if mode == REDUCE_SUM else self.c
+        if mode == REDUCE_SUM and self.c != 1:
+            raise CommandStreamError(f"REDUCE_SUM with OFM depth {self.c} (expected 1) is not modelled")
+        self.padded = any((self.k.pad_top, self.k.pad_left, self.k.pad_bottom, self.k.pad_right))
+        if mode == AVERAGE and not self.padded and not self.out.global_scale:
+            raise CommandStreamError("unpadded AVERAGE pool without global OFM_SCALE is not modelled")
+        if mode == REDUCE_SUM and not self.out.global_scale:
+            raise CommandStreamError("REDUCE_SUM without global OFM_SCALE is not modelled")
+        self.scale = r.scale("OFM_SCALE")
+        self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
+        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+
+    def _valid_counts(self) -> np.ndarray:
+        """Hardware divisor of a padded average pool: the kernel elements inside the IFM."""
+        k = self.k
+        ys = np.arange(self.h)[:, None] * k.stride_y - k.pad_top + np.arange(k.height)[None, :]
+        xs = np.arange(self.w)[:, None] * k.stride_x - k.pad_left + np.arange(k.width)[None, :]
+        ny = ((ys >= 0) & (ys < self.ih)).sum(axis=1)
+        nx = ((xs >= 0) & (xs < self.iw)).sum(axis=1)
+        return (ny[:, None] * nx[None, :])[None, :, :, None].astype(np.int64)
+
+    def run(self, mem: Memory) -> None:
+        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp
+        k = self.k
+        if self.mode == REDUCE_SUM:
+            v = rescale(x.sum(axis=3, keepdims=True), *self.scale, self.out.rounding)
+            self.out.write(mem, self.ofm_index, self.out.finish(v))
+            return
+        if self.mode == MAX:
+            fill = np.iinfo(np.int64).min // 4
+        else:
+            fill = 0
+        b = x.shape[0]
+        xp = np.full((b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.c),
+                     fill, dtype=np.int64)
+        xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
+        win = sliding_window_view(xp, (k.height, k.width), axis=(1, 2))
+        win = win[:, : (self.h - 1) * k.stride_y + 1 : k.stride_y, : (self.w - 1) * k.stride_x + 1 : k.stride_x]
+        if self.mode == MAX:
+            v = win.max(axis=(4, 5))
+            if self.out.global_scale:
+                v = rescale(v, *self.scale, self.out.rounding)
+        elif not self.padded:
+            v = rescale(win.sum(axis=(4, 5)), *self.scale, self.out.rounding)
+        else:  # padding: the hardware divides by the number of valid elements itself
+            v = _divide(win.sum(axis=(4, 5)), self._valid_counts(), self.behaviours.padded_avg_round_away)
+            if self.out.global_scale:
+                v = rescale(v, *self.scale, self.out.rounding)
+        self.out.write(mem, self.ofm_index, self.out.finish(v))
+
+
+def _divide(total: np.ndarray, count: np.ndarray, away: bool) -> np.ndarray:
+    """total / count rounded half away from zero (the padded average pool's hardware divisor)."""
+    if not away:
+        return (2 * total + count) // (2 * count)
+    q = (2 * np.abs(total) + count) // (2 * count)
+    return np.where(total < 0, -q, q)

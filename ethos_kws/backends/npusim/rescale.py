@@ -1,0 +1,118 @@
+"""Output rescaling: ``value * multiplier >> shift`` with the hardware's three rounding modes.
+
+- TFL (0): TFLite's ``MultiplyByQuantizedMultiplier``: a rounding-doubling high multiply (round
+  half up at bit 31) followed, when ``shift > 31``, by a rounding divide by ``2^(shift-31)``
+  (round half away from zero). For ``shift <= 31`` it equals NATURAL.
+- TRUNCATE (1): toward zero.
+- NATURAL (2): ``(v*M + 2^(s-1)) >> s``, round half up.
+
+All arithmetic is exact: int64 when ``|v| * M`` fits, Python integers otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import CommandStreamError
+
+TFL, TRUNCATE, NATURAL = 0, 1, 2
+ROUNDING_NAMES = {TFL: "TFL", TRUNCATE: "TRUNCATE", NATURAL: "NATURAL"}
+_INT64_SAFE = 1 << 62
+
+
+def _fits_int64(v: np.ndarray, m: np.ndarray) -> bool:
+    vmax = int(np.abs(v).max(initial=0))
+    mmax = int(np.abs(m).max(initial=0))
+    return vmax * mmax < _INT64_SAFE and vmax < _INT64_SAFE // 4
+
+
+def _shift_round(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
+    """Round int64 y / 2^s (elementwise 0 <= s <= 63) in the given mode."""
+    one = np.int64(1)
+    if mode == TRUNCATE:
+        mag = np.abs(y) >> s
+        return np.where(y < 0, -mag, mag)
+    s31 = np.minimum(s, 31) if mode == TFL else s
+    half = np.where(s31 > 0, one << np.maximum(s31 - 1, 0), 0)
+    t = (y + half) >> s31
+    if mode == NATURAL:
+        return t
+    if mode != TFL:
+        raise CommandStreamError(f"unsupported rounding mode {mode}")
+    e = s - s31  # TFL: the rest of the shift rounds half away from zero
+    if not np.any(e > 0):
+        return t
+    mask = (one << e) - one
+    threshold = (mask >> 1) + (t < 0)
+    return (t >> e) + ((t & mask) > threshold)
+
+
+def _fast_path(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray | None:
+    """In-place versions of the common cases (per-channel shift on the last axis). Same results
+    as ``_shift_round``; returns None when a case is not covered."""
+    if s.ndim > 1 or np.any(s < 1):
+        return None
+    if mode == NATURAL:
+        y += np.int64(1) << (s - 1)
+        y >>= s
+        return y
+    if mode == TFL and np.all(s > 31):
+        y += np.int64(1 << 30)
+        y >>= 31
+        e = s - 31
+        # round half away from zero: (t + 2^(e-1) - (t < 0)) >> e
+        neg = y < 0
+        y += np.int64(1) << (e - 1)
+        y -= neg
+        y >>= e
+        return y
+    return None
+
+
+def rescale(values: np.ndarray, multiplier, shift, mode: int) -> np.ndarray:
+    """``round(values * multiplier / 2^shift)``; multiplier/shift broadcast (per channel = last axis)."""
+    v = np.asarray(values)
+    m = np.asarray(multiplier, dtype=np.int64)
+    s = np.asarray(shift, dtype=np.int64)
+    if np.any(s < 0) or np.any(s > 63):
+        raise CommandStreamError(f"rescale shift outside 0..63: {s}")
+    if _fits_int64(v, m):
+        y = v.astype(np.int64) * m
+        fast = _fast_path(y, s, mode)
+        if fast is not None:
+            return fast
+        s_b = np.broadcast_to(s, y.shape)
+        return _shift_round(y, s_b, mode)
+    y = v.astype(object) * m.astype(object)
+    s_b = np.broadcast_to(s, y.shape).astype(object)
+    out = _shift_round_obj(y, s_b, mode)
+    return out
+
+
+def _shift_round_obj(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
+    flat_y, flat_s = y.reshape(-1), s.reshape(-1)
+    out = np.empty(flat_y.shape, dtype=object)
+    for i, (a, k) in enumerate(zip(flat_y.tolist(), flat_s.tolist())):
+        out[i] = round_one(int(a), int(k), mode)
+    return out.reshape(y.shape)
+
+
+def round_one(y: int, s: int, mode: int) -> int:
+    """Scalar reference of ``_shift_round`` (Python integers, unbounded)."""
+    if s == 0:
+        return y
+    if mode == NATURAL:
+        return (y + (1 << (s - 1))) >> s
+    if mode == TRUNCATE:
+        return -((-y) >> s) if y < 0 else y >> s
+    if mode == TFL:
+        s31 = min(s, 31)
+        t = (y + (1 << (s31 - 1))) >> s31
+        e = s - s31
+        if e == 0:
+            return t
+        mask = (1 << e) - 1
+        rem = t & mask
+        threshold = (mask >> 1) + (1 if t < 0 else 0)
+        return (t >> e) + (1 if rem > threshold else 0)
+    raise CommandStreamError(f"unsupported rounding mode {mode}")

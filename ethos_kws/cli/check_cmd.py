@@ -1,0 +1,86 @@
+"""``ethos-kws check``: the regression gate for CI. Exit 1 when cycles or memory grew."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .common import add_command, add_json_arg, add_model_arg, print_json
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub,
+        "check",
+        help="fail (exit 1) when cycles or memory grew against a baseline",
+        description="Compare current results with a baseline results.json and exit 1 when any "
+        "configuration's cycles (total or NPU) or memory (SRAM, flash, DRAM) grew by more than "
+        "--max-regression percent, or a baseline configuration is missing; each regression is "
+        "named (config and metric). Exit 0 otherwise.\n\n"
+        "Without --current, the baseline's configurations are compiled now (--model, else the "
+        "baseline's model file, else the usual model resolution), so a Vela upgrade or a model "
+        "change is caught.\n\n"
+        "example: ethos-kws check --baseline ci/baseline.json --max-regression 1",
+        func=run,
+    )
+    p.add_argument("--baseline", required=True, metavar="RESULTS", help="baseline results.json or run folder")
+    p.add_argument("--current", metavar="RESULTS", help="current results.json or run folder; compiled now when not given")
+    add_model_arg(p)
+    p.add_argument("--max-regression", type=float, default=0.0, metavar="PCT",
+                   help="allowed growth in percent (Vela is deterministic, so 0 means any growth fails)")
+    add_json_arg(p)
+
+
+def current_by_compiling(baseline: Any, model: str | None) -> dict[str, Any]:
+    """Compile the baseline's configurations now and return a sweep document."""
+    from ..model import resolve_model
+    from ..sweeps import sweep
+
+    if model is None:
+        recorded = baseline.model.get("path")
+        if recorded and Path(str(recorded)).is_file():
+            model = str(recorded)
+    resolved = resolve_model(model)
+    groups: dict[tuple, list[str]] = {}
+    for r in baseline.results:
+        key = (r.get("system_config"), r.get("memory_mode"), r.get("optimise") or "Performance",
+               r.get("arena_cache_size_bytes"), r.get("compiler") == "legacy")
+        groups.setdefault(key, []).append(str(r["accel"]))
+    doc: dict[str, Any] | None = None
+    for (system_config, memory_mode, optimise, arena, legacy), accels in groups.items():
+        part = sweep(resolved, accels=accels, system_config=system_config, memory_mode=memory_mode,
+                     optimise=optimise, arena_cache_size=arena, legacy_core=legacy).to_dict()
+        if doc is None:
+            doc = part
+        else:
+            doc["results"] += part["results"]
+    assert doc is not None  # a loaded baseline has at least one result
+    return doc
+
+
+def run(args) -> int:
+    from ..report import check_regression, load_results
+
+    baseline = load_results(args.baseline)
+    if args.current is not None:
+        current: Any = args.current
+        label = args.current
+    else:
+        current = current_by_compiling(baseline, args.model)
+        label = f"{current['model'].get('path')} compiled now"
+    regressions = check_regression(baseline, current, args.max_regression)
+    if args.json:
+        print_json({"passed": not regressions, "max_regression_pct": args.max_regression,
+                    "baseline": args.baseline, "current": label,
+                    "regressions": [r.to_dict() for r in regressions]})
+    elif regressions:
+        for r in regressions:
+            print(f"REGRESSION {r}")
+        print(f"check: {len(regressions)} regression(s) above {args.max_regression:g}% "
+              f"(baseline {args.baseline}, current {label})")
+    else:
+        print(f"check: no regression above {args.max_regression:g}% "
+              f"({len(baseline.results)} configurations; baseline {args.baseline}, current {label})")
+    if regressions:
+        return 1
+    return 0

@@ -1,0 +1,133 @@
+"""``ethos-kws parity``: NPU backend vs the CPU oracle, bit for bit, on every configuration."""
+
+from __future__ import annotations
+
+import sys
+
+from ..parity import (
+    NPU_BACKENDS,
+    ORACLE_KERNELS,
+    REPORT_FILE,
+    ParityReport,
+    run_parity,
+    write_report,
+)
+from .common import add_command, add_json_arg, add_model_arg, is_terminal, print_json
+
+DESCRIPTION = """\
+Run the same inputs through the CPU oracle (LiteRT BUILTIN_REF reference kernels on the original
+model; --oracle tflm: TFLite Micro's) and an NPU backend (npu-sim: ethos-kws' bit-exact simulator on Vela's output; fvp: a
+Corstone FVP) for each accelerator configuration, and compare every output element.
+
+Inputs: --vectors uniform random tensors over the input's quantized range (seeded; the same as
+`ethos-kws vectors --seed S`), plus with --audio DIR the MFCC features of every .wav in DIR.
+Exit status: 0 when no element differs by more than --tolerance LSB on any configuration,
+1 otherwise (or when a backend fails on a configuration), 2 for bad arguments.
+
+examples:
+  ethos-kws parity --accel all --vectors 100
+  ethos-kws parity --model ds_cnn_l_int8io.tflite --audio ../shared/data/audio --json
+"""
+DEFAULT_VECTORS = 50
+
+
+def register(sub) -> None:
+    p = add_command(sub, "parity", help="compare an NPU backend with the CPU oracle, bit for bit",
+                    description=DESCRIPTION, func=run)
+    add_model_arg(p)
+    p.add_argument("--accel", default="all", metavar="all|LIST",
+                   help="accelerators, e.g. u55-128,u65-512")
+    p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
+    p.add_argument("--vectors", type=int, default=DEFAULT_VECTORS, metavar="N", help="random input vectors")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
+    p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
+                   help="largest accepted difference per output element")
+    p.add_argument("--oracle", choices=ORACLE_KERNELS, default="ref",
+                   help="CPU oracle kernels: LiteRT reference (ref) or TFLite Micro (tflm, what runs "
+                   "on the Cortex-M; rounds FULLY_CONNECTED like the NPU)")
+    p.add_argument("--legacy-core", action="store_true",
+                   help="compile with Vela's legacy compiler (--debug-force-legacy-core)")
+    p.add_argument("--out", metavar="DIR", default=None, help=f"also write DIR/{REPORT_FILE}")
+    add_json_arg(p)
+
+
+def run(args) -> int:
+    from ..model import resolve_model
+
+    resolved = resolve_model(args.model)
+    bar = None
+    progress = None
+    if is_terminal() and not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, desc="parity", unit="config", file=sys.stderr, leave=False)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_description(f"parity {label}")
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.vectors, seed=args.seed,
+                            audio_dir=args.audio, tolerance=args.tolerance,
+                            legacy_core=args.legacy_core, oracle=args.oracle, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.out:
+        write_report(report, args.out)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(format_report(report))
+    return 0 if report.passed else 1
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.1f}%"
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def format_report(report: ParityReport) -> str:
+    m = report.model
+    synthetic = " [SYNTHETIC STAND-IN]" if m.get("provenance") == "synthetic stand-in" else ""
+    inputs = f"{report.random_vectors} random (seed {report.seed})"
+    if report.clips:
+        inputs += f" + {len(report.clips)} audio clips"
+    lines = [
+        f"model   {m['name']} ({m['provenance']}, sha256 {m['sha256'][:12]}…){synthetic}",
+        (f"compare {report.npu} vs {report.oracle} on {report.vectors} vectors: {inputs}; "
+         f"tolerance {report.tolerance_lsb:g} LSB"),
+        "",
+    ]
+    header = ("config", "vectors", "bit-exact", "max diff LSB", "mismatched", "top-1 agree",
+              "npu ms/inf", "cpu ms/inf", "result")
+    rows = []
+    for r in report.results:
+        if r.error:
+            rows.append((r.label, str(r.vectors), "-", "-", "-", "-", "-", _ms(r.cpu_inference_ms), "ERROR"))
+            continue
+        rows.append((r.label, str(r.vectors), _pct(r.bit_exact_fraction), f"{r.max_abs_diff_lsb:g}",
+                     str(r.mismatched_elements), _pct(r.top1_agreement), _ms(r.npu_inference_ms),
+                     _ms(r.cpu_inference_ms), "PASS" if r.passed else "FAIL"))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    lines.append(fmt(header))
+    lines.extend(fmt(row) for row in rows)
+    for r in report.results:
+        if r.error:
+            lines.append(f"\n{r.label}: {r.error}")
+        elif r.first_differences:
+            lines.append(f"\nfirst differences on {r.label}:")
+            for d in r.first_differences:
+                lines.append(f"  vector {d.vector} ({d.source}) {d.output}[{d.index}]: cpu {d.cpu} "
+                             f"npu {d.npu} ({d.diff_lsb:g} LSB)")
+    lines.append("")
+    lines.append("PASS: bit-exact within tolerance on every configuration" if report.passed
+                 else "FAIL: differences beyond tolerance (or backend errors) above")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""``ethos-kws run``: one inference of a model on any backend (cpu, npu-sim, fvp), same output."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+from .common import add_command, add_json_arg, add_model_arg, print_json
+
+DEFAULT_SEED = 0
+
+# CLI flag (argparse dest) -> create_backend option; a flag left unset is not passed, so each
+# backend applies its own default
+BACKEND_OPTIONS = {
+    "kernels": "kernels",
+    "accel": "accel",
+    "system_config": "system_config",
+    "memory_mode": "memory_mode",
+    "legacy_core": "legacy_core",
+    "platform": "platform",
+    "fvp": "fvp",
+    "runner": "runner",
+    "timeout": "timeout_s",
+}
+
+
+def add_backend_args(p, *, default_backend: str = "cpu") -> None:
+    from ..backends import BACKENDS
+    from ..backends.cpu import KERNELS
+
+    p.add_argument("--backend", default=default_backend, choices=list(BACKENDS),
+                   help="where the model runs")
+    g = p.add_argument_group("cpu backend")
+    g.add_argument("--kernels", choices=list(KERNELS), default=None,
+                   help="LiteRT kernels: ref (reference, the parity oracle; default), builtin "
+                   "(optimized), xnnpack (LiteRT's default delegate), tflm (TFLite Micro, extra 'tflm')")
+    g = p.add_argument_group("npu-sim / fvp backends")
+    g.add_argument("--accel", metavar="ACCEL", help="accelerator, e.g. u55-128 (default: the backend's)")
+    g.add_argument("--system-config", metavar="NAME", help="Vela system config")
+    g.add_argument("--memory-mode", metavar="NAME", help="Vela memory mode")
+    g.add_argument("--legacy-core", action="store_true", default=None,
+                   help="compile with Vela's legacy core (--debug-force-legacy-core)")
+    g = p.add_argument_group("fvp backend")
+    g.add_argument("--platform", choices=["corstone-300", "corstone-310"], help="Corstone platform")
+    g.add_argument("--fvp", metavar="PATH", help="FVP executable")
+    g.add_argument("--runner", metavar="PATH", help="runner application (.axf/.elf)")
+    g.add_argument("--timeout", type=float, metavar="S", help="FVP run time limit in seconds")
+
+
+def backend_options(args) -> dict:
+    return {opt: getattr(args, dest) for dest, opt in BACKEND_OPTIONS.items()
+            if getattr(args, dest, None) is not None}
+
+
+@contextlib.contextmanager
+def backend_stdout():
+    """Tools under a backend (Vela compiling for npu-sim/fvp, native runtimes, child processes)
+    may print on stdout, some straight to file descriptor 1; send all of it to stderr so that
+    stdout carries only our output (one JSON document with --json)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no usable fd 1 (embedded use): Python-level redirect only
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def open_backend(args):
+    """Resolve --model and build --backend with the flags given; returns (resolved, backend)."""
+    from ..backends import create_backend
+    from ..model import resolve_model
+
+    resolved = resolve_model(args.model)
+    with backend_stdout():
+        return resolved, create_backend(args.backend, resolved.path, **backend_options(args))
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub, "run",
+        help="run a model once on cpu, npu-sim or fvp; print outputs and scores",
+        description="Run one inference and print the raw output tensors, the dequantized scores "
+        "and, for a 12-label KWS model, the top label. Every backend prints the same --json "
+        "document: {backend, model_sha256, outputs[{name, shape, dtype, scale, zero_point, "
+        "data}], scores, top}.\n\n--input X.npy: one array with the input's element count; int "
+        "values must fit the input type, float values are quantized with the input's scale and "
+        "zero point; pickles/object arrays, NaN and inf are refused.\n--input CLIP.wav: MFCC "
+        "features of its first second (16 kHz mono).\nWithout --input: a seeded random input, "
+        "uniform over the quantized range (--seed).",
+        func=run,
+    )
+    add_model_arg(p)
+    p.add_argument("--input", metavar="X.npy|CLIP.wav", help="input array or WAV clip")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random input used without --input")
+    p.add_argument("--labels", metavar="FILE", help="labels, one per line in output order (default: the 12 DS-CNN labels)")
+    add_backend_args(p)
+    add_json_arg(p)
+
+
+def run(args) -> int:
+    from ..inputs import load_input_file, quantized_input_specs, random_inputs
+    from ..labels import labels_for
+
+    resolved, backend = open_backend(args)
+    specs = list(backend.input_specs)
+    if args.input:
+        inputs = load_input_file(args.input, specs)
+        source = args.input
+    else:
+        inputs = random_inputs(specs, args.seed, quantized_input_specs(resolved.path, specs))
+        source = f"seeded random input (seed {args.seed}), uniform over the quantized range"
+        print(f"ethos-kws: no --input: using a {source}", file=sys.stderr)
+    with backend_stdout():
+        result = backend.run(inputs)
+    n_classes = int(np.prod(result.outputs[0].spec.shape)) if result.outputs else 0
+    labels = labels_for(n_classes, args.labels) if args.labels else (result.labels or labels_for(n_classes))
+    result = dataclasses.replace(result, labels=labels)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    _print_human(result, resolved, source)
+    return 0
+
+
+def _print_human(result, resolved, source: str) -> None:
+    extra = ", ".join(f"{k} {v}" for k, v in result.extra.items() if isinstance(v, (str, int, float)))
+    print(f"{resolved.path.name} on {result.backend}" + (f" ({extra})" if extra else ""))
+    print(f"  model     sha256 {result.model_sha256[:16]}... ({resolved.provenance})")
+    print(f"  input     {source}")
+    if result.inference_ms is not None:
+        print(f"  time      {result.inference_ms:.3f} ms (host wall clock)")
+    for o in result.outputs:
+        q = f", scale {o.spec.scale:.6g}, zero point {o.spec.zero_point}" if o.spec.scale is not None else ""
+        print(f"  output    {o.spec.name} {o.spec.dtype}{list(o.spec.shape)}{q}")
+        print("            " + np.array2string(o.data.reshape(-1), max_line_width=100,
+                                               separator=" ").replace("\n", "\n            "))
+    scores = result.scores
+    names = result.labels or [str(i) for i in range(len(scores))]
+    print("  scores    " + "  ".join(f"{n} {s:.4f}" for n, s in zip(names, scores)))
+    if result.labels:
+        top = result.top(3)
+        print(f"  top       {top[0]['label']} ({top[0]['score']:.4f}); then "
+              + ", ".join(f"{t['label']} ({t['score']:.4f})" for t in top[1:]))

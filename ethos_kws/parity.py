@@ -1,0 +1,330 @@
+"""NPU-vs-CPU parity: the same inputs through the CPU oracle and an NPU backend, compared bit for bit.
+
+The oracle is LiteRT's ``BUILTIN_REF`` kernels on the ORIGINAL model (the CPU backend, run once;
+``oracle="tflm"`` uses TFLite Micro's reference kernels instead, see ``ORACLE_KERNELS``);
+the NPU side is ``npu-sim`` (or ``fvp``) for each accelerator configuration, which compiles the
+model with Vela through the cache. Inputs: ``vectors`` uniform random tensors over each input's
+quantized range (vector n seeded with ``SeedSequence([seed, n])``, as ``ethos-kws vectors`` does,
+so both write the same inputs), then one vector per ``*.wav`` in ``audio_dir`` (sorted by name):
+its MFCC features quantized like any model input.
+
+Per configuration the report gives the fraction of bit-exact vectors, the largest difference in
+output LSBs, the number of differing elements, top-1 agreement, per-inference times, and the
+first differing elements. A configuration passes when no element differs by more than
+``tolerance`` LSB and the backend ran; a backend that fails records its error and fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .accel import parse_accelerator_list
+from .backends import create_backend
+from .errors import BackendUnavailable, EthosKwsError, InputDataError, UserError
+from .fsutil import atomic_write_json
+
+NPU_BACKENDS = ("npu-sim", "fvp")
+ORACLE_BACKEND = "cpu"
+# CPU kernels the oracle may use: LiteRT's reference kernels (the default, as the issue asks) or
+# TFLite Micro's, which is what runs on the Cortex-M next to the NPU. They differ: LiteRT 2.3's
+# int8 FULLY_CONNECTED rounds once, TFLM (and the NPU's TFL rounding) rounds twice, so the two
+# oracles can disagree by 1 LSB on a logit at near-ties (e.g. DS-CNN-L, seed 0, vector 32).
+ORACLE_KERNELS = ("ref", "tflm")
+MAX_VECTORS = 100_000
+MAX_REPORTED_DIFFERENCES = 10
+REPORT_FILE = "parity.json"
+
+Progress = Callable[[str, int, int], None]  # (stage label, done, total)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One output element where the NPU disagrees with the oracle."""
+
+    vector: int
+    source: str  # "random #3" or "clip yes_tflm.wav"
+    output: str  # output tensor name
+    index: int  # flat element index in that output
+    cpu: float | int
+    npu: float | int
+    diff_lsb: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class ConfigParity:
+    accel: str
+    compiler: str  # "regor" (Vela's default) or "legacy" (--debug-force-legacy-core)
+    vectors: int
+    elements_compared: int
+    bit_exact_fraction: float  # vectors whose every output element matches
+    max_abs_diff_lsb: float
+    mismatched_elements: int
+    top1_agreement: float
+    npu_inference_ms: float | None  # mean per vector, batch wall time / vectors
+    cpu_inference_ms: float | None
+    within_tolerance: bool
+    first_differences: tuple[Difference, ...] = ()
+    error: str | None = None  # the backend failed; nothing was compared
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.within_tolerance
+
+    @property
+    def label(self) -> str:
+        return self.accel if self.compiler == "regor" else f"{self.accel} ({self.compiler})"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in vars(self).items() if k != "first_differences"}
+        d["passed"] = self.passed
+        d["first_differences"] = [x.to_dict() for x in self.first_differences]
+        return d
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    model: dict[str, Any]  # path, name, sha256, provenance, description
+    npu: str
+    tolerance_lsb: float
+    seed: int
+    random_vectors: int
+    clips: tuple[str, ...]
+    results: tuple[ConfigParity, ...]
+    oracle: str = "cpu (ref)"
+    cpu_total_ms: float | None = None
+
+    @property
+    def vectors(self) -> int:
+        return self.random_vectors + len(self.clips)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": dict(self.model),
+            "npu": self.npu,
+            "oracle": self.oracle,
+            "tolerance_lsb": self.tolerance_lsb,
+            "seed": self.seed,
+            "vectors": self.vectors,
+            "random_vectors": self.random_vectors,
+            "clips": list(self.clips),
+            "passed": self.passed,
+            "cpu_total_ms": self.cpu_total_ms,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+# ---- inputs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VectorSet:
+    inputs: list[list[np.ndarray]] = field(repr=False)
+    sources: tuple[str, ...]
+    clips: tuple[str, ...]
+
+
+def _clips(audio_dir: str | os.PathLike) -> list[Path]:
+    adir = Path(audio_dir)
+    if not adir.is_dir():
+        raise InputDataError(f"--audio {adir} is not a directory")
+    clips = sorted(p for p in adir.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+    if not clips:
+        raise InputDataError(f"--audio {adir} holds no .wav files")
+    return clips
+
+
+def make_vectors(model_path: Path, specs: Sequence, vectors: int, seed: int,
+                 audio_dir: str | os.PathLike | None) -> VectorSet:
+    from .inputs import quantized_input_specs, random_inputs
+
+    qspecs = quantized_input_specs(model_path, specs)
+    sets = [random_inputs(specs, seed=np.random.SeedSequence([seed, n]), quant_specs=qspecs)
+            for n in range(vectors)]
+    sources = [f"random #{n}" for n in range(vectors)]
+    clip_names: list[str] = []
+    if audio_dir is not None:
+        from .audio import wav_features
+        from .inputs import features_to_input
+
+        clips = _clips(audio_dir)
+        if len(specs) != 1:
+            raise InputDataError(f"--audio needs a model with one (MFCC) input; it has {len(specs)}")
+        for clip in clips:
+            sets.append([features_to_input(wav_features(clip), specs[0], str(clip))])
+            sources.append(f"clip {clip.name}")
+            clip_names.append(clip.name)
+    if not sets:
+        raise UserError("nothing to compare: --vectors is 0 and no --audio clips")
+    return VectorSet(sets, tuple(sources), tuple(clip_names))
+
+
+# ---- comparison -----------------------------------------------------------------------------------
+
+
+def _lsb(spec) -> float:
+    """Size of one output step: 1 for integer outputs, the quantization scale for float outputs
+    that come from a quantized tensor, else 1 (raw difference)."""
+    if np.dtype(spec.dtype).kind in "iu" or not spec.scale:
+        return 1.0
+    return float(spec.scale)
+
+
+def _top1(outs: list[np.ndarray]) -> int:
+    return int(np.argmax(np.asarray(outs[0]).reshape(-1)))
+
+
+def compare_outputs(cpu: Sequence[Sequence[np.ndarray]], npu: Sequence[Sequence[np.ndarray]],
+                    output_specs: Sequence, sources: Sequence[str], tolerance: float,
+                    lsb: Sequence[float] | None = None) -> dict[str, Any]:
+    """Element-wise comparison of two backends' raw outputs (vector-major); the figures of
+    ``ConfigParity`` except identity and timing."""
+    if len(cpu) != len(npu):
+        raise ValueError(f"{len(cpu)} oracle results but {len(npu)} NPU results")
+    steps = list(lsb) if lsb is not None else [_lsb(s) for s in output_specs]
+    exact_vectors = agree = mismatched = elements = 0
+    max_diff = 0.0
+    firsts: list[Difference] = []
+    for v, (c_outs, n_outs) in enumerate(zip(cpu, npu)):
+        vector_exact = True
+        for spec, step, c, n in zip(output_specs, steps, c_outs, n_outs):
+            c = np.asarray(c).reshape(-1)
+            n = np.asarray(n).reshape(-1)
+            if c.shape != n.shape:
+                raise ValueError(f"output {spec.name!r}: oracle has {c.size} elements, NPU {n.size}")
+            elements += c.size
+            diff = np.abs(c.astype(np.float64) - n.astype(np.float64)) / step
+            bad = np.flatnonzero(c != n)
+            if bad.size:
+                vector_exact = False
+                mismatched += int(bad.size)
+                max_diff = max(max_diff, float(diff.max()))
+                for i in bad[: MAX_REPORTED_DIFFERENCES - len(firsts)]:
+                    firsts.append(Difference(v, sources[v], spec.name, int(i), c[i].item(), n[i].item(),
+                                             round(float(diff[i]), 6)))
+        exact_vectors += vector_exact
+        agree += _top1(c_outs) == _top1(n_outs)
+    count = len(cpu)
+    return {
+        "vectors": count,
+        "elements_compared": elements,
+        "bit_exact_fraction": exact_vectors / count if count else 1.0,
+        "max_abs_diff_lsb": max_diff,
+        "mismatched_elements": mismatched,
+        "top1_agreement": agree / count if count else 1.0,
+        "within_tolerance": max_diff <= tolerance,
+        "first_differences": tuple(firsts),
+    }
+
+
+def _timed_batch(backend, sets: list[list[np.ndarray]]) -> tuple[list[list[np.ndarray]], float]:
+    t0 = time.perf_counter()
+    run_batch = getattr(backend, "run_batch", None)
+    if run_batch is not None:
+        outs = [list(o) for o in run_batch(sets)]
+    else:
+        outs = [[o.data for o in backend.run(s).outputs] for s in sets]
+    return outs, (time.perf_counter() - t0) * 1e3
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+def _describe_model(model) -> dict[str, Any]:
+    from .model import ResolvedModel, resolve_model
+
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_fetch=False)
+    return {
+        "path": str(resolved.path),
+        "name": Path(resolved.path).name,
+        "sha256": resolved.sha256,
+        "provenance": resolved.provenance,
+        "description": resolved.description,
+    }
+
+
+def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-sim",
+               vectors: int = 50, seed: int = 0, audio_dir: str | os.PathLike | None = None,
+               tolerance: float = 0, legacy_core: bool = False,
+               npu_options: dict[str, Any] | None = None, oracle: str = "ref",
+               progress: Progress | None = None) -> ParityReport:
+    """Compare ``npu`` with the CPU oracle on every accelerator in ``accels``.
+
+    ``model``: a path or a ``ResolvedModel``. ``accels``: "all", "u55-128,u65-512" or a list.
+    ``npu_options`` go to the NPU backend factory (e.g. ``behaviours=`` for npu-sim, ``fvp=``).
+    ``oracle``: the CPU kernels of the oracle, one of ``ORACLE_KERNELS``.
+    Raises ``UserError`` for bad arguments and ``BackendUnavailable`` when a backend cannot run
+    here; a backend failing on one configuration is recorded in that configuration's result.
+    """
+    if npu not in NPU_BACKENDS:
+        raise UserError(f"unknown --npu {npu!r}; choose one of: {', '.join(NPU_BACKENDS)}")
+    if not isinstance(vectors, int) or not 0 <= vectors <= MAX_VECTORS:
+        raise UserError(f"--vectors must be between 0 and {MAX_VECTORS}, got {vectors}")
+    if oracle not in ORACLE_KERNELS:
+        raise UserError(f"unknown --oracle {oracle!r}; choose one of: {', '.join(ORACLE_KERNELS)}")
+    if not tolerance >= 0:  # also refuses NaN
+        raise UserError(f"--tolerance must be a non-negative number of LSBs, got {tolerance}")
+    accel_names = _accel_names(accels)
+    model_info = _describe_model(model)
+    model_path = Path(model_info["path"])
+    tick = progress or (lambda label, done, total: None)
+
+    cpu = create_backend(ORACLE_BACKEND, model_path, kernels=oracle)
+    vset = make_vectors(model_path, list(cpu.input_specs), vectors, seed, audio_dir)
+    n = len(vset.inputs)
+    tick("cpu oracle", 0, n)
+    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs)
+    tick("cpu oracle", n, n)
+    specs = list(cpu.output_specs)
+
+    compiler = "legacy" if legacy_core else "regor"
+    results = []
+    for i, accel in enumerate(accel_names):
+        label = accel if not legacy_core else f"{accel} (legacy)"
+        tick(label, i, len(accel_names))
+        results.append(_one_config(model_path, npu, accel, compiler, legacy_core, npu_options or {},
+                                   vset, cpu_outs, cpu_ms / n, specs, tolerance))
+        tick(label, i + 1, len(accel_names))
+    return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
+                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3))
+
+
+def _accel_names(accels: str | Sequence[str]) -> list[str]:
+    return [a.name for a in parse_accelerator_list(accels)]
+
+
+def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cpu_outs,
+                cpu_ms_per_vector, specs, tolerance) -> ConfigParity:
+    try:
+        backend = create_backend(npu, model_path, accel=accel, legacy_core=legacy_core, **options)
+        npu_outs, npu_ms = _timed_batch(backend, vset.inputs)
+    except BackendUnavailable:
+        raise  # this machine cannot run the backend at all: a usage problem, not a parity result
+    except EthosKwsError as e:
+        return ConfigParity(accel, compiler, len(vset.inputs), 0, 0.0, 0.0, 0, 0.0, None,
+                            round(cpu_ms_per_vector, 4), False, (), f"{type(e).__name__}: {e}")
+    figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance)
+    return ConfigParity(accel=accel, compiler=compiler,
+                        npu_inference_ms=round(npu_ms / len(vset.inputs), 4),
+                        cpu_inference_ms=round(cpu_ms_per_vector, 4), **figures)
+
+
+def write_report(report: ParityReport, out_dir: str | os.PathLike) -> Path:
+    """``OUT/parity.json``, written atomically (the report generator reads it)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    return atomic_write_json(out / REPORT_FILE, report.to_dict())

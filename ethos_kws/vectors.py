@@ -1,0 +1,139 @@
+"""Reproducible test vectors with CPU reference outputs, in Arm ML-zoo's layout::
+
+    OUT/testing_input/<input tensor name>/<n>.npy
+    OUT/testing_output/<output tensor name>/<n>.npy
+    OUT/manifest.json      (model sha256, kernels, runtime, seed, what each vector is)
+
+Vectors 0..count-1 are uniform over the input's quantized range (``inputs.random_inputs`` with
+``seed``); then one vector per ``*.wav`` in ``audio_dir`` (sorted by name): its MFCC features,
+quantized like any model input. Outputs come from the CPU backend (LiteRT reference kernels by
+default). The directory is built aside and renamed into place (``atomic_dir``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import wav_features
+from .backends.cpu import CpuBackend
+from .errors import InputDataError, UserError
+from .fsutil import atomic_dir, atomic_save_npy, atomic_write_json
+from .inputs import features_to_input, quantized_input_specs, random_inputs
+
+MANIFEST = "manifest.json"
+MAX_COUNT = 100_000
+
+
+@dataclass(frozen=True)
+class VectorSet:
+    out_dir: Path
+    model_sha256: str
+    kernels: str
+    seed: int
+    input_dirs: tuple[str, ...]
+    output_dirs: tuple[str, ...]
+    sources: tuple[dict[str, Any], ...] = field(repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "model_sha256": self.model_sha256,
+            "kernels": self.kernels,
+            "seed": self.seed,
+            "count": self.count,
+            "input_dirs": list(self.input_dirs),
+            "output_dirs": list(self.output_dirs),
+            "vectors": list(self.sources),
+        }
+
+
+def tensor_dir_name(name: str) -> str:
+    """A tensor name as one safe path component (ML-zoo uses the bare name, e.g. ``input``)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "tensor"
+    return safe
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}_{k}")
+    return out
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserError(f"--out {out} is a non-empty directory that does not hold ethos-kws vectors; "
+                        "choose a new or empty directory")
+
+
+def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, count: int,
+                  seed: int, audio_dir: str | os.PathLike | None = None,
+                  kernels: str = "ref") -> VectorSet:
+    if count < 0 or count > MAX_COUNT:
+        raise UserError(f"--count must be between 0 and {MAX_COUNT}, got {count}")
+    clips: list[Path] = []
+    if audio_dir is not None:
+        adir = Path(audio_dir)
+        if not adir.is_dir():
+            raise InputDataError(f"--audio {adir} is not a directory")
+        clips = sorted(p for p in adir.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+        if not clips:
+            raise InputDataError(f"--audio {adir} holds no .wav files")
+    if count == 0 and not clips:
+        raise UserError("nothing to write: --count is 0 and no --audio clips")
+    out = Path(out_dir)
+    _check_out_dir(out)
+
+    backend = CpuBackend(model_path, kernels)
+    in_specs, out_specs = list(backend.input_specs), list(backend.output_specs)
+    qspecs = quantized_input_specs(backend.model_path, in_specs)
+    in_dirs = _unique([tensor_dir_name(s.name) for s in in_specs])
+    out_dirs = _unique([tensor_dir_name(s.name) for s in out_specs])
+
+    sets: list[list[np.ndarray]] = []
+    sources: list[dict[str, Any]] = []
+    for n in range(count):
+        # one generator per vector: vector n does not depend on --count
+        sets.append(random_inputs(in_specs, seed=_vector_seed(seed, n), quant_specs=qspecs))
+        sources.append({"index": n, "source": "random", "seed": seed})
+    if clips and len(in_specs) != 1:
+        raise UserError(f"--audio needs a model with one (MFCC) input; it has {len(in_specs)}")
+    for clip in clips:
+        sets.append([features_to_input(wav_features(clip), in_specs[0], str(clip))])
+        sources.append({"index": len(sources), "source": "clip", "clip": clip.name})
+    outputs = backend.run_batch(sets)
+
+    with atomic_dir(out) as tmp:
+        for n, (ins, outs) in enumerate(zip(sets, outputs)):
+            for d, a in zip(in_dirs, ins):
+                atomic_save_npy(tmp / "testing_input" / d / f"{n}.npy", a)
+            for d, a in zip(out_dirs, outs):
+                atomic_save_npy(tmp / "testing_output" / d / f"{n}.npy", a)
+        result = VectorSet(out, backend.model_sha256, kernels, seed, tuple(in_dirs),
+                           tuple(out_dirs), tuple(sources))
+        manifest = result.to_dict()
+        manifest.pop("out_dir")
+        manifest["runtime"] = backend.run(sets[0]).extra.get("runtime")
+        manifest["inputs"] = [s.to_dict() for s in in_specs]
+        manifest["outputs"] = [s.to_dict() for s in out_specs]
+        atomic_write_json(tmp / MANIFEST, manifest)
+    return result
+
+
+def _vector_seed(seed: int, n: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, n])

@@ -1,0 +1,107 @@
+"""Acceptance: every real clip classified as its file-name label, through the CLI, by both models;
+sliding windows over a long recording; labels and threshold handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ethos_kws.audio import read_wav
+from ethos_kws.backends.cpu import CpuBackend
+from ethos_kws.classify import classify_wav
+from ethos_kws.cli import main
+from ethos_kws.errors import UserError
+from ethos_kws.labels import DS_CNN_LABELS, labels_for, load_labels
+
+from test_audio import make_wav
+
+NOT_A_KEYWORD = {"noise"}  # background noise: the model's answer is not defined
+PREFIX_TO_LABEL = {"silence": "_silence_"}
+
+
+def _expected(clip) -> str | None:
+    prefix = clip.stem.split("_")[0]
+    return None if prefix in NOT_A_KEYWORD else PREFIX_TO_LABEL.get(prefix, prefix)
+
+
+def _classify_json(capsys, *argv) -> dict:
+    capsys.readouterr()
+    rc = main(["classify", *map(str, argv), "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.mark.parametrize("model_fixture", ["int8io_model", "float_io_model"])
+def test_every_clip_is_classified_as_its_file_name_label(request, audio_dir, capsys, model_fixture):
+    model = request.getfixturevalue(model_fixture)
+    clips = sorted(audio_dir.glob("*.wav"))
+    checked = 0
+    for clip in clips:
+        want = _expected(clip)
+        doc = _classify_json(capsys, clip, "--model", model)
+        assert doc["backend"] == "cpu" and len(doc["top"]) == 3 and len(doc["windows"]) == 1
+        assert doc["top"][0]["label"] == doc["label"]
+        if want is None:
+            continue
+        assert doc["label"] == want, f"{clip.name}: {doc['label']} ({doc['score']:.3f})"
+        assert want in DS_CNN_LABELS
+        checked += 1
+    assert checked == len(clips) - 1 >= 9
+
+
+def test_long_recording_reports_each_detection_with_its_time(tmp_path, audio_dir, int8io_model, capsys):
+    names = ["yes_tflm", "silence_tflm", "no_tflm", "silence_tflm", "left_mlek"]
+    x = np.concatenate([read_wav(audio_dir / f"{n}.wav") for n in names])
+    rec = make_wav(tmp_path / "rec.wav", x)
+    doc = _classify_json(capsys, rec, "--model", int8io_model)
+    assert doc["duration_s"] == 5.0 and len(doc["windows"]) == 9
+    assert [w["start_s"] for w in doc["windows"]] == [i * 0.5 for i in range(9)]
+    found = {(d["label"], d["time_s"]) for d in doc["detections"]}
+    assert {("yes", 0.0), ("no", 2.0), ("left", 4.0)} <= found
+    assert all(d["score"] >= 0.7 and d["label"] in ("yes", "no", "left") for d in doc["detections"])
+    # each window is exactly the 1 s clip the model would see on its own
+    assert doc["windows"][4]["top"] == _classify_json(capsys, audio_dir / "no_tflm.wav", "--model", int8io_model)["top"]
+    strict = _classify_json(capsys, rec, "--model", int8io_model, "--threshold", "1.0")
+    assert strict["detections"] == []
+    capsys.readouterr()
+    assert main(["classify", str(rec), "--model", str(int8io_model)]) == 0
+    text = capsys.readouterr().out
+    assert "9 of 1 s every 0.5 s" in text and "2.00 s  no" in text
+
+
+def test_custom_labels_file(tmp_path, audio_dir, int8io_model, capsys):
+    f = tmp_path / "labels.txt"
+    f.write_text("\n".join(f"L{i}" for i in range(12)) + "\n\n")
+    assert load_labels(f) == tuple(f"L{i}" for i in range(12))
+    doc = _classify_json(capsys, audio_dir / "yes_tflm.wav", "--model", int8io_model, "--labels", f)
+    assert doc["label"] == "L2"  # "yes" is output 2
+    f.write_text("a\nb\n")
+    assert main(["classify", str(audio_dir / "yes_tflm.wav"), "--model", str(int8io_model),
+                 "--labels", str(f)]) == 2
+    assert "2 labels for a model with 12 outputs" in capsys.readouterr().err
+    with pytest.raises(UserError, match="has 2 labels but the model outputs 12"):
+        labels_for(12, f)
+    assert labels_for(7) is None and labels_for(12) == DS_CNN_LABELS
+
+
+def test_bad_threshold_and_bad_clip_exit_2(tmp_path, audio_dir, int8io_model, capsys):
+    assert main(["classify", str(audio_dir / "yes_tflm.wav"), "--model", str(int8io_model),
+                 "--threshold", "1.5"]) == 2
+    assert "--threshold must be between 0 and 1" in capsys.readouterr().err
+    bad = tmp_path / "x.wav"
+    bad.write_text("not audio")
+    assert main(["classify", str(bad), "--model", str(int8io_model)]) == 2
+    err = capsys.readouterr().err
+    assert "not a WAV file" in err and err.count("\n") == 1
+
+
+def test_classify_api_uses_run_batch(int8io_model, audio_dir):
+    b = CpuBackend(int8io_model)
+    calls = []
+    real = b.run_batch
+    b.run_batch = lambda batch: calls.append(len(batch)) or real(batch)
+    r = classify_wav(audio_dir / "up_mlek.wav", b)
+    assert calls == [1] and r.best.label == "up" and r.to_dict()["detections"][0]["label"] == "up"

@@ -1,0 +1,108 @@
+"""npu-sim on the real DS-CNN-L: six accelerators x both Vela compilers against LiteRT's reference
+kernels (BUILTIN_REF) on the original model, raw int8 outputs compared bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from ethos_kws.accel import ACCELERATORS
+from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela, make_backend
+from ethos_kws.backends.npusim.behaviours import Behaviours
+
+VECTORS = 12
+COMPILERS = {"regor": False, "legacy": True}
+# LiteRT's FULLY_CONNECTED rounds once where the NPU (and LiteRT's CONV) round twice; this switch
+# reproduces LiteRT's FC so that everything else can be compared bit for bit (see behaviours.py).
+LITERT_FC = Behaviours(litert_fc_rounding=True)
+
+
+def oracle(model_path, inputs):
+    it = Interpreter(model_path=str(model_path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    ins, outs = it.get_input_details(), it.get_output_details()
+    result = []
+    for item in inputs:
+        for d, x in zip(ins, item):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        result.append([it.get_tensor(d["index"]).copy() for d in outs])
+    return result
+
+
+@pytest.fixture(scope="module")
+def compiled(int8io_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("dscnn_vela")
+    return {
+        (acc, comp): compile_with_vela(int8io_model, acc, root / f"{acc}-{comp}", legacy_core=legacy)
+        for acc in ACCELERATORS
+        for comp, legacy in COMPILERS.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def vectors(int8io_model):
+    rng = np.random.default_rng(2024)
+    inputs = [[rng.integers(-128, 128, (1, 490), dtype=np.int8)] for _ in range(VECTORS)]
+    return inputs, oracle(int8io_model, inputs)
+
+
+@pytest.mark.parametrize("comp", COMPILERS)
+@pytest.mark.parametrize("acc", ACCELERATORS)
+def test_dscnn_l_bit_exact(compiled, vectors, acc, comp):
+    inputs, expected = vectors
+    backend = NpuSimBackend(compiled[(acc, comp)], LITERT_FC)
+    assert backend.executors[0].config.name == acc
+    got = backend.run_batch(inputs)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g[0].reshape(e[0].shape), e[0])
+
+
+def test_hardware_fc_rounding_differs_from_litert_only_in_fc(compiled, int8io_model):
+    """With the NPU's own (double) rounding in the FC, a few vectors differ from LiteRT; making only
+    the FC round like LiteRT removes every difference, so nothing else is involved."""
+    rng = np.random.default_rng(7)
+    inputs = [[rng.integers(-128, 128, (1, 490), dtype=np.int8)] for _ in range(200)]
+    expected = oracle(int8io_model, inputs)
+    path = compiled[("u55-128", "regor")]
+    hw = NpuSimBackend(path).run_batch(inputs)
+    fc = NpuSimBackend(path, LITERT_FC).run_batch(inputs)
+    hw_bad = sum(not np.array_equal(g[0].reshape(e[0].shape), e[0]) for g, e in zip(hw, expected))
+    fc_bad = sum(not np.array_equal(g[0].reshape(e[0].shape), e[0]) for g, e in zip(fc, expected))
+    assert fc_bad == 0
+    assert 0 < hw_bad < 20  # the rare double-rounding ties of the FC
+
+
+def test_single_run_matches_batch(compiled, vectors):
+    inputs, expected = vectors
+    backend = NpuSimBackend(compiled[("u65-512", "regor")], LITERT_FC)
+    result = backend.run(inputs[0])
+    np.testing.assert_array_equal(result.outputs[0].data.reshape(expected[0][0].shape), expected[0][0])
+    assert result.backend == "npu-sim" and result.extra["accel"] == "u65-512"
+    assert result.inference_ms is not None and result.inference_ms > 0
+
+
+def test_float_io_model_runs_quantize_dequantize_on_cpu(float_io_model, tmp_path):
+    """ds_cnn_l_quantized.tflite keeps QUANTIZE/DEQUANTIZE on the CPU; npu-sim runs them in numpy."""
+    compiled = compile_with_vela(float_io_model, "u55-64", tmp_path)
+    backend = NpuSimBackend(compiled, LITERT_FC)
+    assert [op.opcode for op, _ in backend.steps] == ["QUANTIZE", "CUSTOM", "DEQUANTIZE"]
+    rng = np.random.default_rng(3)
+    inputs = [[rng.normal(0, 30, (1, 490)).astype(np.float32)] for _ in range(6)]
+    expected = oracle(float_io_model, inputs)
+    for g, e in zip(backend.run_batch(inputs), expected):
+        np.testing.assert_array_equal(g[0].reshape(e[0].shape), e[0])
+
+
+def test_make_backend_compiles_plain_model(int8io_model):
+    backend = make_backend(int8io_model, accel="u55-32", legacy_core=True, litert_fc_rounding=True)
+    assert backend.executors[0].config.name == "u55-32"
+    x = np.zeros((1, 490), dtype=np.int8)
+    np.testing.assert_array_equal(backend.run([x]).outputs[0].data.reshape(1, 12), oracle(int8io_model, [[x]])[0][0])
+
+
+def test_both_compilers_really_differ(compiled):
+    regor = NpuSimBackend(compiled[("u55-128", "regor")]).executors[0].commands
+    legacy = NpuSimBackend(compiled[("u55-128", "legacy")]).executors[0].commands
+    assert len(regor) != len(legacy)
