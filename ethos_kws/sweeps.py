@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import platform
 import socket
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +179,64 @@ def write_sweep(result: SweepResult, out: Path) -> SweepResult:
     result = SweepResult(result.model, exported, str(out.resolve()), result.created, result.host, result.extra)
     atomic_write_json(out / "results.json", result.to_dict())
     atomic_write_text(out / "results.csv", result.csv_text())
+    if "fvp" in result.extra:
+        atomic_write_json(out / "fvp.json", result.extra["fvp"])
     return result
+
+
+def check_fvp_available(accels: str | Sequence[str] | None, *, platform=None, fvp=None, runner=None) -> None:
+    """Find the FVP and runner for every requested config before any compile or measurement,
+    so a machine without an FVP fails at once (``BackendUnavailable``), not after the sweep."""
+    from .backends.fvp.discovery import find_fvp, find_runner
+    from .backends.fvp.targets import target_for
+
+    for acc in parse_accelerator_list(accels):
+        target, _ = target_for(acc, platform)
+        find_fvp(target, fvp)
+        find_runner(target, runner)
+
+
+def measure_fvp(
+    result: SweepResult,
+    *,
+    platform: str | None = None,
+    fvp: str | os.PathLike | None = None,
+    runner: str | os.PathLike | None = None,
+    timeout_s: float | None = None,
+    seed: int = 0,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepResult:
+    """Run each configuration once on a Corstone FVP and put the measurement beside Vela's
+    estimate (``vela_over_fvp_cycles``). FVPs run one at a time: each is a heavy process."""
+    from .backends.fvp.backend import measure
+
+    rows = []
+    for r in result.results:
+        m = measure(
+            result.model.path, r.accel, platform=platform, system_config=r.system_config,
+            fvp=fvp, runner=runner, timeout_s=timeout_s, seed=seed,
+            legacy_core=r.compiler == "legacy",
+        )  # fmt: skip
+        row = m.to_dict(outputs=False)
+        # the sweep's own estimate too: the FVP runner may need another memory mode than the sweep's
+        row["sweep_cycles_total"] = r.cycles_total
+        rows.append(row)
+        if progress:
+            progress(row)
+    return SweepResult(result.model, result.results, result.out_dir, result.created, result.host, {**result.extra, "fvp": rows})
+
+
+def format_fvp_table(rows: Sequence[dict[str, Any]]) -> str:
+    header = ("accel", "platform", "FVP active cycles", "FVP total cycles", "FVP ms", "Vela NPU cycles", "Vela/FVP")
+    body = [
+        (
+            r["accel"], r["platform"], f"{r['npu_active_cycles']:,}", f"{r['npu_total_cycles']:,}",
+            f"{r['inference_time_ms']:.3f}", f"{r['vela_cycles_npu']:,}" if r.get("vela_cycles_npu") else "n/a",
+            f"{r['vela_over_fvp_cycles']:.2f}" if r.get("vela_over_fvp_cycles") else "n/a",
+        )  # fmt: skip
+        for r in rows
+    ]
+    return _table(header, body, left=2)
 
 
 def format_table(results: Sequence[CompileResult]) -> str:
@@ -194,11 +250,17 @@ def format_table(results: Sequence[CompileResult]) -> str:
         )  # fmt: skip
         for r in results
     ]
+    return _table(header, rows, left=2)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int) -> str:
+    """Plain-text table: the first ``left`` columns left-aligned, numbers right-aligned."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).rjust(w) if i >= 2 else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in (header, *rows)]
+    lines = [
+        "  ".join(str(x).ljust(w) if i < left else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
+        for row in (header, *rows)
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)

@@ -7,7 +7,15 @@ from pathlib import Path
 
 from ..accel import ACCELERATORS
 from ..model import resolve_model
-from ..sweeps import default_out_dir, format_table, sweep
+from ..sweeps import (
+    check_fvp_available,
+    default_out_dir,
+    format_fvp_table,
+    format_table,
+    measure_fvp,
+    sweep,
+    write_sweep,
+)
 from .common import add_command, add_json_arg, add_model_arg, is_terminal, print_json
 from .compile_cmd import add_vela_args
 
@@ -33,10 +41,24 @@ def register(sub) -> None:
     add_vela_args(p, accel_required=False)
     p.add_argument("--out", metavar="DIR", help="output folder (default: reports/runs/<model>)")
     p.add_argument("--jobs", type=int, metavar="N", help="parallel Vela processes (default: CPU count)")
+    p.add_argument("--report", action="store_true", help="also write the HTML/Markdown report into reports/<model>/")
+    p.add_argument("--report-out", metavar="DIR", help="report folder (default: reports/<model>)")
+    fvp = p.add_argument_group("FVP measurement (needs an installed Corstone FVP; see `ethos-kws fvp doctor`)")
+    fvp.add_argument("--measure", choices=("fvp",), help="measure every config on a Corstone FVP beside Vela's estimate")
+    fvp.add_argument("--platform", choices=("corstone-300", "corstone-310"), help="FVP platform (default corstone-300)")
+    fvp.add_argument("--fvp", metavar="PATH", help="FVP executable or install folder")
+    fvp.add_argument("--runner", metavar="PATH", help="inference runner ELF (default: from mlia-ethos-u)")
+    fvp.add_argument("--fvp-timeout", type=float, metavar="S", help="per-run FVP time limit in seconds")
     add_json_arg(p)
 
 
 def run(args) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        from ..errors import UserError
+
+        raise UserError("--jobs must be at least 1")
+    if args.measure == "fvp":
+        check_fvp_available(args.accel, platform=args.platform, fvp=args.fvp, runner=args.runner)
     resolved = resolve_model(args.model, allow_synthetic=True)
     out = Path(args.out) if args.out else default_out_dir(resolved)
     bar = None
@@ -51,24 +73,38 @@ def run(args) -> int:
             bar.set_postfix_str(r.accel)
             bar.update(1)
 
-    if args.jobs is not None and args.jobs < 1:
-        from ..errors import UserError
-
-        raise UserError("--jobs must be at least 1")
     try:
         result = sweep(
             resolved, accels=args.accel, system_config=args.system_config, memory_mode=args.memory_mode,
             optimise=args.optimise, arena_cache_size=args.arena_cache_size, legacy_core=args.legacy_core,
-            out_dir=out, jobs=args.jobs, progress=progress,
+            out_dir=None if args.measure else out, jobs=args.jobs, progress=progress,
         )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
+    if args.measure == "fvp":
+        result = write_sweep(
+            measure_fvp(result, platform=args.platform, fvp=args.fvp, runner=args.runner, timeout_s=args.fvp_timeout),
+            out,
+        )
+    report_dir = None
+    if args.report or args.report_out:
+        from ..report import write_report
+
+        report_dir = write_report(result.to_dict(), args.report_out)
     if args.json:
-        print_json(result.to_dict())
+        doc = result.to_dict()
+        if report_dir is not None:
+            doc["report"] = str(report_dir)
+        print_json(doc)
         return 0
     label = " [SYNTHETIC STAND-IN]" if resolved.is_synthetic else ""
     print(f"{resolved.path.name} ({resolved.provenance}){label}, sha256 {resolved.sha256[:12]}…, Vela {result.results[0].vela_version}")
     print(format_table(result.results))
+    if "fvp" in result.extra:
+        print("\nCorstone FVP measurements (NPU cycles; Vela/FVP = Vela's NPU estimate over FVP active cycles):")
+        print(format_fvp_table(result.extra["fvp"]))
     print(f"results: {Path(result.out_dir) / 'results.json'}, {Path(result.out_dir) / 'results.csv'}")
+    if report_dir is not None:
+        print(f"report:  {report_dir / 'index.html'}")
     return 0
