@@ -61,6 +61,9 @@ def main() -> int:
                   f"({'PASS' if report.passed else 'FAIL'}); CPU oracle {report.cpu_total_ms / 1e3:.2f} s")
         print(f"  {'config':8s} {'bit-exact':>9s} {'npu ms/inf':>10s} {'cpu ms/inf':>10s} {'npu/cpu throughput':>19s}")
         for r in report.results:
+            if r.error:
+                print(f"  {r.accel:8s} ERROR {r.error}")
+                continue
             ratio = r.cpu_inference_ms / r.npu_inference_ms if r.npu_inference_ms else float("nan")
             print(f"  {r.accel:8s} {r.bit_exact_fraction:9.3f} {r.npu_inference_ms:10.2f} "
                   f"{r.cpu_inference_ms:10.2f} {ratio:18.2f}x")

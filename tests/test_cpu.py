@@ -45,7 +45,6 @@ def test_kernel_types_on_real_ds_cnn_l(seeded_outputs, backends):
 
 
 def test_tflm_matches_reference_kernels(int8io_model, backends):
-    pytest.importorskip("tflite_micro", reason="optional extra 'tflm' (PyPI tflite-micro) not installed")
     tflm = CpuBackend(int8io_model, "tflm")
     for seed in range(3):
         x = random_inputs(tflm.input_specs, seed)

@@ -8,7 +8,11 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from ethos_kws.accel import ACCELERATORS
-from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela, make_backend
+from ethos_kws.backends.npusim.backend import (
+    NpuSimBackend,
+    compile_with_vela,
+    make_backend,
+)
 from ethos_kws.backends.npusim.behaviours import Behaviours
 
 VECTORS = 12

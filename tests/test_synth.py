@@ -21,7 +21,6 @@ from ethos_kws.synth import (
 from ethos_kws.tflite import load_tflite, parse_tflite
 from ethos_kws.vela import compile_model
 
-SINGLE_OPS = [a for a in ARCHS if not a.startswith("ds-cnn")]
 VECTORS = 8
 
 

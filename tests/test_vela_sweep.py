@@ -139,7 +139,8 @@ def test_sweep_six_rows_cycles_fall_with_macs(int8io_model, tmp_path):
         assert Path(r.compiled_model).is_file() and Path(r.compiled_model).parent.name == r.accel
 
 
-def test_interrupted_sweep_resumes(int8io_model, monkeypatch):
+def test_interrupted_sweep_resumes(int8io_model, monkeypatch, tmp_path):
+    monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / "own-cache"))  # nothing from other tests
     ethos_kws.sweep(int8io_model, accels="u55-32,u65-256", optimise="Size", jobs=1)
     compiled = []
     real = vela_mod.run_vela

@@ -23,7 +23,7 @@ BACKENDS: dict[str, str] = {
 _INSTALL_HINTS = {
     "ai_edge_litert": "pip install ai-edge-litert",
     "ethosu": "pip install ethos-u-vela==5.2.0",
-    "tflite_micro": "pip install 'ethos-kws[tflm]'",
+    "tflite_micro": "pip install --force-reinstall ethos-kws (it depends on tflite-micro)",
 }
 
 

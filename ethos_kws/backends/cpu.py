@@ -51,7 +51,7 @@ KERNELS: dict[str, KernelChoice] = {
     "tflm": KernelChoice("tflm", None, "TFLite Micro reference kernels"),
 }
 _DISTRIBUTIONS = {"litert": "ai-edge-litert", "tflm": "tflite-micro"}
-_INSTALL = {"litert": "pip install ai-edge-litert", "tflm": "pip install 'ethos-kws[tflm]'"}
+_INSTALL = {"litert": "pip install ai-edge-litert", "tflm": "pip install tflite-micro (an ethos-kws dependency)"}
 
 
 def runtime_version(runtime: str) -> str:

@@ -37,7 +37,7 @@ def add_backend_args(p, *, default_backend: str = "cpu") -> None:
     g = p.add_argument_group("cpu backend")
     g.add_argument("--kernels", choices=list(KERNELS), default=None,
                    help="LiteRT kernels: ref (reference, the parity oracle; default), builtin "
-                   "(optimized), xnnpack (LiteRT's default delegate), tflm (TFLite Micro, extra 'tflm')")
+                   "(optimized), xnnpack (LiteRT's default delegate), tflm (TFLite Micro, the parity oracle)")
     g = p.add_argument_group("npu-sim / fvp backends")
     g.add_argument("--accel", metavar="ACCEL", help="accelerator, e.g. u55-128 (default: the backend's)")
     g.add_argument("--system-config", metavar="NAME", help="Vela system config")

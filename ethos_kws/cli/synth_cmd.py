@@ -36,6 +36,7 @@ _SHAPE_FLAGS = {
     "--units": ("units", int, "fc: output units"),
     "--beta": ("beta", float, "softmax: beta"),
 }
+_METAVARS = {"shape": "1xHxWxC", "pair": "HxW", int: "N", float: "X"}
 _SEPARATORS = re.compile(r"[x,]")
 
 
@@ -47,8 +48,8 @@ def register_under(msub) -> None:
                    help="cluster every conv/FC kernel to at most K int8 values")
     p.add_argument("--seed", type=int, default=0, help="random seed for weights and calibration")
     p.add_argument("--out", required=True, metavar="FILE", help="output .tflite file (written atomically)")
-    for flag, (_, _, text) in _SHAPE_FLAGS.items():
-        p.add_argument(flag, default=None, help=text)
+    for flag, (_, kind, text) in _SHAPE_FLAGS.items():
+        p.add_argument(flag, default=None, help=text, metavar=_METAVARS[kind])
     p.add_argument("--padding", choices=("same", "valid"), default=None, help="SAME or VALID padding")
     p.add_argument("--activation", choices=("none", "relu", "relu6"), default=None,
                    help="fused activation")

@@ -7,9 +7,10 @@ import dataclasses
 import importlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,8 @@ class NpuSimBackend:
     name = "npu-sim"
 
     def __init__(self, compiled_path: str | os.PathLike, behaviours: Behaviours = DEFAULT,
-                 original_model: TfliteModel | None = None, extra: dict[str, Any] | None = None):
+                 original_model: TfliteModel | None = None, extra: dict[str, Any] | None = None,
+                 warm_up: bool = True):
         self.model = load_tflite(compiled_path)
         if not is_vela_model(self.model):
             raise ModelError(f"{compiled_path}: not a Vela-compiled model (no '{CUSTOM_CODE}' operator)")
@@ -60,6 +62,8 @@ class NpuSimBackend:
         self._extra = dict(extra or {})
         cfgs = {s.executor.config.name for _, s in self.steps if isinstance(s, _NpuStep)}
         self._extra.setdefault("accel", ",".join(sorted(cfgs)))
+        if warm_up:  # decode weights and scales now, so run() times an inference, not a load
+            self.run_batch([[np.zeros(spec.shape, dtype=spec.dtype) for spec in self.input_specs]])
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -149,15 +153,13 @@ def _compile(model_path: Path, accel: str, legacy_core: bool, system_config, mem
 def compile_with_vela(model_path: str | os.PathLike, accel: str, out_dir: str | os.PathLike | None = None,
                       legacy_core: bool = False, system_config: str | None = None,
                       memory_mode: str | None = None) -> Path:
-    """Direct Vela call (fallback until ``ethos_kws.compile`` exists; also used by tests)."""
-    import contextlib
-    import io
+    """Run Vela directly, uncached, into ``out_dir`` (tests and benchmarks compile fresh models;
+    the CLI goes through the cached ``compile_model``). Vela's console output is swallowed."""
     import tempfile
-
-    from ethosu.vela import vela
 
     from ...accel import get_accelerator, vela_ini_path
     from ...errors import CompileError
+    from ...vela import run_vela
 
     acc = get_accelerator(accel)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="npusim-vela-"))
@@ -166,12 +168,10 @@ def compile_with_vela(model_path: str | os.PathLike, accel: str, out_dir: str | 
             "--memory-mode", memory_mode or acc.default_memory_mode, "--output-dir", str(out)]
     if legacy_core:
         args.append("--debug-force-legacy-core")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        rc = vela.main(args)
+    run_vela(args)
     compiled = out / (Path(model_path).stem + "_vela.tflite")
-    if rc not in (0, None) or not compiled.exists():
-        raise CompileError(f"Vela failed for {model_path} on {acc.name}: {buf.getvalue().strip()[-300:]}")
+    if not compiled.exists():
+        raise CompileError(f"Vela wrote no {compiled.name} for {model_path} on {acc.name}")
     return compiled
 
 

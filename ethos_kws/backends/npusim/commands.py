@@ -9,7 +9,7 @@ with one u32 payload word), ``[31:16]`` a 16-bit parameter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from ethosu.vela.ethos_u55_regs import ethos_u55_regs as regs
@@ -74,7 +74,7 @@ def field_label(cmd_name: str, field: str, value: int) -> str:
     return str(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def param_fields(name: str) -> tuple[tuple[str, int, int], ...]:
     """(field, lsb within the 16-bit param, width) for a command, from its ``npu_*_t`` structure."""
     if name in _EXTRA_FIELDS:

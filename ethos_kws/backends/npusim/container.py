@@ -34,7 +34,7 @@ class NpuConfig:
     cmd_stream_version: int
 
     @classmethod
-    def from_word(cls, word: int) -> "NpuConfig":
+    def from_word(cls, word: int) -> NpuConfig:
         product = (word >> 28) & 0xF
         if product not in PRODUCTS:
             raise CommandStreamError(f"COP1 config_r 0x{word:08x}: unknown product {product}")

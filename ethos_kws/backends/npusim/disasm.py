@@ -28,7 +28,7 @@ def disassemble(path) -> list[dict[str, Any]]:
             "npu": cfg.npu,
             "macs_per_cycle": cfg.macs_per_cycle,
             "shram_bytes": cfg.shram_bytes,
-            "stream_words": int(len(eop.payload.words)),
+            "stream_words": len(eop.payload.words),
             "read_only_bytes": len(eop.read_only),
             "scratch_bytes": eop.scratch_bytes,
             "scratch_fast_bytes": eop.scratch_fast_bytes,

@@ -8,7 +8,7 @@ its memory accesses before it runs, so a malformed stream ends in ``CommandStrea
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ...errors import CommandStreamError
 from .behaviours import DEFAULT, Behaviours

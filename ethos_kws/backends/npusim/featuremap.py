@@ -51,7 +51,7 @@ class FeatureMap:
         return element_dtype(self.bits, self.signed)
 
     @classmethod
-    def from_registers(cls, r: RegisterFile, name: str) -> "FeatureMap":
+    def from_registers(cls, r: RegisterFile, name: str) -> FeatureMap:
         prec = r.p(f"{name}_PRECISION")
         if name == "OFM":
             bits_code, layout = (prec >> 1) & 0x3, (prec >> 6) & 0x3

@@ -29,7 +29,7 @@ class Memory:
 
     @classmethod
     def create(cls, batch: int, read_only: bytes, scratch_bytes: int, fast_bytes: int,
-               fast_is_scratch: bool, shram_bytes: int) -> "Memory":
+               fast_is_scratch: bool, shram_bytes: int) -> Memory:
         for what, n in (("scratch", scratch_bytes), ("scratch_fast", fast_bytes)):
             if n > MAX_REGION_BYTES:
                 raise CommandStreamError(f"{what} region of {n} bytes exceeds the simulator's limit")

@@ -42,7 +42,7 @@ class RegisterFile:
         param, payload = self.cmd1.get(name, (0, 0))
         return payload, param & 0x3F
 
-    def snapshot(self) -> "RegisterFile":
+    def snapshot(self) -> RegisterFile:
         r = RegisterFile()
         r.cmd0 = dict(self.cmd0)
         r.cmd1 = dict(self.cmd1)

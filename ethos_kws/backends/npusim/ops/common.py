@@ -13,7 +13,6 @@ from ..featuremap import FeatureMap, write_fm
 from ..lut import LUT_FIRST, LUT_LAST, apply_lut
 from ..memory import Memory
 from ..registers import RegisterFile
-from ..rescale import rescale
 
 # ACTIVATION [15:12] clip range -> forced (min, max); 0 = the OFM precision's range
 CLIP_RANGES = {0: None, 2: (0, 255), 3: (-128, 127), 5: (-32768, 32767)}
@@ -43,7 +42,7 @@ class Kernel:
         return (self.width - 1) * self.dilation_x + 1
 
     @classmethod
-    def from_registers(cls, r: RegisterFile) -> "Kernel":
+    def from_registers(cls, r: RegisterFile) -> Kernel:
         ks = r.p("KERNEL_STRIDE")
         sx = ((ks >> 0) & 1 | ((ks >> 6) & 1) << 1) + 1
         sy = ((ks >> 1) & 1 | ((ks >> 9) & 1) << 1) + 1
@@ -62,6 +61,14 @@ class Kernel:
         if h <= 0 or w <= 0:
             raise CommandStreamError(f"kernel/padding registers give an empty IFM ({h}x{w})")
         return h, w
+
+
+def check_unmodelled(r: RegisterFile) -> None:
+    """Registers whose non-default values change results in ways npu-sim does not model."""
+    if r.p("IFM_UPSCALE") & 0x3:
+        raise CommandStreamError(f"IFM_UPSCALE mode {r.p('IFM_UPSCALE') & 0x3} (resampling) is not modelled")
+    if r.p("ACC_FORMAT") & 0x3 == 2:
+        raise CommandStreamError("ACC_FORMAT FP_S5_10 (floating-point accumulators) is not modelled")
 
 
 def ofm_shape(r: RegisterFile) -> tuple[int, int, int]:
@@ -89,7 +96,8 @@ class OutputStage:
     behaviours: Behaviours
 
     @classmethod
-    def from_registers(cls, r: RegisterFile, ofm: FeatureMap, behaviours: Behaviours) -> "OutputStage":
+    def from_registers(cls, r: RegisterFile, ofm: FeatureMap, behaviours: Behaviours) -> OutputStage:
+        check_unmodelled(r)
         prec = r.p("OFM_PRECISION")
         act = r.p("ACTIVATION")
         function, clip = act & 0xFFF, (act >> 12) & 0xF
@@ -129,12 +137,3 @@ class OutputStage:
             lo, hi = self.type_range()
             values = np.clip(values, lo, hi)
         write_fm(mem, self.ofm.region, index, values, self.ofm.dtype)
-
-
-def scale_registers(r: RegisterFile, name: str = "OFM_SCALE") -> tuple[int, int]:
-    return r.scale(name)
-
-
-def global_rescale(values: np.ndarray, r: RegisterFile, rounding: int) -> np.ndarray:
-    mult, shift = r.scale("OFM_SCALE")
-    return rescale(values, mult, shift, rounding)

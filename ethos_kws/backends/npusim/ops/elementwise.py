@@ -84,8 +84,14 @@ class ElementwisePlan:
             raise CommandStreamError(f"OPA_SCALE shift {shift} below {k} is not modelled")
 
         def scale(x):
+            # TFLite's rounding doubling high multiply of (x << input shift) by the multiplier
+            # (round half up at bit k of x*M), then a rounding divide by 2^(shift-k), half away
+            # from zero
             t = rescale(x, mult, k, NATURAL)
-            return rescale(t, 1, shift - k, 0) if shift > k else t
+            e = shift - k
+            if e == 0:
+                return t
+            return (t + (1 << (e - 1)) - (t < 0)) >> e
 
         unscaled = UNSCALED_SHIFT[bits]
         if self.scale_mode == SCALE_OPA_32BIT:

@@ -1,0 +1,97 @@
+"""npu-sim speed on DS-CNN-L: single-inference latency per accelerator and batched throughput
+against LiteRT's reference kernels (BUILTIN_REF, the parity oracle), measured side by side.
+
+    python benchmarks/bench_npusim.py [--model M] [--accel all|LIST] [--legacy] [--batch 64] [--repeats 20]
+
+Prints one line per accelerator and the throughput ratio npu-sim / LiteRT (>= 1 means npu-sim is
+at least as fast as the oracle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ethos_kws.accel import parse_accelerator_list
+from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
+from ethos_kws.paths import shared_data_dir
+
+
+def litert_runner(model: Path):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+
+    def run(x):
+        it.set_tensor(i, x)
+        it.invoke()
+        return it.get_tensor(o)
+
+    return run
+
+
+def median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    default_model = (shared_data_dir() or Path(".")) / "models" / "ds_cnn_l_int8io.tflite"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(default_model))
+    ap.add_argument("--accel", default="all")
+    ap.add_argument("--legacy", action="store_true", help="compile with --debug-force-legacy-core")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args(argv)
+
+    model = Path(args.model)
+    rng = np.random.default_rng(0)
+    inputs = [rng.integers(-128, 128, (1, 490), dtype=np.int8) for _ in range(args.batch)]
+    litert = litert_runner(model)
+    print(f"model {model.name}, batch {args.batch}, compiler {'legacy' if args.legacy else 'regor'}")
+    print(f"{'accel':8} {'npu-sim 1x ms':>14} {'litert 1x ms':>13} {'npu-sim inf/s':>14} "
+          f"{'litert inf/s':>13} {'ratio':>6}")
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for acc in parse_accelerator_list(args.accel):
+            compiled = compile_with_vela(model, acc.name, Path(tmp) / acc.name, legacy_core=args.legacy)
+            sim = NpuSimBackend(compiled)
+            sim.run([inputs[0]])  # builds plans, decodes weights once
+            litert(inputs[0])
+            sim_ms = median_ms(lambda sim=sim: sim.run([inputs[0]]), args.repeats)
+            lite_ms = median_ms(lambda: litert(inputs[0]), args.repeats)
+            # throughput: the same inputs through both, alternating to share machine load
+            sim_t = lite_t = 0.0
+            for _ in range(3):
+                t0 = time.perf_counter()
+                sim.run_batch([[x] for x in inputs])
+                sim_t += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for x in inputs:
+                    litert(x)
+                lite_t += time.perf_counter() - t0
+            sim_ips = 3 * len(inputs) / sim_t
+            lite_ips = 3 * len(inputs) / lite_t
+            ratios.append(sim_ips / lite_ips)
+            print(f"{acc.name:8} {sim_ms:14.2f} {lite_ms:13.2f} {sim_ips:14.0f} {lite_ips:13.0f} "
+                  f"{sim_ips / lite_ips:6.2f}")
+            sys.stdout.flush()
+    print(f"throughput ratio npu-sim/litert: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Small parts of npu-sim checked against first principles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ethos_kws.backends.npusim.commands import (
+    decode_fields,
+    decode_stream,
+    param_fields,
+)
+from ethos_kws.backends.npusim.featuremap import NHCWB16, NHWC, FeatureMap
+from ethos_kws.backends.npusim.memory import Memory
+from ethos_kws.backends.npusim.rescale import NATURAL, TFL, TRUNCATE, rescale, round_one
+from ethos_kws.backends.npusim.scales import decode_scales
+from ethos_kws.errors import CommandStreamError
+
+
+def _tflite_mbqm(x: int, m: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    ab = x * (1 << left) * m
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    q = ab + nudge
+    high = q // (1 << 31) if q >= 0 else -((-q) // (1 << 31))
+    mask = (1 << right) - 1
+    rem, threshold = high & mask, (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if rem > threshold else 0)
+
+
+def test_tfl_rounding_is_tflite_double_rounding():
+    rng = np.random.default_rng(0)
+    x = rng.integers(-(1 << 24), 1 << 24, 3000)
+    m = rng.integers(1 << 30, (1 << 31) - 1, 3000)
+    s = rng.integers(20, 50, 3000)
+    got = rescale(x[:, None], m[:, None], s[:, None], TFL)[:, 0]
+    assert got.tolist() == [_tflite_mbqm(int(a), int(b), 31 - int(c)) for a, b, c in zip(x, m, s)]
+    # the per-channel fast path (shift on the last axis) agrees too
+    got2 = rescale(x.reshape(-1, 3), m[:3], s[:3] + 12, TFL)
+    assert got2.ravel().tolist() == [round_one(int(a) * int(m[i % 3]), int(s[i % 3] + 12), TFL)
+                                     for i, a in enumerate(x)]
+
+
+@pytest.mark.parametrize("mode, expected", [
+    (NATURAL, [-2, -1, -1, 0, 1, 2, 3]),  # half up: -2.5 -> -2, 2.5 -> 3
+    (TRUNCATE, [-2, -1, -1, 0, 0, 1, 2]),  # toward zero
+    (TFL, [-2, -1, -1, 0, 1, 2, 3]),  # shift <= 31: same as NATURAL
+])
+def test_rounding_modes_on_halves(mode, expected):
+    v = np.array([-5, -3, -2, 0, 1, 3, 5])
+    assert rescale(v, 1, 1, mode).tolist() == [round_one(int(a), 1, mode) for a in v]
+    assert rescale(v * 2, 1, 2, mode).tolist() == expected
+
+
+def test_big_values_fall_back_to_exact_integers():
+    v = np.array([(1 << 40) + 12345, -(1 << 40) - 777])
+    got = rescale(v, (1 << 32) - 1, 45, TFL)
+    assert got.tolist() == [round_one(int(a) * ((1 << 32) - 1), 45, TFL) for a in v]
+
+
+def test_scale_stream_layout():
+    bias, scale, shift = -(1 << 39) + 5, 0xDEADBEEF, 37
+    raw = (bias & ((1 << 40) - 1)).to_bytes(5, "little") + scale.to_bytes(4, "little") + bytes([shift])
+    ss = decode_scales(raw * 3 + bytes(2), 3)
+    assert ss.bias.tolist() == [bias] * 3 and ss.scale.tolist() == [scale] * 3 and ss.shift.tolist() == [37] * 3
+    with pytest.raises(CommandStreamError, match="fewer than the 4 channels"):
+        decode_scales(raw * 3, 4)
+
+
+def _fm(layout, **kw):
+    base = {"name": "IFM", "region": 1, "bases": (0, 1000, 2000, 3000), "height0": 100, "height1": 100, "width0": 100,
+                "stride_x": 3, "stride_y": 30, "stride_c": 1, "layout": layout, "bits": 8, "signed": True, "zero_point": 0}
+    base.update(kw)
+    return FeatureMap(**base)
+
+
+def test_nhwc_and_tiles():
+    fm = _fm(NHWC, height0=2, height1=3, width0=4)
+    off = fm.element_offsets(5, 6, 3)
+    assert off[1, 3, 2] == 0 + 1 * 30 + 3 * 3 + 2  # tile 0
+    assert off[2, 3, 0] == 2000 + 0 * 30 + 3 * 3  # below height0, left of width0: tile 2
+    assert off[1, 5, 1] == 1000 + 1 * 30 + 1 * 3 + 1  # right of width0: tile 1
+    assert off[4, 4, 0] == 3000 + 1 * 30  # right and below height1: tile 3
+
+
+def test_nhcwb16_bricks():
+    fm = _fm(NHCWB16, stride_x=16, stride_y=400, stride_c=80, bits=16)
+    off = fm.element_offsets(2, 5, 40)
+    assert off[1, 2, 35] == 400 + 2 * 16 * 2 + 2 * 80 + 3 * 2
+
+
+def test_feature_map_bounds_are_checked():
+    mem = Memory.create(1, b"\0" * 16, 40, 40, True, 2048)
+    with pytest.raises(CommandStreamError, match="region 1 at offset 0 length 52 is outside the region"):
+        _fm(NHWC, stride_x=1, stride_y=10).byte_index(mem, 5, 10, 3)
+
+
+def test_fields_come_from_vela_tables():
+    assert [f for f, _, _ in param_fields("NPU_SET_IFM_PRECISION")] == ["precision", "format", "scale_mode", "round_mode"]
+    assert decode_fields("NPU_SET_OFM_PRECISION", 0x8145) == {"precision": 5, "format": 1, "scaling": 1, "rounding": 2}
+    cmds = decode_stream(np.array([0x0001_0005, 0x0026_4024, 0xFC0FC0FE, 0xFFFF_0000], dtype=np.uint32), 10)
+    assert [c.name for c in cmds] == ["NPU_OP_POOL", "NPU_SET_OFM_SCALE", "NPU_OP_STOP"]
+    assert cmds[1].payload == 0xFC0FC0FE and cmds[1].param & 0x3F == 38
