@@ -105,7 +105,7 @@ class ParityReport:
     random_vectors: int
     clips: tuple[str, ...]
     results: tuple[ConfigParity, ...]
-    oracle: str = "cpu (ref)"
+    oracle: str = f"cpu ({DEFAULT_ORACLE})"
     cpu_total_ms: float | None = None
 
     @property
