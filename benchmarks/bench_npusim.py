@@ -1,5 +1,5 @@
 """npu-sim speed on DS-CNN-L: single-inference latency per accelerator and batched throughput
-against LiteRT's reference kernels (BUILTIN_REF, the parity oracle), measured side by side.
+against LiteRT's reference kernels (BUILTIN_REF), measured side by side.
 
     python benchmarks/bench_npusim.py [--model M] [--accel all|LIST] [--legacy] [--batch 64] [--repeats 20]
 

@@ -1,11 +1,11 @@
-"""CPU backend: the model on LiteRT (the parity oracle), or optionally on TFLite Micro.
+"""CPU backend: the model on LiteRT, or on TFLite Micro (the default parity oracle).
 
 Kernels (``kernels=``):
-  ``ref``      LiteRT ``BUILTIN_REF``: the portable reference kernels, the parity oracle (default)
+  ``ref``      LiteRT ``BUILTIN_REF``: the portable reference kernels (default for `run`; `parity --oracle ref`)
   ``builtin``  LiteRT ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``: optimized kernels, no delegate
   ``xnnpack``  LiteRT ``AUTO``: what LiteRT runs by default (XNNPACK delegate)
-  ``tflm``     TFLite Micro's reference kernels (PyPI ``tflite-micro``, extra ``tflm``): what runs
-               on a Cortex-M
+  ``tflm``     TFLite Micro's reference kernels (PyPI ``tflite-micro``): what runs on a Cortex-M,
+               and the default parity oracle (it rounds like the NPU; see ``ethos_kws.parity``)
 
 Native crash safety: LiteRT and TFLM are C++ and can abort the whole process on some models.
 Before a model is loaded in-process it is loaded and invoked once in a child process
@@ -45,10 +45,10 @@ class KernelChoice:
 
 
 KERNELS: dict[str, KernelChoice] = {
-    "ref": KernelChoice("litert", "BUILTIN_REF", "LiteRT reference kernels (parity oracle)"),
+    "ref": KernelChoice("litert", "BUILTIN_REF", "LiteRT reference kernels"),
     "builtin": KernelChoice("litert", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "LiteRT optimized kernels"),
     "xnnpack": KernelChoice("litert", "AUTO", "LiteRT default (XNNPACK delegate)"),
-    "tflm": KernelChoice("tflm", None, "TFLite Micro reference kernels"),
+    "tflm": KernelChoice("tflm", None, "TFLite Micro reference kernels (parity oracle)"),
 }
 _DISTRIBUTIONS = {"litert": "ai-edge-litert", "tflm": "tflite-micro"}
 _INSTALL = {"litert": "pip install ai-edge-litert", "tflm": "pip install tflite-micro (an ethos-kws dependency)"}

@@ -36,7 +36,7 @@ def add_backend_args(p, *, default_backend: str = "cpu") -> None:
                    help="where the model runs")
     g = p.add_argument_group("cpu backend")
     g.add_argument("--kernels", choices=list(KERNELS), default=None,
-                   help="LiteRT kernels: ref (reference, the parity oracle; default), builtin "
+                   help="CPU kernels: ref (LiteRT reference kernels; default), builtin "
                    "(optimized), xnnpack (LiteRT's default delegate), tflm (TFLite Micro, the parity oracle)")
     g = p.add_argument_group("npu-sim / fvp backends")
     g.add_argument("--accel", metavar="ACCEL", help="accelerator, e.g. u55-128 (default: the backend's)")
