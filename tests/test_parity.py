@@ -21,9 +21,9 @@ SIX = "u55-32,u55-64,u55-128,u55-256,u65-256,u65-512"
 
 
 def _npusim():
-    """The simulator's behaviour switches (skip only while the npu-sim package is absent)."""
-    behaviours = pytest.importorskip("ethos_kws.backends.npusim.behaviours",
-                                     reason="npu-sim backend not in this working copy")
+    """The simulator's behaviour switches."""
+    from ethos_kws.backends.npusim import behaviours
+
     return behaviours
 
 
@@ -324,3 +324,17 @@ def test_write_report_refuses_a_file_as_directory(tmp_path):
     report = parity.ParityReport({"path": "m"}, "npu-sim", 0, 0, 0, (), ())
     with pytest.raises(UserError):
         write_report(report, f)
+
+
+@pytest.mark.parametrize("extra", [[], ["--audio"]], ids=["random", "random+audio"])
+def test_acceptance_cli_50_vectors_all_six_bit_exact(int8io_model, audio_dir, extra, capsys):
+    """Issue 4's acceptance command, as a user types it."""
+    from ethos_kws.cli import main
+
+    argv = ["parity", "--model", str(int8io_model), "--accel", "all", "--vectors", "50", "--json"]
+    rc = main(argv + ([extra[0], str(audio_dir)] if extra else []))
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert [r["accel"] for r in doc["results"]] == SIX.split(",")
+    for r in doc["results"]:
+        assert r["bit_exact_fraction"] == 1.0 and r["vectors"] == 50 + (10 if extra else 0)
