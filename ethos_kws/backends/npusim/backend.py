@@ -4,7 +4,6 @@ Vela leaves behind (QUANTIZE/DEQUANTIZE) in numpy. ``make_backend`` compiles pla
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import time
 from collections.abc import Sequence
@@ -135,44 +134,16 @@ class NpuSimBackend:
         return RunResult(self.name, self._sha, tensors, inference_ms=ms, extra=dict(self._extra))
 
 
-def _compile(model_path: Path, accel: str, legacy_core: bool, system_config, memory_mode) -> Path:
-    compile_model = None
-    for module in ("ethos_kws.vela", "ethos_kws.compile"):  # lead-owned adapter, cached by content
-        try:
-            compile_model = importlib.import_module(module).compile_model
-            break
-        except (ImportError, AttributeError):
-            continue
-    if compile_model is not None:
-        res = compile_model(model_path, accel, system_config=system_config, memory_mode=memory_mode,
-                            legacy_core=legacy_core)
-        return Path(res.compiled_model)
-    return compile_with_vela(model_path, accel, legacy_core=legacy_core)
-
-
 def compile_with_vela(model_path: str | os.PathLike, accel: str, out_dir: str | os.PathLike | None = None,
                       legacy_core: bool = False, system_config: str | None = None,
                       memory_mode: str | None = None) -> Path:
-    """Run Vela directly, uncached, into ``out_dir`` (tests and benchmarks compile fresh models;
-    the CLI goes through the cached ``compile_model``). Vela's console output is swallowed."""
-    import tempfile
+    """The compiled ``*_vela.tflite`` for ``accel``, through the cached Vela adapter (copied into
+    ``out_dir`` when given)."""
+    from ...vela import compile_model
 
-    from ...accel import get_accelerator, vela_ini_path
-    from ...errors import CompileError
-    from ...vela import run_vela
-
-    acc = get_accelerator(accel)
-    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="npusim-vela-"))
-    args = [str(model_path), "--accelerator-config", acc.vela_config, "--config", str(vela_ini_path()),
-            "--system-config", system_config or acc.default_system_config,
-            "--memory-mode", memory_mode or acc.default_memory_mode, "--output-dir", str(out)]
-    if legacy_core:
-        args.append("--debug-force-legacy-core")
-    run_vela(args)
-    compiled = out / (Path(model_path).stem + "_vela.tflite")
-    if not compiled.exists():
-        raise CompileError(f"Vela wrote no {compiled.name} for {model_path} on {acc.name}")
-    return compiled
+    res = compile_model(model_path, accel, system_config=system_config, memory_mode=memory_mode,
+                        legacy_core=legacy_core, out_dir=out_dir)
+    return Path(res.compiled_model)
 
 
 def make_backend(model_path: str | os.PathLike, **options) -> NpuSimBackend:
@@ -185,7 +156,8 @@ def make_backend(model_path: str | os.PathLike, **options) -> NpuSimBackend:
         return NpuSimBackend(model_path, behaviours, extra={"compiled_model": str(model_path)})
     accel = options.get("accel") or "u55-128"
     legacy = bool(options.get("legacy_core", False))
-    compiled = _compile(Path(model_path), accel, legacy, options.get("system_config"),
-                        options.get("memory_mode"))
+    compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
+                                 system_config=options.get("system_config"),
+                                 memory_mode=options.get("memory_mode"))
     return NpuSimBackend(compiled, behaviours, original_model=model,
                          extra={"accel": accel, "legacy_core": legacy, "compiled_model": str(compiled)})
