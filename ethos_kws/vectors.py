@@ -81,11 +81,15 @@ def _check_out_dir(out: Path) -> None:
                         "choose a new or empty directory")
 
 
+def check_count(count: int) -> None:
+    if count < 0 or count > MAX_COUNT:
+        raise UserError(f"--count must be between 0 and {MAX_COUNT}, got {count}")
+
+
 def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, count: int,
                   seed: int, audio_dir: str | os.PathLike | None = None,
                   kernels: str = "ref") -> VectorSet:
-    if count < 0 or count > MAX_COUNT:
-        raise UserError(f"--count must be between 0 and {MAX_COUNT}, got {count}")
+    check_count(count)
     clips: list[Path] = []
     if audio_dir is not None:
         adir = Path(audio_dir)

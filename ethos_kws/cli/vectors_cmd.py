@@ -29,8 +29,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..model import resolve_model
-    from ..vectors import write_vectors
+    from ..vectors import check_count, write_vectors
 
+    check_count(args.count)  # before looking for (or downloading) a model
     resolved = resolve_model(args.model)
     vs = write_vectors(resolved.path, args.out, count=args.count, seed=args.seed,
                        audio_dir=args.audio, kernels=args.kernels)
