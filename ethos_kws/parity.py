@@ -281,6 +281,18 @@ def _describe_model(model) -> dict[str, Any]:
     }
 
 
+def check_arguments(*, npu: str, vectors: int, oracle: str, tolerance: float) -> None:
+    """Refuse bad arguments up front (the CLI calls this before it looks for a model)."""
+    if npu not in NPU_BACKENDS:
+        raise UserError(f"unknown --npu {npu!r}; choose one of: {', '.join(NPU_BACKENDS)}")
+    if not isinstance(vectors, int) or not 0 <= vectors <= MAX_VECTORS:
+        raise UserError(f"--vectors must be between 0 and {MAX_VECTORS}, got {vectors}")
+    if oracle not in ORACLE_KERNELS:
+        raise UserError(f"unknown --oracle {oracle!r}; choose one of: {', '.join(ORACLE_KERNELS)}")
+    if not tolerance >= 0:  # also refuses NaN
+        raise UserError(f"--tolerance must be a non-negative number of LSBs, got {tolerance}")
+
+
 def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-sim",
                vectors: int = 50, seed: int = 0, audio_dir: str | os.PathLike | None = None,
                tolerance: float = 0, legacy_core: bool = False,
@@ -294,14 +306,7 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     Raises ``UserError`` for bad arguments and ``BackendUnavailable`` when a backend cannot run
     here; a backend failing on one configuration is recorded in that configuration's result.
     """
-    if npu not in NPU_BACKENDS:
-        raise UserError(f"unknown --npu {npu!r}; choose one of: {', '.join(NPU_BACKENDS)}")
-    if not isinstance(vectors, int) or not 0 <= vectors <= MAX_VECTORS:
-        raise UserError(f"--vectors must be between 0 and {MAX_VECTORS}, got {vectors}")
-    if oracle not in ORACLE_KERNELS:
-        raise UserError(f"unknown --oracle {oracle!r}; choose one of: {', '.join(ORACLE_KERNELS)}")
-    if not tolerance >= 0:  # also refuses NaN
-        raise UserError(f"--tolerance must be a non-negative number of LSBs, got {tolerance}")
+    check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
     accel_names = _accel_names(accels)
     model_info = _describe_model(model)
     model_path = Path(model_info["path"])

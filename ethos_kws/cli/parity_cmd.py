@@ -59,7 +59,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..model import resolve_model
+    from ..parity import check_arguments
 
+    check_arguments(npu=args.npu, vectors=args.vectors, oracle=args.oracle, tolerance=args.tolerance)
     resolved = resolve_model(args.model)
     bar = None
     progress = None
