@@ -27,7 +27,7 @@ import numpy as np
 
 from .accel import parse_accelerator_list
 from .backends import create_backend
-from .errors import BackendUnavailable, EthosKwsError, InputDataError, UserError
+from .errors import BackendUnavailable, EthosKwsError, UserError
 from .fsutil import atomic_write_json
 
 NPU_BACKENDS = ("npu-sim", "fvp")
@@ -142,39 +142,16 @@ class VectorSet:
     clips: tuple[str, ...]
 
 
-def _clips(audio_dir: str | os.PathLike) -> list[Path]:
-    adir = Path(audio_dir)
-    if not adir.is_dir():
-        raise InputDataError(f"--audio {adir} is not a directory")
-    clips = sorted(p for p in adir.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
-    if not clips:
-        raise InputDataError(f"--audio {adir} holds no .wav files")
-    return clips
-
-
 def make_vectors(model_path: Path, specs: Sequence, vectors: int, seed: int,
                  audio_dir: str | os.PathLike | None) -> VectorSet:
-    from .inputs import quantized_input_specs, random_inputs
+    from .vectors import clip_vectors, random_vectors, wav_clips
 
-    qspecs = quantized_input_specs(model_path, specs)
-    sets = [random_inputs(specs, seed=np.random.SeedSequence([seed, n]), quant_specs=qspecs)
-            for n in range(vectors)]
-    sources = [f"random #{n}" for n in range(vectors)]
-    clip_names: list[str] = []
-    if audio_dir is not None:
-        from .audio import wav_features
-        from .inputs import features_to_input
-
-        clips = _clips(audio_dir)
-        if len(specs) != 1:
-            raise InputDataError(f"--audio needs a model with one (MFCC) input; it has {len(specs)}")
-        for clip in clips:
-            sets.append([features_to_input(wav_features(clip), specs[0], str(clip))])
-            sources.append(f"clip {clip.name}")
-            clip_names.append(clip.name)
+    clips = wav_clips(audio_dir) if audio_dir is not None else []
+    sets = random_vectors(model_path, specs, vectors, seed) + clip_vectors(clips, specs)
     if not sets:
         raise UserError("nothing to compare: --vectors is 0 and no --audio clips")
-    return VectorSet(sets, tuple(sources), tuple(clip_names))
+    sources = [f"random #{n}" for n in range(vectors)] + [f"clip {c.name}" for c in clips]
+    return VectorSet(sets, tuple(sources), tuple(c.name for c in clips))
 
 
 # ---- comparison -----------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .audio import wav_features
+from .backends.base import TensorSpec
 from .backends.cpu import CpuBackend
 from .errors import InputDataError, UserError
 from .fsutil import atomic_dir, atomic_save_npy, atomic_write_json
@@ -90,14 +91,7 @@ def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
                   seed: int, audio_dir: str | os.PathLike | None = None,
                   kernels: str = "ref") -> VectorSet:
     check_count(count)
-    clips: list[Path] = []
-    if audio_dir is not None:
-        adir = Path(audio_dir)
-        if not adir.is_dir():
-            raise InputDataError(f"--audio {adir} is not a directory")
-        clips = sorted(p for p in adir.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
-        if not clips:
-            raise InputDataError(f"--audio {adir} holds no .wav files")
+    clips = wav_clips(audio_dir) if audio_dir is not None else []
     if count == 0 and not clips:
         raise UserError("nothing to write: --count is 0 and no --audio clips")
     out = Path(out_dir)
@@ -105,21 +99,12 @@ def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
 
     backend = CpuBackend(model_path, kernels)
     in_specs, out_specs = list(backend.input_specs), list(backend.output_specs)
-    qspecs = quantized_input_specs(backend.model_path, in_specs)
     in_dirs = _unique([tensor_dir_name(s.name) for s in in_specs])
     out_dirs = _unique([tensor_dir_name(s.name) for s in out_specs])
 
-    sets: list[list[np.ndarray]] = []
-    sources: list[dict[str, Any]] = []
-    for n in range(count):
-        # one generator per vector: vector n does not depend on --count
-        sets.append(random_inputs(in_specs, seed=_vector_seed(seed, n), quant_specs=qspecs))
-        sources.append({"index": n, "source": "random", "seed": seed})
-    if clips and len(in_specs) != 1:
-        raise UserError(f"--audio needs a model with one (MFCC) input; it has {len(in_specs)}")
-    for clip in clips:
-        sets.append([features_to_input(wav_features(clip), in_specs[0], str(clip))])
-        sources.append({"index": len(sources), "source": "clip", "clip": clip.name})
+    sets = random_vectors(backend.model_path, in_specs, count, seed) + clip_vectors(clips, in_specs)
+    sources: list[dict[str, Any]] = [{"index": n, "source": "random", "seed": seed} for n in range(count)]
+    sources += [{"index": count + i, "source": "clip", "clip": c.name} for i, c in enumerate(clips)]
     outputs = backend.run_batch(sets)
 
     with atomic_dir(out) as tmp:
@@ -139,5 +124,28 @@ def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
     return result
 
 
-def _vector_seed(seed: int, n: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([seed, n])
+def wav_clips(audio_dir: str | os.PathLike) -> list[Path]:
+    """The .wav files of ``--audio DIR``, sorted by name."""
+    adir = Path(audio_dir)
+    if not adir.is_dir():
+        raise InputDataError(f"--audio {adir} is not a directory")
+    clips = sorted(p for p in adir.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+    if not clips:
+        raise InputDataError(f"--audio {adir} holds no .wav files")
+    return clips
+
+
+def random_vectors(model_path: str | os.PathLike, specs: Sequence[TensorSpec], count: int,
+                   seed: int) -> list[list[np.ndarray]]:
+    """Vectors 0..count-1, uniform over each input's quantized range. One generator per vector,
+    so vector n is the same whatever ``count`` is — and the same in `vectors` and `parity`."""
+    qspecs = quantized_input_specs(model_path, specs)
+    return [random_inputs(specs, seed=np.random.SeedSequence([seed, n]), quant_specs=qspecs)
+            for n in range(count)]
+
+
+def clip_vectors(clips: Sequence[Path], specs: Sequence[TensorSpec]) -> list[list[np.ndarray]]:
+    """The MFCC features of each clip as the model's (single) input."""
+    if clips and len(specs) != 1:
+        raise UserError(f"--audio needs a model with one (MFCC) input; it has {len(specs)}")
+    return [[features_to_input(wav_features(clip), specs[0], str(clip))] for clip in clips]
