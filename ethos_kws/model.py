@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import FetchError, ModelError
+from .errors import FetchError
 from .paths import cache_dir
 from .tflite import OpInfo, TfliteModel, load_tflite
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ethos_kws.cli import main
-from ethos_kws.errors import FetchError, ModelError
+from ethos_kws.errors import FetchError
 from ethos_kws.model import cached_model_path, fetch_model, model_info, resolve_model
 from ethos_kws.tflite import load_tflite
 
