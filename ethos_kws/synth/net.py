@@ -104,6 +104,14 @@ class NetBuilder:
     def output(self, *acts: Act) -> None:
         self.graph.outputs.extend(a.index for a in acts)
 
+    def _biased_output(self, name: str, x: Act, acc, w_scales, activation: str):
+        """The int32 bias and the activated, calibrated output shared by CONV and DEPTHWISE."""
+        b_idx, b_deq = self._bias(f"{name}/bias", acc, x.scale, w_scales)
+        y = acc + b_deq
+        out = self._act(name, (1, *y.shape[1:]), reference.ACTIVATIONS[activation](y),
+                        self._output_range(y, activation))
+        return b_idx, out
+
     def conv2d(self, x: Act, out_channels: int, kernel=(3, 3), stride=(1, 1), dilation=(1, 1),
                padding="same", activation="relu", name="conv2d") -> Act:
         cin = x.shape[3]
@@ -111,10 +119,7 @@ class NetBuilder:
         w = self.rng.normal(0.0, 1.0, (out_channels, *kernel, cin)) * gain / np.sqrt(kernel[0] * kernel[1] * cin)
         w_idx, w_deq, w_scales = self._weights(f"{name}/weights", w, axis=0)
         acc = reference.conv2d(x.calib, w_deq, 0.0, stride, dilation, padding)
-        b_idx, b_deq = self._bias(f"{name}/bias", acc, x.scale, w_scales)
-        y = acc + b_deq
-        out = self._act(name, (1, *y.shape[1:]), reference.ACTIVATIONS[activation](y),
-                        self._output_range(y, activation))
+        b_idx, out = self._biased_output(name, x, acc, w_scales, activation)
         self.graph.add_op(OpDef("CONV_2D", (x.index, w_idx, b_idx), (out.index,), {
             "Padding": PADDING_CODES[padding], "StrideH": stride[0], "StrideW": stride[1],
             "DilationHFactor": dilation[0], "DilationWFactor": dilation[1],
@@ -128,10 +133,7 @@ class NetBuilder:
         w = self.rng.normal(0.0, 1.0, (1, *kernel, c)) * gain / np.sqrt(kernel[0] * kernel[1])
         w_idx, w_deq, w_scales = self._weights(f"{name}/weights", w, axis=3)
         acc = reference.depthwise_conv2d(x.calib, w_deq, 0.0, stride, dilation, padding)
-        b_idx, b_deq = self._bias(f"{name}/bias", acc, x.scale, w_scales)
-        y = acc + b_deq
-        out = self._act(name, (1, *y.shape[1:]), reference.ACTIVATIONS[activation](y),
-                        self._output_range(y, activation))
+        b_idx, out = self._biased_output(name, x, acc, w_scales, activation)
         self.graph.add_op(OpDef("DEPTHWISE_CONV_2D", (x.index, w_idx, b_idx), (out.index,), {
             "Padding": PADDING_CODES[padding], "StrideH": stride[0], "StrideW": stride[1],
             "DilationHFactor": dilation[0], "DilationWFactor": dilation[1], "DepthMultiplier": 1,
