@@ -19,34 +19,82 @@ VELA_INI_NAME = "ethos_kws.ini"
 
 
 @dataclass(frozen=True)
+class Block:
+    """A height x width x depth block of feature-map elements (Vela's ``Block``)."""
+
+    height: int
+    width: int
+    depth: int
+
+
+@dataclass(frozen=True)
 class Accelerator:
+    """One Ethos-U configuration. Every fact about it lives here and nowhere else: the simulator,
+    the FVP backend, Vela's argv and the reports all read this record."""
+
     name: str  # ethos-kws spelling, e.g. "u55-128"
     vela_config: str  # Vela --accelerator-config, e.g. "ethos-u55-128"
-    npu: str  # "U55" or "U65"
+    npu: str  # family: "U55", "U65" (the COP1 header's product field)
     macs_per_cycle: int  # the whole NPU (both cores on a 2-core U65)
-    cores: int
+    cores: int  # U65-512 is two 256-MAC cores sharing out the OFM channels
+    ofm_ublock: Block  # the MAC array's output micro-block (per core)
+    ifm_ublock: Block  # the IFM micro-block the weight traversal walks (per core)
+    shram_bytes: int  # internal SHRAM of the whole NPU (per core: shram_bytes // cores)
+    axi_bytes_per_beat: int  # AXI data width: 64-bit on U55, 128-bit on U65
     default_system_config: str
     default_memory_mode: str
-    axi_bytes_per_beat: int  # AXI data width: 64-bit on U55, 128-bit on U65
+
+    @property
+    def family(self) -> str:
+        """``u55``, ``u65``: the selector ``--accel u55`` expands to."""
+        return self.npu.lower()
+
+    @property
+    def macs_per_core(self) -> int:
+        return self.macs_per_cycle // self.cores
+
+    @property
+    def shram_bytes_per_core(self) -> int:
+        return self.shram_bytes // self.cores
 
 
-_U55 = ("U55", 1, "Ethos_U55_High_End_Embedded", "Shared_Sram", 8)
-_U65_1 = ("U65", 1, "Ethos_U65_High_End", "Dedicated_Sram", 16)
-_U65_2 = ("U65", 2, "Ethos_U65_High_End", "Dedicated_Sram", 16)
+# Family defaults: (npu, default system config, default memory mode, AXI bytes per beat), as Arm's
+# evaluation kit and MLIA pair them.
+_U55 = ("U55", "Ethos_U55_High_End_Embedded", "Shared_Sram", 8)
+_U65 = ("U65", "Ethos_U65_High_End", "Dedicated_Sram", 16)
+
+# One row per configuration: name, family, MACs/cycle, cores, OFM ublock, IFM ublock, SHRAM KiB.
+# Micro-blocks and core counts follow Vela's architecture_features accelerator configs; SHRAM size
+# is what the COP1 header of Vela's output declares for each configuration.
+_ROWS = [
+    ("u55-32", _U55, 32, 1, Block(1, 1, 4), Block(1, 1, 8), 16),
+    ("u55-64", _U55, 64, 1, Block(1, 1, 8), Block(1, 1, 8), 16),
+    ("u55-128", _U55, 128, 1, Block(2, 1, 8), Block(2, 1, 8), 24),
+    ("u55-256", _U55, 256, 1, Block(2, 2, 8), Block(2, 2, 8), 48),
+    ("u65-256", _U65, 256, 1, Block(2, 2, 8), Block(2, 2, 8), 48),
+    ("u65-512", _U65, 512, 2, Block(2, 2, 8), Block(2, 2, 8), 96),
+]
 
 ACCELERATORS: dict[str, Accelerator] = {
-    name: Accelerator(name, f"ethos-{name}", npu, macs, cores, sysc, mem, beat)
-    for name, macs, (npu, cores, sysc, mem, beat) in [
-        ("u55-32", 32, _U55),
-        ("u55-64", 64, _U55),
-        ("u55-128", 128, _U55),
-        ("u55-256", 256, _U55),
-        ("u65-256", 256, _U65_1),
-        ("u65-512", 512, _U65_2),
-    ]
+    name: Accelerator(name, f"ethos-{name}", npu, macs, cores, ofm, ifm, shram_kib * 1024, beat,
+                      sysc, mem)
+    for name, (npu, sysc, mem, beat), macs, cores, ofm, ifm, shram_kib in _ROWS
 }
 
-_NAME_RE = re.compile(r"^(?:ethos[-_])?(u55|u65)[-_](\d+)$", re.IGNORECASE)
+
+def accelerator_for(npu: str, macs_per_cycle: int) -> Accelerator:
+    """The configuration a command stream's COP1 header names (family and MACs/cycle)."""
+    for acc in ACCELERATORS.values():
+        if acc.npu == npu.upper() and acc.macs_per_cycle == macs_per_cycle:
+            return acc
+    raise AcceleratorError(f"no Ethos-{npu.upper()} configuration with {macs_per_cycle} MACs/cycle")
+
+
+def families() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a.family for a in ACCELERATORS.values()))
+
+
+_NAME_RE = re.compile(r"^(?:ethos[-_])?(u\d\d)[-_](\d+)$", re.IGNORECASE)
 
 
 def get_accelerator(name: str) -> Accelerator:
@@ -62,7 +110,7 @@ def get_accelerator(name: str) -> Accelerator:
 
 
 def parse_accelerator_list(spec: str | list[str] | None) -> list[Accelerator]:
-    """``all``, ``None``, a comma-separated string or a list of names."""
+    """``all``, ``None``, a comma-separated string or a list of names and families (``u55``)."""
     if spec is None:
         return list(ACCELERATORS.values())
     items = spec.split(",") if isinstance(spec, str) else [s for x in spec for s in x.split(",")]
@@ -71,9 +119,10 @@ def parse_accelerator_list(spec: str | list[str] | None) -> list[Accelerator]:
         return list(ACCELERATORS.values())
     out: list[Accelerator] = []
     for item in items:
-        acc = get_accelerator(item)
-        if acc not in out:
-            out.append(acc)
+        family = item.lower().removeprefix("ethos-")
+        chosen = ([a for a in ACCELERATORS.values() if a.family == family] if family in families()
+                  else [get_accelerator(item)])
+        out.extend(a for a in chosen if a not in out)
     return out
 
 

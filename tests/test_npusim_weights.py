@@ -40,11 +40,11 @@ from ethosu.vela.tflite import (
 )
 
 from ethos_kws.backends.npusim.weights import (
-    UBLOCK_DEPTHS,
     WeightStreamParams,
     decode_weights,
     expected_stream_length,
 )
+from ethos_kws.accel import ACCELERATORS as ACCEL_TABLE, accelerator_for
 from ethos_kws.errors import CommandStreamError
 from ethos_kws.tflite import load_tflite
 
@@ -57,7 +57,7 @@ COMPILERS = {"regor": False, "legacy": True}  # name -> legacy_core
 
 
 def _random_params(rng: random.Random, npu: str, macs: int) -> WeightStreamParams:
-    num_cores = 2 if macs == 512 else 1
+    num_cores = accelerator_for(npu, macs).cores
     op = rng.choice(["CONV", "CONV", "DEPTHWISE"])
     return WeightStreamParams(
         macs_per_cycle=macs,
@@ -78,7 +78,8 @@ def _random_params(rng: random.Random, npu: str, macs: int) -> WeightStreamParam
 
 
 def _reorder_encode(weights: np.ndarray, p: WeightStreamParams) -> tuple[bytes, int]:
-    ofm_ublock, ifm_ublock = UBLOCK_DEPTHS[(p.npu, p.macs_per_cycle)]
+    acc = accelerator_for(p.npu, p.macs_per_cycle)
+    ofm_ublock, ifm_ublock = acc.ofm_ublock.depth, acc.ifm_ublock.depth
     stream, padded_len = mlw_codec.reorder_encode(
         ifm_ublock, ofm_ublock, weights.astype(np.int16), p.core_ofm_block_depth,
         p.op == "DEPTHWISE", p.part_kernel_first, p.ifm_bits, 8 // p.dilation_y, 8 // p.dilation_x,
@@ -86,7 +87,7 @@ def _reorder_encode(weights: np.ndarray, p: WeightStreamParams) -> tuple[bytes, 
     return bytes(stream), padded_len
 
 
-@pytest.mark.parametrize("npu,macs", sorted(UBLOCK_DEPTHS))
+@pytest.mark.parametrize("npu,macs", sorted((a.npu, a.macs_per_cycle) for a in ACCEL_TABLE.values()))
 def test_round_trip_through_codec_reorder(npu, macs):
     rng = random.Random(f"{npu}-{macs}")
     nprng = np.random.default_rng(macs)

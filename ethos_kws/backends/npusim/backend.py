@@ -93,7 +93,8 @@ class NpuSimBackend:
     @staticmethod
     def _memory(step: _NpuStep, batch: int) -> Memory:
         op, cfg = step.op, step.executor.config
-        cores = 2 if cfg.npu == "U65" and cfg.macs_per_cycle == 512 else 1  # SHRAM is per core
+        # SHRAM is per core: each core of a 2-core U65 loads its own LUTs
+        cores = cfg.accelerator.cores
         return Memory.create(batch, op.read_only, op.scratch_bytes, op.scratch_fast_bytes,
                              op.fast_is_scratch, cfg.shram_bytes // cores)
 

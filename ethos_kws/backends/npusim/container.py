@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import CommandStreamError, ModelError
+from ...accel import Accelerator, accelerator_for
+from ...errors import AcceleratorError, CommandStreamError, ModelError
 from ...tflite import TfliteModel, numpy_dtype
 
 CUSTOM_CODE = "ethos-u"
@@ -39,13 +40,21 @@ class NpuConfig:
         if product not in PRODUCTS:
             raise CommandStreamError(f"COP1 config_r 0x{word:08x}: unknown product {product}")
         macs = 1 << (word & 0xF)
-        if macs not in (32, 64, 128, 256, 512):
-            raise CommandStreamError(f"COP1 config_r 0x{word:08x}: unsupported MACs/cycle {macs}")
-        return cls(word, macs, PRODUCTS[product], ((word >> 8) & 0xFF) * 1024, (word >> 4) & 0xF)
+        cfg = cls(word, macs, PRODUCTS[product], ((word >> 8) & 0xFF) * 1024, (word >> 4) & 0xF)
+        cfg.accelerator  # an unknown (family, MACs) pair is a malformed header  # noqa: B018
+        return cfg
 
     @property
     def name(self) -> str:
-        return f"{self.npu.lower()}-{self.macs_per_cycle}"
+        return self.accelerator.name
+
+    @property
+    def accelerator(self) -> Accelerator:
+        """The configuration of the accelerator table the header names."""
+        try:
+            return accelerator_for(self.npu, self.macs_per_cycle)
+        except AcceleratorError as e:
+            raise CommandStreamError(f"COP1 config_r 0x{self.config_word:08x}: {e}") from None
 
 
 @dataclass(frozen=True)

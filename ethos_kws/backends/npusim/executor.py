@@ -23,14 +23,13 @@ from .registers import RegisterFile
 
 MAX_COMMANDS = 1 << 20
 MAX_OPERATIONS = 1 << 16  # bounds run time: a real network has hundreds or a few thousand
-MAX_CORES = {"U55": 1, "U65": 2}
 # operations that only order work in time (a sequential model completes everything in order)
 SYNC_OPS = frozenset({"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_OP_IRQ"})
 
 
 def _num_cores(r: RegisterFile, payload: CommandPayload) -> int:
     n = r.p("PARALLEL_MODE") + 1
-    cores = MAX_CORES[payload.config.npu] if payload.config.macs_per_cycle == 512 else 1
+    cores = payload.config.accelerator.cores
     if n > cores:
         raise CommandStreamError(f"PARALLEL_MODE {n - 1} on a {cores}-core {payload.config.name}")
     return n

@@ -34,7 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ethos_kws.errors import CommandStreamError
+from ethos_kws.accel import accelerator_for
+from ethos_kws.errors import AcceleratorError, CommandStreamError
 
 try:  # the codec ships with ethos-u-vela; without it no stream can be decoded
     from ethosu import mlw_codec
@@ -44,16 +45,6 @@ except ImportError:  # pragma: no cover - ethos-u-vela is a hard dependency of t
 # Sub-kernels are at most 8x8 kernel elements (Vela's SubKernelMax); dilation shrinks that extent.
 SUB_KERNEL_MAX = 8
 
-# (npu, macs_per_cycle of the whole NPU) -> (OFM ublock depth, IFM ublock depth). From Vela's
-# accelerator configs; only U55-32 has a 4-deep OFM ublock. U65-512 is two 256-MAC cores.
-UBLOCK_DEPTHS = {
-    ("U55", 32): (4, 8),
-    ("U55", 64): (8, 8),
-    ("U55", 128): (8, 8),
-    ("U55", 256): (8, 8),
-    ("U65", 256): (8, 8),
-    ("U65", 512): (8, 8),
-}
 
 # Kernel elements of a sub-kernel are padded to a multiple of this, keyed by (traversal, IFM bits).
 ELEMENT_PADDING = {
@@ -337,8 +328,10 @@ def _walk_chunks(window, pos, n_bits, n_values, z_values, wdiv, uncompressed, tr
 
 
 def _check_params(p: WeightStreamParams) -> None:
-    if (p.npu, p.macs_per_cycle) not in UBLOCK_DEPTHS:
-        raise CommandStreamError(f"no weight traversal for {p.npu} with {p.macs_per_cycle} MACs/cycle")
+    try:
+        accelerator_for(p.npu, p.macs_per_cycle)
+    except AcceleratorError:
+        raise CommandStreamError(f"no weight traversal for {p.npu} with {p.macs_per_cycle} MACs/cycle") from None
     if p.op not in ("CONV", "DEPTHWISE"):
         raise CommandStreamError(f"operation {p.op!r} has no weight stream (expected CONV or DEPTHWISE)")
     if p.ifm_bits not in (8, 16):
@@ -362,7 +355,8 @@ def _check_params(p: WeightStreamParams) -> None:
 @lru_cache(maxsize=256)
 def _traversal(p: WeightStreamParams) -> _Traversal:
     _check_params(p)
-    ofm_ublock, ifm_ublock = UBLOCK_DEPTHS[(p.npu, p.macs_per_cycle)]
+    acc = accelerator_for(p.npu, p.macs_per_cycle)
+    ofm_ublock, ifm_ublock = acc.ofm_ublock.depth, acc.ifm_ublock.depth
     depthwise = p.op == "DEPTHWISE"
     order = "DEPTHWISE" if depthwise else "PART_KERNEL_FIRST" if p.part_kernel_first else "DEPTH_FIRST"
     element_pad = ELEMENT_PADDING[(order, p.ifm_bits)]
