@@ -20,13 +20,19 @@ from .behaviours import DEFAULT, Behaviours
 from .container import CUSTOM_CODE, EthosUOp, is_vela_model, read_ethos_u_op
 from .cpu_ops import CPU_OPS
 from .executor import Executor
+from .u85.executor import U85Executor
 from .memory import Memory
+
+
+def make_executor(payload, behaviours: Behaviours = DEFAULT):
+    """The run loop of the stream's NPU family (COP1 product): U55/U65 or U85."""
+    return (U85Executor if payload.config.npu == "U85" else Executor)(payload, behaviours)
 
 
 @dataclass
 class _NpuStep:
     op: EthosUOp
-    executor: Executor
+    executor: Executor | U85Executor
 
 
 class NpuSimBackend:
@@ -43,7 +49,7 @@ class NpuSimBackend:
         for op in self.model.operators():
             if op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE:
                 eop = read_ethos_u_op(self.model, op)
-                self.steps.append((op, _NpuStep(eop, Executor(eop.payload, behaviours))))
+                self.steps.append((op, _NpuStep(eop, make_executor(eop.payload, behaviours))))
             elif op.opcode in CPU_OPS:
                 self.steps.append((op, CPU_OPS[op.opcode]))
             else:
