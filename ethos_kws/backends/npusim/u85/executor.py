@@ -22,7 +22,7 @@ PLANS: dict[str, Callable] = {
     "NPU_OP_CONV": lambda r, ctx, p: ConvPlan(r, ctx, False, p),
     "NPU_OP_DEPTHWISE": lambda r, ctx, p: ConvPlan(r, ctx, True, p),
     "NPU_OP_POOL": lambda r, ctx, p: PoolPlan(r, ctx, p & 0x7),
-    "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F),
+    "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F, ctx.behaviours),
     "NPU_OP_DMA_START": lambda r, ctx, p: DmaPlan(r, ctx),
 }
 NOT_MODELLED_OPS = {
@@ -64,6 +64,7 @@ class U85Executor:
             return
         acc = self.config.accelerator
         ctx = Context(mem, acc.macs_per_cycle, acc.cores)
+        ctx.behaviours = self.behaviours
         plans = []
         r = RegisterFile()
         for cmd in self.commands:

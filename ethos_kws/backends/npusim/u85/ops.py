@@ -324,7 +324,7 @@ EW_UNARY = frozenset(EW[n] for n in ("LRELU", "ABS", "CLZ", "NOT"))
 
 
 class ElementwisePlan:
-    def __init__(self, r: RegisterFile, ctx: Context, mode: int):
+    def __init__(self, r: RegisterFile, ctx: Context, mode: int, behaviours):
         if mode not in EW_MODELLED:
             raise not_modelled(f"ELEMENTWISE {isa.ELEMENTWISE_MODE.get(mode, mode)}")
         check_common(r)
@@ -338,6 +338,7 @@ class ElementwisePlan:
         self.ifm_scale = scale_register(r, "IFM_SCALE")
         self.ifm2_scale = scale_register(r, "IFM2_SCALE")
         self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.mul32_shift_only = self.ofm.bits == 32 and behaviours.mul32_shift_only
 
     def _operand(self, r: RegisterFile, ctx: Context, name: str):
         bc = r.p(f"{name}_BROADCAST") & 0xF
@@ -369,7 +370,9 @@ class ElementwisePlan:
             sb = rescale(b, s2[0], s2[1], DOUBLE_SYMMETRIC if s2[3] == 0 else NATURAL, s2[2])
             v = out.rescale(sa + sb if name == "ADD" else sa - sb)
         elif name == "MUL":
-            v = out.rescale(a * b)
+            # the U55 behaviour holds on U85 too: a 32-bit MUL applies only OFM_SCALE's shift
+            # (Vela programs 2^30 >> 31 for TFLite's rounding doubling high multiply)
+            v = out.rescale(a * b, 1 if self.mul32_shift_only else None)
         elif name in ("MIN", "MAX"):
             v = out.rescale(np.minimum(a, b) if name == "MIN" else np.maximum(a, b))
         elif name == "ABS":
