@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from .accel import parse_accelerator_list
 from .backends import create_backend
 from .errors import BackendUnavailable, EthosKwsError, UserError
 from .fsutil import atomic_write_json
+from .records import check_schema, from_record, to_record, versioned
 
 NPU_BACKENDS = ("npu-sim", "fvp")
 ORACLE_BACKEND = "cpu"
@@ -61,7 +62,11 @@ class Difference:
     diff_lsb: float
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Difference":
+        return from_record(cls, d)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class ConfigParity:
         d["first_differences"] = [x.to_dict() for x in self.first_differences]
         return d
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ConfigParity":
+        return from_record(cls, d)  # "passed" is derived: not a field, not read
+
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -117,7 +126,7 @@ class ParityReport:
         return all(r.passed for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return versioned({
             "model": dict(self.model),
             "npu": self.npu,
             "oracle": self.oracle,
@@ -129,7 +138,12 @@ class ParityReport:
             "passed": self.passed,
             "cpu_total_ms": self.cpu_total_ms,
             "results": [r.to_dict() for r in self.results],
-        }
+        })
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<parity>") -> "ParityReport":
+        check_schema(d, source)
+        return from_record(cls, d)  # "vectors" and "passed" are derived
 
 
 # ---- inputs ---------------------------------------------------------------------------------------

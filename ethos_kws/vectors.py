@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from .backends.base import TensorSpec
 from .backends.cpu import CpuBackend
 from .errors import InputDataError, UserError
 from .fsutil import atomic_dir, atomic_save_npy, atomic_write_json
+from .records import check_schema, versioned
 from .inputs import features_to_input, quantized_input_specs, random_inputs
 
 MANIFEST = "manifest.json"
@@ -56,6 +57,13 @@ class VectorSet:
             "output_dirs": list(self.output_dirs),
             "vectors": list(self.sources),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "VectorSet":
+        """Read a ``manifest.json`` (or ``to_dict``) back; ``out_dir`` defaults to ``.``."""
+        check_schema(d, str(d.get("out_dir", MANIFEST)))
+        return cls(Path(d.get("out_dir", ".")), str(d["model_sha256"]), str(d["kernels"]), int(d["seed"]),
+                   tuple(d["input_dirs"]), tuple(d["output_dirs"]), tuple(dict(v) for v in d["vectors"]))
 
 
 def tensor_dir_name(name: str) -> str:
@@ -120,7 +128,7 @@ def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
         manifest["runtime"] = backend.run(sets[0]).extra.get("runtime")
         manifest["inputs"] = [s.to_dict() for s in in_specs]
         manifest["outputs"] = [s.to_dict() for s in out_specs]
-        atomic_write_json(tmp / MANIFEST, manifest)
+        atomic_write_json(tmp / MANIFEST, versioned(manifest))
     return result
 
 

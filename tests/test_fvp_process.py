@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ethos_kws.backends.fvp import backend as fvp_backend
+from ethos_kws.backends.fvp import run as fvp_backend  # running and checking one FVP process
 from ethos_kws.backends.fvp.command import FvpCommand, build_argv
 from ethos_kws.backends.fvp.process import run_process
 from ethos_kws.backends.fvp.targets import target_for

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -45,6 +45,12 @@ class OutputTensor:
         d = self.spec.to_dict()
         d["data"] = self.data.reshape(-1).tolist()
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OutputTensor":
+        spec = TensorSpec.from_dict(d)
+        data = np.asarray(d["data"], dtype=np.dtype(spec.dtype)).reshape(spec.shape)
+        return cls(spec, data)
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,21 @@ class RunResult:
         }
         if self.inference_ms is not None:
             d["inference_ms"] = self.inference_ms
+        if self.labels:
+            d["labels"] = list(self.labels)
         d.update(self.extra)
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunResult":
+        """Read back ``to_dict``: the keys it derives (scores, top) are recomputed; keys that are not
+        fields are the backend's ``extra``."""
+        derived = {"backend", "model_sha256", "outputs", "scores", "top", "inference_ms", "labels"}
+        labels = d.get("labels")
+        return cls(str(d["backend"]), str(d["model_sha256"]),
+                   tuple(OutputTensor.from_dict(o) for o in d["outputs"]), d.get("inference_ms"),
+                   {k: v for k, v in d.items() if k not in derived},
+                   tuple(labels) if labels is not None else None)
 
 
 @runtime_checkable
