@@ -22,6 +22,12 @@ from ..rescale import NATURAL, TRUNCATE, rescale
 from .common import OutputStage, effective_zero_point, ofm_shape
 
 UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
+# Which scale registers each mode reads (Vela's generate_scaling_for_elementwise): ADD/SUB
+# OPA/OPB_SCALE and OFM_SCALE; MUL and ABS OFM_SCALE on the result; LRELU OFM_SCALE = alpha on the
+# negative elements. The rest take no scale: Vela programs OFM_SCALE 1, shift 0, and a stream that
+# asks for another scale is something npu-sim does not model rather than a scale to ignore.
+UNSCALED = (Mode.MIN, Mode.MAX, Mode.CLZ, Mode.SHR, Mode.SHL)
+UNIT_SCALE = (1, 0)
 # Advanced ADD/SUB scaling: the unscaled operand is shifted left so that it lines up with the
 # rescaled one (input shift 20 for 8-bit, 15 for 16-bit, minus the factor 2 of Vela's 2*max).
 UNSCALED_SHIFT = {8: 19, 16: 14, 32: 0}
@@ -45,6 +51,9 @@ class ElementwisePlan:
         self.opa = r.scale("OPA_SCALE")
         self.opb = r.scale("OPB_SCALE")
         self.ofm_scale = r.scale("OFM_SCALE")
+        if mode in UNSCALED and self.ofm_scale != UNIT_SCALE:
+            raise NotModelledError(f"ELEMENTWISE {mode.name} with OFM_SCALE {self.ofm_scale} "
+                                   f"(multiplier, shift) is not modelled")
         self.ifm2 = None
         self.reversed = False
         if mode not in UNARY:
@@ -116,9 +125,11 @@ class ElementwisePlan:
         elif m is Mode.ABS:
             v = rescale(np.abs(a), *self.ofm_scale, out.rounding)
         elif m is Mode.LRELU:
-            alpha_mult, alpha_shift = self.opa
-            neg = rescale(a, alpha_mult, alpha_shift, out.rounding)
-            v = rescale(np.where(a < 0, neg, a), *self.ofm_scale, out.rounding)
+            if self.behaviours.lrelu_alpha_in_ofm_scale:
+                v = np.where(a < 0, rescale(a, *self.ofm_scale, out.rounding), a)
+            else:
+                neg = rescale(a, *self.opa, out.rounding)
+                v = rescale(np.where(a < 0, neg, a), *self.ofm_scale, out.rounding)
         elif m is Mode.CLZ:
             u = (a & 0xFFFFFFFF).astype(np.uint64)
             nbits = np.zeros(u.shape, dtype=np.int64)
