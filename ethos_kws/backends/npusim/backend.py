@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, NotModelledError
 from ...tflite import TfliteModel, load_tflite
 from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
 from .behaviours import DEFAULT, Behaviours
@@ -47,7 +47,7 @@ class NpuSimBackend:
             elif op.opcode in CPU_OPS:
                 self.steps.append((op, CPU_OPS[op.opcode]))
             else:
-                raise ModelError(
+                raise NotModelledError(
                     f"operator {op.index} ({op.opcode}) runs on the CPU in this Vela model; "
                     f"npu-sim executes only {', '.join(CPU_OPS)} outside the NPU"
                 )
