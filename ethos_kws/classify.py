@@ -18,6 +18,7 @@ import numpy as np
 
 from .audio import FeatureWindow, iter_windows, wav_info
 from .backends.base import Backend
+from .backends.base import top_k as ranked
 from .errors import UserError
 from .inputs import features_to_input
 from .labels import NON_KEYWORDS, labels_for
@@ -30,19 +31,19 @@ WINDOW_CHUNK = 32  # windows per run_batch call
 class WindowScore:
     index: int
     start_s: float
-    top: tuple[tuple[str, float], ...]  # (label, score), best first
+    top: tuple[dict[str, Any], ...]  # backends.base.top_k: {"index", "label", "score"}, best first
 
     @property
     def label(self) -> str:
-        return self.top[0][0]
+        return self.top[0]["label"]
 
     @property
     def score(self) -> float:
-        return self.top[0][1]
+        return self.top[0]["score"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"start_s": self.start_s, "label": self.label, "score": self.score,
-                "top": [{"label": lab, "score": s} for lab, s in self.top]}
+                "top": [dict(t) for t in self.top]}
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,7 @@ def classify_wav(path: str | os.PathLike, backend: Backend, *,
         batch = [[features_to_input(w.features, specs[0], str(path))] for w in chunk]
         for w, outs in zip(chunk, backend.run_batch(batch)):
             scores = out_spec.dequantize(outs[0]).reshape(-1)
-            order = np.argsort(-scores, kind="stable")[:k]
-            scored.append(WindowScore(w.index, w.start_s,
-                                      tuple((labels[i], float(scores[i])) for i in order)))
+            scored.append(WindowScore(w.index, w.start_s, tuple(ranked(scores, labels, k))))
     return ClassifyResult(Path(path), info.duration_s, backend.name,
                           model_sha256 or getattr(backend, "model_sha256", ""), threshold,
                           tuple(scored))

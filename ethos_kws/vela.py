@@ -88,6 +88,7 @@ class CompileResult(Record):
     output_dir: str
     cache_key: str
     layers: tuple[LayerResult, ...] = field(default_factory=tuple)
+    inference_time_source: str = "vela"  # inference_time_ms is Vela's estimate of the NPU's time
 
 
 @dataclass(frozen=True)

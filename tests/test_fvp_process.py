@@ -318,7 +318,9 @@ def test_u65_uses_the_384k_mode_and_16_byte_beats(fake, tmp_path, fvp_logs, int8
     result = b.run([np.zeros((1, 490), np.int8)])
     fvp = result.extra["fvp"]
     assert fvp["axi0_read_bytes"] == 217385 * 16 and fvp["memory_mode"] == "Dedicated_Sram_384KB"
-    assert result.inference_ms == pytest.approx(681172 / 1e9 * 1e3)  # Ethos_U65_High_End: 1 GHz
+    # NPU time, not the host's: Ethos_U65_High_End runs at 1 GHz
+    assert result.inference_time_ms == pytest.approx(681172 / 1e9 * 1e3)
+    assert result.inference_time_source == "fvp" and result.host_ms is not None
     assert "ethosu.num_macs=256" in fake.argv()
     assert result.to_dict()["backend"] == "fvp"
 

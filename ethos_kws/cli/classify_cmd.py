@@ -43,7 +43,7 @@ def run(args) -> int:
         return 0
     best = r.best
     print(f"{args.clip}: {best.label} ({best.score:.3f})  [{resolved.path.name} on {r.backend}]")
-    print("  top 3     " + ", ".join(f"{lab} {s:.3f}" for lab, s in best.top))
+    print("  top 3     " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in best.top))
     if len(r.windows) > 1:
         print(f"  windows   {len(r.windows)} of 1 s every 0.5 s over {r.duration_s:.2f} s")
         if r.detections:

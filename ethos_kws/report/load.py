@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
-from ..parity import ConfigParity
+from ..parity import LEGACY_KEYS, ConfigParity
 from ..records import check_schema, numeric_fields, versioned
 from ..vela import CompileResult, LayerResult
 
@@ -157,6 +157,8 @@ def _normalise_parity(p: Any, source: str) -> dict[str, Any] | None:
     check_schema(p, source)
     if not isinstance(p, dict) or not isinstance(p.get("results", []), list):
         raise ResultsError(f"{source}: parity must be an object with a 'results' list")
+    p = {**p, "results": [{LEGACY_KEYS.get(k, k): v for k, v in r.items()} if isinstance(r, dict) else r
+                          for r in p.get("results", [])]}
     for i, r in enumerate(p.get("results", [])):
         if not isinstance(r, dict) or not isinstance(r.get("accel"), str):
             raise ResultsError(f"{source}: parity results[{i}] needs an 'accel' string")

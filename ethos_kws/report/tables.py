@@ -214,8 +214,8 @@ PARITY_COLUMNS = (
     Column("max_abs_diff_lsb", "max |diff| (LSB)", fmt_int),
     Column("mismatched_elements", "mismatched elements", fmt_int),
     Column("top1_agreement", "top-1 agreement", fmt_pct),
-    Column("npu_inference_ms", "NPU run (ms)", fmt_float(3)),
-    Column("cpu_inference_ms", "CPU run (ms)", fmt_float(3)),
+    Column("npu_host_ms", "NPU backend, host time (ms)", fmt_float(3)),
+    Column("cpu_host_ms", "CPU oracle, host time (ms)", fmt_float(3)),
 )
 FVP_COLUMNS = (
     Column("config", "config", fmt_text, numeric=False),

@@ -197,12 +197,13 @@ class FvpBackend:
             backend=self.name,
             model_sha256=self.model_sha256,
             outputs=m.outputs,
-            inference_ms=m.inference_time_ms,
+            host_ms=round(m.fvp_wall_s * 1e3, 3),
+            inference_time_ms=m.inference_time_ms,
+            inference_time_source=m.inference_time_source,
             extra={
                 "platform": m.platform,
                 "accel": m.accel,
                 "npu_total_cycles": m.npu_total_cycles,
-                "inference_time_ms": m.inference_time_ms,
                 "fvp": m.to_dict(outputs=False),
             },
         )
