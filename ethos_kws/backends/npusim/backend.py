@@ -242,7 +242,7 @@ class NpuSimBackend:
         elif step.kind == "READ_VARIABLE":
             t = g.tensors[int(op.outputs[0])]
             values[int(op.outputs[0])] = res.read(handles[int(op.inputs[0])], cpu_side.tensor_shape(t),
-                                                  cpu_side.tensor_dtype(t), batch)
+                                                  cpu_side.tensor_dtype(t), batch, cpu_side.tensor_zero_point(t))
         elif step.kind == "ASSIGN_VARIABLE":
             res.assign(handles[int(op.inputs[0])], self._value(g, values, int(op.inputs[1]), batch))
         else:  # CALL_ONCE: the init subgraph runs at the first invocation after load or reset

@@ -11,7 +11,9 @@ Resource variables (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE) and CALL_ONCE 
 facilities, not kernels: TFLite Micro keeps them in ``MicroResourceVariables`` and runs the
 CALL_ONCE subgraph once per interpreter. A handle can cross NPU operators, so the graph executor
 keeps them itself (``ResourceVariables``) with TFLite Micro's semantics: one buffer per
-(container, shared_name), zero until the first assignment, assignment copies the bytes. The CPU
+(container, shared_name), filled with the zero point until the first assignment (Regor schedules
+a READ_VARIABLE before the CALL_ONCE that initialises it, which TFLM's fill makes harmless),
+assignment copies the bytes. The CPU
 oracle runs the original model on TFLite Micro with its own resource variables, so parity checks
 this plumbing too.
 """
@@ -56,6 +58,13 @@ def _has_data(model: fb.ModelT, t: fb.TensorT) -> bool:
 
 def tensor_shape(t: fb.TensorT) -> tuple[int, ...]:
     return tuple(int(s) for s in (t.shape if t.shape is not None else ()))
+
+
+def tensor_zero_point(t: fb.TensorT) -> int:
+    q = t.quantization
+    if q is None or q.zeroPoint is None or len(q.zeroPoint) == 0:
+        return 0
+    return int(q.zeroPoint[0])
 
 
 def tensor_dtype(t: fb.TensorT) -> np.dtype:
@@ -144,10 +153,10 @@ class ResourceVariables:
         dec = lambda v: v.decode() if isinstance(v, bytes) else (v or "")  # noqa: E731
         return dec(getattr(o, "container", None)), dec(getattr(o, "sharedName", None))
 
-    def read(self, key, shape: tuple[int, ...], dtype: np.dtype, batch: int) -> np.ndarray:
+    def read(self, key, shape: tuple[int, ...], dtype: np.dtype, batch: int, zero_point: int = 0) -> np.ndarray:
         v = self.values.get(key)
-        if v is None:
-            return np.zeros((batch,) + shape, dtype=dtype)
+        if v is None:  # TFLM fills a variable nobody assigned yet with its zero point
+            return np.full((batch,) + shape, zero_point, dtype=dtype)
         if v.dtype.itemsize * v[0].size != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
             raise BackendError(f"resource variable {key[1]!r} holds {v[0].nbytes} bytes, "
                                f"READ_VARIABLE wants {shape} {dtype}")
