@@ -28,10 +28,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, BackendUnavailable, InputDataError, ModelError, UserError
+from ..errors import BackendError, BackendUnavailable, ModelError, UserError
 from ..fsutil import atomic_write_json
 from ..paths import cache_dir
-from .base import OutputTensor, RunResult, TensorSpec
+from .base import OutputTensor, RunResult, TensorSpec, check_inputs
 
 PROBE_TIMEOUT_S = 120.0
 BATCH_CHUNK = 256  # inputs per resized invoke
@@ -44,6 +44,7 @@ class KernelChoice:
     summary: str
 
 
+DEFAULT_KERNELS = "ref"
 KERNELS: dict[str, KernelChoice] = {
     "ref": KernelChoice("litert", "BUILTIN_REF", "LiteRT reference kernels"),
     "builtin": KernelChoice("litert", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "LiteRT optimized kernels"),
@@ -369,17 +370,7 @@ class CpuBackend:
         return self._outputs
 
     def _check(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != len(self._inputs):
-            raise InputDataError(f"the model has {len(self._inputs)} inputs, got {len(inputs)}")
-        out = []
-        for x, spec in zip(inputs, self._inputs):
-            a = np.asarray(x)
-            if a.dtype != np.dtype(spec.dtype):
-                raise InputDataError(f"input {spec.name!r} must be {spec.dtype}, got {a.dtype}")
-            if a.size != int(np.prod(spec.shape)):
-                raise InputDataError(f"input {spec.name!r} must have shape {spec.shape}, got {a.shape}")
-            out.append(np.ascontiguousarray(a.reshape(spec.shape)))
-        return out
+        return check_inputs(inputs, self._inputs)
 
     def _invoke(self, rt, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         try:
@@ -437,11 +428,10 @@ class CpuBackend:
         return rt
 
 
-def make_backend(model_path: str | os.PathLike, **options) -> CpuBackend:
-    """Registry factory. Options used: ``kernels`` (default "ref"), ``threads``, ``labels``."""
-    kernels = options.get("kernels") or "ref"
-    return CpuBackend(model_path, kernels, threads=options.get("threads", 1),
-                      labels=options.get("labels"))
+def make_backend(model_path: str | os.PathLike, *, kernels: str | None = None, threads: int | None = 1,
+                 labels: Sequence[str] | None = None) -> CpuBackend:
+    """Registry factory: ``kernels`` (DEFAULT_KERNELS when None), ``threads``, ``labels``; nothing else."""
+    return CpuBackend(model_path, kernels or DEFAULT_KERNELS, threads=threads, labels=labels)
 
 
 if __name__ == "__main__":
