@@ -12,7 +12,7 @@ from .common import add_command, add_json_arg, add_model_arg, print_json
 
 def add_vela_args(p, *, accel_required: bool) -> None:
     p.add_argument("--system-config", metavar="NAME", help="Vela system config (default per accelerator; see `ethos-kws configs`)")
-    p.add_argument("--memory-mode", metavar="NAME", help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65)")
+    p.add_argument("--memory-mode", metavar="NAME", help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65 and U85)")
     p.add_argument("--optimise", choices=OPTIMISE_CHOICES, default="Performance", help="Vela's scheduler goal")
     p.add_argument("--arena-cache-size", type=int, metavar="BYTES", help="Vela --arena-cache-size (Dedicated_Sram fast scratch)")
     p.add_argument("--legacy-core", action="store_true", help="use Vela's legacy Python compiler (--debug-force-legacy-core)")
@@ -28,7 +28,10 @@ def register(sub) -> None:
         "and writes compile.json (cycles, time in ms, memory in bytes, ops, MAC utilization, layers). "
         "Results are cached by content: a repeat is instant.\n\n"
         f"accelerators: {', '.join(ACCELERATORS)} (ethos-u55-128 spelling accepted)\n\n"
-        "example: ethos-kws compile --accel u55-128 --model ds_cnn.tflite --out build/u55-128",
+        "examples:\n"
+        "  ethos-kws compile --accel u55-128 --model ds_cnn.tflite --out build/u55-128\n"
+        "  ethos-kws compile --accel u85-256 --model ds_cnn.tflite   # Ethos_U85_SYS_DRAM_Mid + Dedicated_Sram\n"
+        "  ethos-kws compile --accel u85-1024 --system-config Ethos_U85_SYS_DRAM_High --model ds_cnn.tflite",
         func=run,
     )
     p.add_argument("--accel", required=True, metavar="ACCEL", help="accelerator, e.g. u55-128")

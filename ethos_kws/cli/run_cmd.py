@@ -45,7 +45,7 @@ def add_backend_args(p, *, default_backend: str = "cpu") -> None:
     g.add_argument("--legacy-core", action="store_true", default=None,
                    help="compile with Vela's legacy core (--debug-force-legacy-core)")
     g = p.add_argument_group("fvp backend")
-    g.add_argument("--platform", choices=["corstone-300", "corstone-310"], help="Corstone platform")
+    g.add_argument("--platform", metavar="corstone-300|310|320", help="Corstone platform (default: corstone-300 for U55/U65, corstone-320 for U85)")
     g.add_argument("--fvp", metavar="PATH", help="FVP executable")
     g.add_argument("--runner", metavar="PATH", help="runner application (.axf/.elf)")
     g.add_argument("--timeout", type=float, metavar="S", help="FVP run time limit in seconds")

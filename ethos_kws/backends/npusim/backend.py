@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ...accel import get_accelerator
 from ...errors import InputDataError, ModelError
 from ...tflite import TfliteModel, load_tflite
 from ..base import OutputTensor, RunResult, TensorSpec
@@ -20,6 +21,7 @@ from .behaviours import DEFAULT, Behaviours
 from .container import CUSTOM_CODE, EthosUOp, is_vela_model, read_ethos_u_op
 from .cpu_ops import CPU_OPS
 from .executor import Executor
+from .families import require_simulated, require_simulated_stream
 from .memory import Memory
 
 
@@ -154,8 +156,10 @@ def make_backend(model_path: str | os.PathLike, **options) -> NpuSimBackend:
     if options.get("litert_fc_rounding"):
         behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
     if is_vela_model(model):
+        require_simulated_stream(model, str(model_path))
         return NpuSimBackend(model_path, behaviours, extra={"compiled_model": str(model_path)})
     accel = options.get("accel") or "u55-128"
+    require_simulated(get_accelerator(accel))  # before Vela runs for a stream we cannot execute
     legacy = bool(options.get("legacy_core", False))
     compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
                                  system_config=options.get("system_config"),
