@@ -30,27 +30,21 @@ from .accel import (
     memory_modes,
     vela_ini_path,
 )
+from .cpu_fallback import CpuOperator, cpu_operators
 from .errors import CompileError, UserError
-from .fsutil import atomic_dir, atomic_write_json
+from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from .layers import LayerResult, layers_csv_text, parse_layers
 from .paths import cache_dir
 from .tflite import load_tflite
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 2  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 3  # bump when CompileResult or the cache layout changes
 KIB = 1024
+LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
 
 def vela_version() -> str:
     return importlib.metadata.version("ethos-u-vela")
-
-
-@dataclass(frozen=True)
-class LayerResult:
-    name: str
-    op: str
-    cycles: int
-    macs: int
-    mac_utilization: float
 
 
 @dataclass(frozen=True)
@@ -84,18 +78,22 @@ class CompileResult:
     output_dir: str
     cache_key: str
     layers: tuple[LayerResult, ...] = field(default_factory=tuple)
+    cpu_operators: tuple[CpuOperator, ...] = field(default_factory=tuple)  # with Vela's reasons
+    ini_sha256: str = ""  # the Vela ini compiled with (part of the gate's identity check)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["cpu_op_names"] = list(self.cpu_op_names)
-        d["layers"] = [asdict(layer) for layer in self.layers]
+        d["layers"] = [layer.to_dict() for layer in self.layers]
+        d["cpu_operators"] = [c.to_dict() for c in self.cpu_operators]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CompileResult":
         d = dict(d)
         d["cpu_op_names"] = tuple(d.get("cpu_op_names", ()))
-        d["layers"] = tuple(LayerResult(**x) for x in d.get("layers", ()))
+        d["layers"] = tuple(LayerResult.from_dict(x) for x in d.get("layers", ()))
+        d["cpu_operators"] = tuple(CpuOperator(**x) for x in d.get("cpu_operators", ()))
         return cls(**d)
 
 
@@ -116,8 +114,10 @@ class CompileSpec:
     def accelerator(self) -> Accelerator:
         return get_accelerator(self.accel)
 
+    def ini_sha256(self) -> str:
+        return hashlib.sha256(vela_ini_path().read_bytes()).hexdigest()
+
     def cache_key(self) -> str:
-        ini = vela_ini_path().read_bytes()
         key = {
             "format": CACHE_FORMAT,
             "model_sha256": self.model_sha256,
@@ -128,7 +128,7 @@ class CompileSpec:
             "arena_cache_size": self.arena_cache_size,
             "legacy_core": self.legacy_core,
             "vela_version": vela_version(),
-            "ini_sha256": hashlib.sha256(ini).hexdigest(),
+            "ini_sha256": self.ini_sha256(),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -142,6 +142,7 @@ class CompileSpec:
             "--optimise", self.optimise,
             "--output-dir", str(out_dir),
             "--verbose-performance",
+            "--verbose-allocation",  # the tensor allocation behind the memory map
         ]  # fmt: skip
         if self.arena_cache_size is not None:
             argv += ["--arena-cache-size", str(self.arena_cache_size)]
@@ -253,6 +254,7 @@ def _run_vela_into_cache(spec: CompileSpec) -> CompileResult:
         log = run_vela(spec.vela_argv(tmp))
         (tmp / "vela_output.txt").write_text(log)
         result = parse_vela_output(spec, tmp, log, key)
+        atomic_write_text(tmp / LAYERS_CSV, layers_csv_text(result.layers))
         final = replace(
             result,
             output_dir=str(entry),
@@ -346,12 +348,12 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
 
     cycles_total = int(round(num("cycles_total")))
     macs = int(round(num("nn_macs")))
-    layers = tuple(_layers(layers_path)) if layers_path.is_file() else ()
-    compiled_model = load_tflite(compiled)
-    cpu_ops = tuple(o.opcode for o in compiled_model.operators() if o.custom_code != "ethos-u")
+    layers = parse_layers(layers_path, spec.model_path) if layers_path.is_file() else ()
+    cpu_fallback = cpu_operators(compiled, log)
+    cpu_ops = tuple(c.op for c in cpu_fallback)
     npu_ops = _count_from_log(log, "NPU operators")
     if npu_ops is None:
-        npu_ops = sum(1 for layer in layers if layer.cycles or layer.macs)
+        npu_ops = sum(1 for layer in layers if layer.target == "NPU" and (layer.cycles or layer.macs))
     return CompileResult(
         accel=acc.name,
         system_config=spec.system_config,
@@ -382,6 +384,8 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         output_dir=str(out),
         cache_key=key,
         layers=layers,
+        cpu_operators=cpu_fallback,
+        ini_sha256=spec.ini_sha256(),
     )
 
 
@@ -410,22 +414,3 @@ def _count_from_log(log: str, label: str) -> int | None:
             except (ValueError, IndexError):
                 return None
     return None
-
-
-def _layers(path: Path) -> Iterator[LayerResult]:
-    for row in _read_csv(path):
-        try:
-            cycles = int(float(row.get("Op Cycles") or 0))
-            macs = int(float(row.get("MAC Count") or 0))
-            util = float(row.get("Util% (MAC)") or 0) / 100.0
-        except ValueError:
-            continue
-        if cycles == 0 and macs == 0:
-            continue  # activations Vela fused into the previous op
-        yield LayerResult(
-            name=row.get("Name", "").strip(),
-            op=(row.get("NNG Operator") or row.get("Original Operator") or "").strip(),
-            cycles=cycles,
-            macs=macs,
-            mac_utilization=util,
-        )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
+from .layers_section import cpu_blocks, layer_blocks
 from .load import RunResults
 from .plots import Plot
 from .tables import (
@@ -162,6 +163,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
     blocks += [Heading(2, "Model", "model"), *model_blocks(run)]
     blocks += [
         Heading(2, "Summary", "summary"),
+        *cpu_blocks(run),
         TableBlock(performance_table(run)),
         TableBlock(memory_table(run)),
         *fig("time_cycles.png"),
@@ -180,6 +182,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
                    f"{fmt_float(3)(row.get('inference_time_ms'))} ms, "
                    f"SRAM {fmt_kib(row.get('sram_bytes'))} KiB")
         blocks.append(Collapsible(summary, tuple(inner)))
+    blocks += layer_blocks(run)
     parity = parity_table(run)
     if parity is not None:
         blocks += [Heading(2, "NPU vs CPU parity", "parity"), TableBlock(parity), *fig("parity.png")]
