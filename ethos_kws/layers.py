@@ -39,6 +39,23 @@ VELA_COLUMNS = (
     ("Util% (MAC)", "mac_utilization"),
     ("Name", "name"),
 )
+# The legacy Python core (--debug-force-legacy-core) writes its own layout; "Network%" appears
+# twice there (cycles, then MACs), so a repeated header is named "<header>#2".
+LEGACY_VELA_COLUMNS = (
+    ("TFLite_operator", "original_op"),
+    ("NNG Operator", "op"),
+    ("SRAM Usage", "staging_usage_bytes"),
+    ("Op Cycles", "cycles"),
+    ("Network%", "share"),
+    ("NPU", "npu_cycles"),
+    ("SRAM AC", "sram_access_cycles"),
+    ("DRAM AC", "dram_access_cycles"),
+    ("OnFlash AC", "on_chip_flash_access_cycles"),
+    ("OffFlash AC", "off_chip_flash_access_cycles"),
+    ("MAC Count", "macs"),
+    ("Util%", "mac_utilization"),
+    ("Name", "name"),
+)
 _PERCENT_FIELDS = ("share", "mac_utilization")  # Vela writes percentages; we keep fractions
 _TEXT_FIELDS = ("original_op", "op", "target", "name")
 
@@ -77,6 +94,15 @@ class LayerResult:
     share: float = 0.0  # of the network's cycles
     bound_by: str = ""  # compute | SRAM | DRAM | on-chip flash | off-chip flash | fused | CPU
     weights_from_flash: bool = False
+    # bytes moved per memory, from Vela's debug database (None: not known)
+    sram_read_bytes: int | None = None
+    sram_write_bytes: int | None = None
+    dram_read_bytes: int | None = None
+    dram_write_bytes: int | None = None
+    on_chip_flash_read_bytes: int | None = None
+    on_chip_flash_write_bytes: int | None = None
+    off_chip_flash_read_bytes: int | None = None
+    off_chip_flash_write_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +119,9 @@ LAYERS_CSV_FIELDS = (
     "index", "tflite_index", "tflite_op", "original_op", "op", "target", "cycles", "share",
     "bound_by", "npu_cycles", "sram_access_cycles", "dram_access_cycles",
     "on_chip_flash_access_cycles", "off_chip_flash_access_cycles", "macs", "mac_utilization",
-    "staging_usage_bytes", "weights_from_flash", "name",
+    "staging_usage_bytes", "weights_from_flash", "sram_read_bytes", "sram_write_bytes",
+    "dram_read_bytes", "dram_write_bytes", "on_chip_flash_read_bytes", "on_chip_flash_write_bytes",
+    "off_chip_flash_read_bytes", "off_chip_flash_write_bytes", "name",
 )  # fmt: skip
 
 
@@ -119,10 +147,10 @@ def parse_per_layer_csv(text: str, source: str = "per-layer CSV") -> list[dict[s
         header = next(reader)
     except StopIteration:
         raise CompileError(f"Vela's {source} is empty") from None
-    header = [h.strip() for h in header]
+    header = _unique([h.strip() for h in header])
     if not header or header[-1] != "Name":
         raise CompileError(f"Vela's {source} does not end with a 'Name' column: {header}")
-    missing = [col for col, _ in VELA_COLUMNS if col not in header]
+    missing = [col for col, _ in layout_of(header) if col not in header]
     if missing:
         raise CompileError(f"Vela's {source} lacks the column(s) {', '.join(missing)}")
     width = len(header) - 1
@@ -136,6 +164,20 @@ def parse_per_layer_csv(text: str, source: str = "per-layer CSV") -> list[dict[s
         row["Name"] = ",".join(fields_[width:])
         rows.append(row)
     return rows
+
+
+def _unique(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h}#{seen[h]}")
+    return out
+
+
+def layout_of(header: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """Which core wrote the CSV: the legacy core names its first column TFLite_operator."""
+    return LEGACY_VELA_COLUMNS if header and header[0] == "TFLite_operator" else VELA_COLUMNS
 
 
 def _number(text: str, column: str, source: str) -> float:
@@ -200,13 +242,17 @@ def map_to_source(rows: Sequence[dict[str, Any]], ops: Sequence[SourceOp]) -> li
     return out
 
 
-def parse_layers(path: Path, model_path: str | Path | None = None) -> tuple[LayerResult, ...]:
-    """All rows of Vela's per-layer CSV, fused and CPU rows included, in Vela's order."""
+def parse_layers(path: Path, model_path: str | Path | None = None,
+                 layer_bytes: Sequence[dict[str, int]] | None = None) -> tuple[LayerResult, ...]:
+    """All rows of Vela's per-layer CSV, fused and CPU rows included, in Vela's order;
+    ``layer_bytes`` (one dict per row, from Vela's debug database) adds the bytes moved."""
     source = path.name
     rows = []
-    for i, raw in enumerate(read_per_layer_csv(path)):
+    raws = read_per_layer_csv(path)
+    layout = layout_of(list(raws[0])) if raws else VELA_COLUMNS
+    for i, raw in enumerate(raws):
         row: dict[str, Any] = {"index": i}
-        for column, name in VELA_COLUMNS:
+        for column, name in layout:
             text = raw[column].strip() if name != "name" else raw[column]
             if name in _TEXT_FIELDS:
                 row[name] = text.strip() if name != "name" else text
@@ -218,6 +264,9 @@ def parse_layers(path: Path, model_path: str | Path | None = None) -> tuple[Laye
         row["bound_by"] = bound_by(row)
         row["weights_from_flash"] = any(row[f] > 0 for f in FLASH_FIELDS)
         rows.append(row)
+    if layer_bytes is not None and len(layer_bytes) == len(rows):
+        for row, moved in zip(rows, layer_bytes):
+            row.update(moved)
     ops = source_ops(model_path) if model_path is not None else []
     for row, op in zip(rows, map_to_source(rows, ops)):
         row["tflite_index"] = None if op is None else op.index

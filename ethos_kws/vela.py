@@ -36,9 +36,10 @@ from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from .layers import LayerResult, layers_csv_text, parse_layers
 from .paths import cache_dir
 from .tflite import load_tflite
+from .vela_debug import debug_db_path, layer_bytes
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 3  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 4  # bump when CompileResult or the cache layout changes
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
@@ -80,6 +81,8 @@ class CompileResult:
     layers: tuple[LayerResult, ...] = field(default_factory=tuple)
     cpu_operators: tuple[CpuOperator, ...] = field(default_factory=tuple)  # with Vela's reasons
     ini_sha256: str = ""  # the Vela ini compiled with (part of the gate's identity check)
+    # peak bytes per core clock cycle of each memory, as Vela computed them from the ini
+    memory_bytes_per_cycle: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -143,6 +146,7 @@ class CompileSpec:
             "--output-dir", str(out_dir),
             "--verbose-performance",
             "--verbose-allocation",  # the tensor allocation behind the memory map
+            "--enable-debug-db",  # bytes per layer and memory, for the roofline
         ]  # fmt: skip
         if self.arena_cache_size is not None:
             argv += ["--arena-cache-size", str(self.arena_cache_size)]
@@ -348,7 +352,8 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
 
     cycles_total = int(round(num("cycles_total")))
     macs = int(round(num("nn_macs")))
-    layers = parse_layers(layers_path, spec.model_path) if layers_path.is_file() else ()
+    moved = layer_bytes(debug_db_path(out, stem))
+    layers = parse_layers(layers_path, spec.model_path, moved) if layers_path.is_file() else ()
     cpu_fallback = cpu_operators(compiled, log)
     cpu_ops = tuple(c.op for c in cpu_fallback)
     npu_ops = _count_from_log(log, "NPU operators")
@@ -386,7 +391,28 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         layers=layers,
         cpu_operators=cpu_fallback,
         ini_sha256=spec.ini_sha256(),
+        memory_bytes_per_cycle=_bytes_per_cycle(s, num("core_clock")),
     )
+
+
+# Vela's summary column (GiB/s) -> our memory name
+_BANDWIDTH_COLUMNS = (
+    ("sram_bandwidth", "sram"),
+    ("dram_bandwidth", "dram"),
+    ("on_chip_flash_bandwidth", "on_chip_flash"),
+    ("off_chip_flash_bandwidth", "off_chip_flash"),
+)
+
+
+def _bytes_per_cycle(summary: dict[str, str], clock_hz: float) -> dict[str, float]:
+    """Vela's peak bandwidths (GiB/s in its summary) as bytes per core clock cycle."""
+    out = {}
+    for col, ours in _BANDWIDTH_COLUMNS:
+        try:
+            out[ours] = round(float(summary[col]) * (1 << 30) / clock_hz, 6)
+        except (KeyError, ValueError, ZeroDivisionError):
+            continue
+    return out
 
 
 def _arena_cache_size(spec: CompileSpec, summary: dict[str, str]) -> int | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
 from .layers_section import cpu_blocks, layer_blocks
+from .roofline import roofline_blocks
 from .load import RunResults
 from .plots import Plot
 from .tables import (
@@ -183,6 +184,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
                    f"SRAM {fmt_kib(row.get('sram_bytes'))} KiB")
         blocks.append(Collapsible(summary, tuple(inner)))
     blocks += layer_blocks(run)
+    blocks += roofline_blocks(run, fig("roofline.png"))
     parity = parity_table(run)
     if parity is not None:
         blocks += [Heading(2, "NPU vs CPU parity", "parity"), TableBlock(parity), *fig("parity.png")]

@@ -18,6 +18,7 @@ from .escape import mpl_text
 from .load import RunResults
 from .metrics import compute_bound_cycles, fvp_comparison, is_missing, layer_cycles, top_layers
 from .published import PUBLISHED_ACCEL, PUBLISHED_FIGURES
+from .roofline import roofline_plot
 
 DPI = 110
 KIB = 1024.0
@@ -265,6 +266,7 @@ PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
     parity_plot,
     fvp_plot,
     published_plot,
+    roofline_plot,
 )
 
 
