@@ -34,12 +34,13 @@ from .cpu_fallback import CpuOperator, cpu_operators
 from .errors import CompileError, UserError
 from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from .layers import LayerResult, layers_csv_text, parse_layers
+from .memory_map import Allocation, parse_allocations
 from .paths import cache_dir
 from .tflite import load_tflite
 from .vela_debug import debug_db_path, layer_bytes
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 4  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 5  # bump when CompileResult or the cache layout changes
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
@@ -83,12 +84,14 @@ class CompileResult:
     ini_sha256: str = ""  # the Vela ini compiled with (part of the gate's identity check)
     # peak bytes per core clock cycle of each memory, as Vela computed them from the ini
     memory_bytes_per_cycle: dict[str, float] = field(default_factory=dict)
+    allocations: tuple[Allocation, ...] = field(default_factory=tuple)  # Vela's tensor allocation
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["cpu_op_names"] = list(self.cpu_op_names)
         d["layers"] = [layer.to_dict() for layer in self.layers]
         d["cpu_operators"] = [c.to_dict() for c in self.cpu_operators]
+        d["allocations"] = [a.to_dict() for a in self.allocations]
         return d
 
     @classmethod
@@ -97,6 +100,7 @@ class CompileResult:
         d["cpu_op_names"] = tuple(d.get("cpu_op_names", ()))
         d["layers"] = tuple(LayerResult.from_dict(x) for x in d.get("layers", ()))
         d["cpu_operators"] = tuple(CpuOperator(**x) for x in d.get("cpu_operators", ()))
+        d["allocations"] = tuple(Allocation.from_dict(x) for x in d.get("allocations", ()))
         return cls(**d)
 
 
@@ -392,6 +396,7 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         cpu_operators=cpu_fallback,
         ini_sha256=spec.ini_sha256(),
         memory_bytes_per_cycle=_bytes_per_cycle(s, num("core_clock")),
+        allocations=parse_allocations(log),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
 from .layers_section import cpu_blocks, layer_blocks
+from .memory_section import memory_blocks
 from .roofline import roofline_blocks
 from .load import RunResults
 from .plots import Plot
@@ -185,6 +186,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
         blocks.append(Collapsible(summary, tuple(inner)))
     blocks += layer_blocks(run)
     blocks += roofline_blocks(run, fig("roofline.png"))
+    blocks += memory_blocks(run, fig("memory_map.png"))
     parity = parity_table(run)
     if parity is not None:
         blocks += [Heading(2, "NPU vs CPU parity", "parity"), TableBlock(parity), *fig("parity.png")]

@@ -18,7 +18,6 @@ from .escape import mpl_text
 from .load import RunResults
 from .metrics import compute_bound_cycles, fvp_comparison, is_missing, layer_cycles, top_layers
 from .published import PUBLISHED_ACCEL, PUBLISHED_FIGURES
-from .roofline import roofline_plot
 
 DPI = 110
 KIB = 1024.0
@@ -258,6 +257,18 @@ def published_plot(run: RunResults) -> Plot | None:
                 "Grey hatched bar: published by Arm (2021), not measured by ethos-kws.")
 
 
+def roofline_plot(run: RunResults) -> Plot | None:
+    from .roofline import roofline_plot as build  # its module renders report blocks too
+
+    return build(run)
+
+
+def memory_map_plot(run: RunResults) -> Plot | None:
+    from .memory_section import memory_map_plot as build
+
+    return build(run)
+
+
 PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
     time_and_cycles_plot,
     memory_plot,
@@ -267,6 +278,7 @@ PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
     fvp_plot,
     published_plot,
     roofline_plot,
+    memory_map_plot,
 )
 
 
