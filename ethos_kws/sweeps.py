@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from .accel import Accelerator, parse_accelerator_list
 from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec
+from .cpu_fallback import npu_only_note
 from .errors import EthosKwsError
 from .fsutil import atomic_write_json, atomic_write_text
 from .model import ResolvedModel, model_info, resolve_model
@@ -200,7 +201,21 @@ def format_table(results: Sequence[CompileResult]) -> str:
         )  # fmt: skip
         for r in results
     ]
-    return _table(header, rows, left=2)
+    return _table(header, rows, left=2) + cpu_fallback_lines(results)
+
+
+def cpu_fallback_lines(results: Sequence[CompileResult]) -> str:
+    """Below the table: the operators Vela left on the CPU, named with its reason, once per
+    distinct set (every configuration of one model usually leaves the same ones)."""
+    lines: list[str] = []
+    seen: dict[tuple, list[str]] = {}
+    for r in results:
+        if r.cpu_ops:
+            seen.setdefault(tuple(str(c) for c in r.cpu_operators) or r.cpu_op_names, []).append(r.accel)
+    for ops, accels in seen.items():
+        lines.append(f"NOTE ({', '.join(accels)}): {npu_only_note(len(ops))}")
+        lines += [f"  CPU: {op}" for op in ops]
+    return "".join("\n" + line for line in lines)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int) -> str:
