@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .audio import FeatureWindow, iter_windows, wav_info
+from .audio import AudioInfo, FeatureWindow, iter_windows, wav_info
 from .backends.base import Backend
 from .errors import UserError
 from .inputs import features_to_input
@@ -53,6 +53,7 @@ class ClassifyResult:
     model_sha256: str
     threshold: float
     windows: tuple[WindowScore, ...]
+    audio: AudioInfo | None = None  # the file as stored, and what was done to reach 16 kHz mono
 
     @property
     def detections(self) -> tuple[WindowScore, ...]:
@@ -74,6 +75,7 @@ class ClassifyResult:
             "backend": self.backend,
             "model_sha256": self.model_sha256,
             "threshold": self.threshold,
+            "audio": self.audio.to_dict() if self.audio else None,
             "label": best.label,
             "score": best.score,
             "top": best.to_dict()["top"],
@@ -125,4 +127,4 @@ def classify_wav(path: str | os.PathLike, backend: Backend, *,
                                       tuple((labels[i], float(scores[i])) for i in order)))
     return ClassifyResult(Path(path), info.duration_s, backend.name,
                           model_sha256 or getattr(backend, "model_sha256", ""), threshold,
-                          tuple(scored))
+                          tuple(scored), info)

@@ -105,3 +105,18 @@ def test_classify_api_uses_run_batch(int8io_model, audio_dir):
     b.run_batch = lambda batch: calls.append(len(batch)) or real(batch)
     r = classify_wav(audio_dir / "up_mlek.wav", b)
     assert calls == [1] and r.best.label == "up" and r.to_dict()["detections"][0]["label"] == "up"
+
+
+def test_44khz_stereo_recording_is_resampled_and_says_so(tmp_path, audio_dir, int8io_model, capsys):
+    import soxr
+
+    x = soxr.resample(read_wav(audio_dir / "yes_tflm.wav").astype(np.float64), 16000, 44100)
+    stereo = np.round(np.stack([x, 0.9 * x], 1) * 32767).astype("<i2")
+    p = make_wav(tmp_path / "yes44.wav", raw=stereo.tobytes(), rate=44100, channels=2)
+    doc = _classify_json(capsys, p, "--model", int8io_model)
+    assert doc["label"] == "yes"
+    assert doc["audio"]["resampled"] and doc["audio"]["downmixed"]
+    assert doc["audio"]["source_rate_hz"] == 44100 and doc["audio"]["source_channels"] == 2
+    assert main(["classify", str(p), "--model", str(int8io_model)]) == 0
+    out = capsys.readouterr().out
+    assert "resampled 44100 Hz -> 16000 Hz (soxr HQ)" in out and "2 channels averaged" in out

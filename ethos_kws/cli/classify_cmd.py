@@ -44,6 +44,8 @@ def run(args) -> int:
     best = r.best
     print(f"{args.clip}: {best.label} ({best.score:.3f})  [{resolved.path.name} on {r.backend}]")
     print("  top 3     " + ", ".join(f"{lab} {s:.3f}" for lab, s in best.top))
+    if r.audio is not None and r.audio.conversion:
+        print(f"  audio     {r.audio.encoding}, {r.audio.conversion}")
     if len(r.windows) > 1:
         print(f"  windows   {len(r.windows)} of 1 s every 0.5 s over {r.duration_s:.2f} s")
         if r.detections:
