@@ -457,22 +457,36 @@ class FeatureWindow:
     features: np.ndarray  # (49, 10) float32
 
 
-def window_count(num_samples: int) -> int:
-    """1 s windows at a 0.5 s stride; the last one reaches the end (zero-padded) of the audio."""
+def window_count(num_samples: int, stride_samples: int = WINDOW_STRIDE_SAMPLES) -> int:
+    """1 s windows every ``stride_samples``; the last one reaches the end (zero-padded) of the audio."""
     extra = max(0, num_samples - CLIP_SAMPLES)
-    return 1 + -(-extra // WINDOW_STRIDE_SAMPLES)
+    return 1 + -(-extra // stride_samples)
 
 
-def iter_windows(path: str | os.PathLike, block_samples: int = 32000) -> Iterator[FeatureWindow]:
-    """Stream the (49, 10) features of every 1 s window (0.5 s stride) of a WAV file.
+def stride_samples_for(stride_ms: float) -> int:
+    """A window stride in samples; it must be a whole number of 20 ms MFCC frames, so every window's
+    frames lie on one global frame grid (computed once, shared by overlapping windows)."""
+    frame_ms = STRIDE_SAMPLES * 1000 / SAMPLE_RATE_HZ
+    frames = stride_ms / frame_ms
+    if not (stride_ms > 0) or abs(frames - round(frames)) > 1e-9 or round(frames) < 1:
+        raise InputDataError(f"--stride-ms must be a positive multiple of {frame_ms:g} ms (the MFCC "
+                             f"frame stride), got {stride_ms:g}")
+    return int(round(frames)) * STRIDE_SAMPLES
+
+
+def iter_windows(path: str | os.PathLike, block_samples: int = 32000,
+                 stride_samples: int = WINDOW_STRIDE_SAMPLES) -> Iterator[FeatureWindow]:
+    """Stream the (49, 10) features of every 1 s window (``stride_samples`` apart) of a recording.
 
     Frames are computed once on the global 20 ms grid and shared by overlapping windows; only one
     window's frames and one block of audio are held at a time.
     """
-    frames_per_stride = WINDOW_STRIDE_SAMPLES // STRIDE_SAMPLES  # 25
+    if stride_samples <= 0 or stride_samples % STRIDE_SAMPLES:
+        raise InputDataError(f"window stride of {stride_samples} samples is not a whole number of frames")
+    frames_per_stride = stride_samples // STRIDE_SAMPLES  # 25 at 0.5 s
     with AudioReader(path) as reader:
-        total = window_count(reader.info.num_samples)
-        padded_len = CLIP_SAMPLES + (total - 1) * WINDOW_STRIDE_SAMPLES
+        total = window_count(reader.info.num_samples, stride_samples)
+        padded_len = CLIP_SAMPLES + (total - 1) * stride_samples
         needed_frames = 1 + (padded_len - WINDOW_SAMPLES) // STRIDE_SAMPLES
         recent: deque[np.ndarray] = deque(maxlen=FRAMES_PER_CLIP)
         carry = np.zeros(0, np.float32)
@@ -498,6 +512,6 @@ def iter_windows(path: str | os.PathLike, block_samples: int = 32000) -> Iterato
                 first = frames_done - FRAMES_PER_CLIP  # global index of the window's first frame
                 if first >= 0 and first % frames_per_stride == 0:
                     idx = first // frames_per_stride
-                    yield FeatureWindow(idx, idx * WINDOW_STRIDE_SAMPLES / SAMPLE_RATE_HZ,
+                    yield FeatureWindow(idx, idx * stride_samples / SAMPLE_RATE_HZ,
                                         np.stack(recent))
                     emitted += 1
