@@ -27,7 +27,7 @@ import numpy as np
 
 from .accel import parse_accelerator_list
 from .backends import create_backend
-from .errors import BackendUnavailable, EthosKwsError, UserError
+from .errors import BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
 
 NPU_BACKENDS = ("npu-sim", "fvp")
@@ -321,8 +321,10 @@ def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cp
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
     except EthosKwsError as e:
+        # a valid model the simulator cannot run names the one feature that stops it
+        why = f"unsupported: {e}" if isinstance(e, NotModelledError) else f"{type(e).__name__}: {e}"
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
-                            round(cpu_ms_per_vector, 4), False, (), f"{type(e).__name__}: {e}")
+                            round(cpu_ms_per_vector, 4), False, (), why)
     figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance,
                               output_steps(model_path, specs))
     return ConfigParity(accel=accel, compiler=compiler,

@@ -230,6 +230,24 @@ def test_backend_failure_is_recorded_per_config(tmp_path, monkeypatch):
     assert report.to_dict()["results"][0]["passed"] is False
 
 
+def test_not_modelled_is_recorded_as_unsupported(tmp_path, monkeypatch):
+    """A valid model npu-sim cannot run names the feature: "unsupported: X", not a parity figure."""
+    from ethos_kws.errors import NotModelledError
+
+    model = write_model(tmp_path / "fc.tflite", "fc")
+    real = parity.create_backend
+
+    def unmodelled_npu_test_double(name, path, **options):
+        if name == "npu-sim":
+            raise NotModelledError("ACTIVATION function SIGMOID is not modelled (test double)")
+        return real(name, path, **options)
+
+    monkeypatch.setattr(parity, "create_backend", unmodelled_npu_test_double)
+    r = run_parity(model, "u55-128", vectors=2).results[0]
+    assert r.error == "unsupported: ACTIVATION function SIGMOID is not modelled (test double)"
+    assert not r.passed and r.bit_exact_fraction is None
+
+
 # ---- CLI ------------------------------------------------------------------------------------------
 
 

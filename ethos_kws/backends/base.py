@@ -12,30 +12,28 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ..errors import InputDataError
+from ..tflite import TensorSpec
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """A model input or output as the user sees it (the original model's view)."""
+__all__ = ["Backend", "OutputTensor", "RunResult", "TensorSpec", "check_inputs"]
 
-    name: str
-    shape: tuple[int, ...]
-    dtype: str  # numpy dtype name: "int8", "float32", ...
-    scale: float | None = None
-    zero_point: int | None = None
 
-    def dequantize(self, data: np.ndarray) -> np.ndarray:
-        if self.scale is None or np.dtype(self.dtype).kind == "f":
-            return np.asarray(data, dtype=np.float32)
-        return (np.asarray(data, dtype=np.float32) - float(self.zero_point or 0)) * self.scale
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "scale": self.scale,
-            "zero_point": self.zero_point,
-        }
+def check_inputs(inputs: Sequence[np.ndarray], specs: Sequence[TensorSpec]) -> list[np.ndarray]:
+    """The one input rule of every backend: one array per model input, in input order, of the
+    input's dtype exactly (no silent cast) and of its element count; each is returned reshaped to
+    the input's shape, C-contiguous (so a (49, 10) MFCC array feeds a (1, 490) input anywhere)."""
+    if len(inputs) != len(specs):
+        raise InputDataError(f"the model has {len(specs)} input(s), got {len(inputs)}")
+    out = []
+    for x, spec in zip(inputs, specs):
+        a = np.asarray(x)
+        if a.dtype != np.dtype(spec.dtype):
+            raise InputDataError(f"input {spec.name!r} must be {spec.dtype}, got {a.dtype}")
+        if a.size != spec.elements:
+            raise InputDataError(f"input {spec.name!r} must have shape {list(spec.shape)} "
+                                 f"({spec.elements} elements), got {list(a.shape)}")
+        out.append(np.ascontiguousarray(a.reshape(spec.shape)))
+    return out
 
 
 @dataclass(frozen=True)

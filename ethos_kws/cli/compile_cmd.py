@@ -5,17 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..accel import ACCELERATORS
-from ..vela import OPTIMISE_CHOICES, compile_model
+from ..vela import compile_model
 from ..model import resolve_model
-from .common import add_command, add_json_arg, add_model_arg, print_json
-
-
-def add_vela_args(p, *, accel_required: bool) -> None:
-    p.add_argument("--system-config", metavar="NAME", help="Vela system config (default per accelerator; see `ethos-kws configs`)")
-    p.add_argument("--memory-mode", metavar="NAME", help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65)")
-    p.add_argument("--optimise", choices=OPTIMISE_CHOICES, default="Performance", help="Vela's scheduler goal")
-    p.add_argument("--arena-cache-size", type=int, metavar="BYTES", help="Vela --arena-cache-size (Dedicated_Sram fast scratch)")
-    p.add_argument("--legacy-core", action="store_true", help="use Vela's legacy Python compiler (--debug-force-legacy-core)")
+from .common import add_command, add_model_arg, add_output_group, add_vela_group, optimise_of, print_json
 
 
 def register(sub) -> None:
@@ -31,11 +23,9 @@ def register(sub) -> None:
         "example: ethos-kws compile --accel u55-128 --model ds_cnn.tflite --out build/u55-128",
         func=run,
     )
-    p.add_argument("--accel", required=True, metavar="ACCEL", help="accelerator, e.g. u55-128")
     add_model_arg(p)
-    add_vela_args(p, accel_required=True)
-    p.add_argument("--out", metavar="DIR", help="copy Vela's output and compile.json here (default: reports/compile/<model>/<accel>)")
-    add_json_arg(p)
+    add_vela_group(p, accel="required")
+    add_output_group(p, out="copy Vela's output and compile.json here (default: reports/compile/<model>/<accel>)")
 
 
 def run(args) -> int:
@@ -43,7 +33,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / "compile" / resolved.path.stem / args.accel
     r = compile_model(
         resolved.path, args.accel, system_config=args.system_config, memory_mode=args.memory_mode,
-        optimise=args.optimise, arena_cache_size=args.arena_cache_size, legacy_core=args.legacy_core,
+        optimise=optimise_of(args), arena_cache_size=args.arena_cache_size, legacy_core=bool(args.legacy_core),
         out_dir=out,
     )  # fmt: skip
     if args.json:

@@ -13,7 +13,16 @@ from ..parity import (
     run_parity,
     write_report,
 )
-from .common import add_command, add_json_arg, add_model_arg, is_terminal, print_json
+from .common import (
+    add_command,
+    add_fvp_group,
+    add_model_arg,
+    add_output_group,
+    add_vela_group,
+    backend_options_from_args,
+    is_terminal,
+    print_json,
+)
 
 DESCRIPTION = """\
 Run the same inputs through the CPU oracle (TFLite Micro's reference kernels on the original
@@ -40,8 +49,6 @@ def register(sub) -> None:
     p = add_command(sub, "parity", help="compare an NPU backend with the CPU oracle, bit for bit",
                     description=DESCRIPTION, func=run)
     add_model_arg(p)
-    p.add_argument("--accel", default="all", metavar="all|LIST",
-                   help="accelerators, e.g. u55-128,u65-512")
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
     p.add_argument("--vectors", type=int, default=DEFAULT_VECTORS, metavar="N", help="random input vectors")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
@@ -51,10 +58,9 @@ def register(sub) -> None:
     p.add_argument("--oracle", choices=ORACLE_KERNELS, default=DEFAULT_ORACLE,
                    help="CPU oracle kernels: TFLite Micro (tflm, what runs on the Cortex-M; rounds "
                    "FULLY_CONNECTED like the NPU) or LiteRT BUILTIN_REF (ref)")
-    p.add_argument("--legacy-core", action="store_true",
-                   help="compile with Vela's legacy compiler (--debug-force-legacy-core)")
-    p.add_argument("--out", metavar="DIR", default=None, help=f"also write DIR/{REPORT_FILE}")
-    add_json_arg(p)
+    add_vela_group(p, accel="list")
+    add_fvp_group(p)
+    add_output_group(p, out=f"also write DIR/{REPORT_FILE}")
 
 
 def run(args) -> int:
@@ -62,6 +68,9 @@ def run(args) -> int:
     from ..parity import check_arguments
 
     check_arguments(npu=args.npu, vectors=args.vectors, oracle=args.oracle, tolerance=args.tolerance)
+    options = backend_options_from_args(args, args.npu)
+    options.pop("accel", None)  # one per configuration, from --accel's list
+    legacy_core = bool(options.pop("legacy_core", False))
     resolved = resolve_model(args.model)
     bar = None
     progress = None
@@ -79,7 +88,8 @@ def run(args) -> int:
     try:
         report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.vectors, seed=args.seed,
                             audio_dir=args.audio, tolerance=args.tolerance,
-                            legacy_core=args.legacy_core, oracle=args.oracle, progress=progress)
+                            legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
+                            progress=progress)
     finally:
         if bar is not None:
             bar.close()

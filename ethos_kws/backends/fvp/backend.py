@@ -21,7 +21,7 @@ from ...errors import BackendError, BackendUnavailable, InputDataError, UserErro
 from ...fsutil import atomic_write_bytes, atomic_write_text
 from ...paths import cache_dir
 from ...tflite import load_tflite
-from ..base import OutputTensor, RunResult, TensorSpec
+from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
 from . import pmu
 from .command import FvpCommand, build_argv
 from .discovery import (
@@ -233,17 +233,8 @@ def run_inference(
 
 def input_blob(inputs: Sequence[np.ndarray], specs: Sequence[TensorSpec]) -> bytes:
     """All input tensors, little-endian, concatenated in input-index order."""
-    if len(inputs) != len(specs):
-        raise InputDataError(f"the model has {len(specs)} input(s), got {len(inputs)}")
     parts = []
-    for array, spec in zip(inputs, specs):
-        a = np.asarray(array)
-        if tuple(a.shape) != tuple(spec.shape):
-            raise InputDataError(
-                f"input {spec.name!r} must have shape {list(spec.shape)}, got {list(a.shape)}"
-            )
-        if a.dtype != np.dtype(spec.dtype):
-            raise InputDataError(f"input {spec.name!r} must be {spec.dtype}, got {a.dtype}")
+    for a, spec in zip(check_inputs(inputs, specs), specs):
         little_endian = np.dtype(spec.dtype).newbyteorder("<")
         parts.append(np.ascontiguousarray(a, dtype=little_endian).tobytes())
     return b"".join(parts)
@@ -503,20 +494,22 @@ class FvpBackend:
         return [[o.data for o in self.run(inputs).outputs] for inputs in batch]
 
 
-def make_backend(model_path: str | os.PathLike, **options: Any) -> FvpBackend:
-    """Registry factory. Options used: accel (default u55-128), platform, system_config,
-    memory_mode, fvp, runner, timeout_s, legacy_core; others are ignored."""
-    return FvpBackend(
-        model_path,
-        options.get("accel") or "u55-128",
-        platform=options.get("platform"),
-        system_config=options.get("system_config"),
-        memory_mode=options.get("memory_mode"),
-        fvp=options.get("fvp"),
-        runner=options.get("runner"),
-        timeout_s=options.get("timeout_s"),
-        legacy_core=bool(options.get("legacy_core", False)),
-    )
+def make_backend(
+    model_path: str | os.PathLike,
+    *,
+    accel: str | None = None,
+    platform: str | None = None,
+    system_config: str | None = None,
+    memory_mode: str | None = None,
+    fvp: str | os.PathLike | None = None,
+    runner: str | os.PathLike | None = None,
+    timeout_s: float | None = None,
+    legacy_core: bool | None = False,
+) -> FvpBackend:
+    """Registry factory; these keyword parameters are the backend's options (accel: u55-128)."""
+    return FvpBackend(model_path, accel or "u55-128", platform=platform, system_config=system_config,
+                      memory_mode=memory_mode, fvp=fvp, runner=runner, timeout_s=timeout_s,
+                      legacy_core=bool(legacy_core))
 
 
 def measure(

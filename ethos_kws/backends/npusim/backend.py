@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputDataError, ModelError
+from ...errors import ModelError, NotModelledError
 from ...tflite import TfliteModel, load_tflite
-from ..base import OutputTensor, RunResult, TensorSpec
+from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
 from .behaviours import DEFAULT, Behaviours
 from .container import CUSTOM_CODE, EthosUOp, is_vela_model, read_ethos_u_op
 from .cpu_ops import CPU_OPS
@@ -47,7 +47,7 @@ class NpuSimBackend:
             elif op.opcode in CPU_OPS:
                 self.steps.append((op, CPU_OPS[op.opcode]))
             else:
-                raise ModelError(
+                raise NotModelledError(
                     f"operator {op.index} ({op.opcode}) runs on the CPU in this Vela model; "
                     f"npu-sim executes only {', '.join(CPU_OPS)} outside the NPU"
                 )
@@ -77,18 +77,7 @@ class NpuSimBackend:
         return [s.executor for _, s in self.steps if isinstance(s, _NpuStep)]
 
     def _check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        specs = self.input_specs
-        if len(inputs) != len(specs):
-            raise InputDataError(f"model has {len(specs)} inputs, got {len(inputs)}")
-        out = []
-        for spec, x in zip(specs, inputs):
-            x = np.asarray(x)
-            if int(np.prod(x.shape)) != int(np.prod(spec.shape)):
-                raise InputDataError(f"input {spec.name!r}: expected shape {spec.shape}, got {x.shape}")
-            if x.dtype != np.dtype(spec.dtype):
-                raise InputDataError(f"input {spec.name!r}: expected dtype {spec.dtype}, got {x.dtype}")
-            out.append(x.reshape(spec.shape))
-        return out
+        return check_inputs(inputs, self.input_specs)
 
     @staticmethod
     def _memory(step: _NpuStep, batch: int) -> Memory:
@@ -147,18 +136,20 @@ def compile_with_vela(model_path: str | os.PathLike, accel: str, out_dir: str | 
     return Path(res.compiled_model)
 
 
-def make_backend(model_path: str | os.PathLike, **options) -> NpuSimBackend:
-    """Run a ``*_vela.tflite`` directly; compile any other model for ``accel`` first."""
+def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, legacy_core: bool | None = False,
+                 system_config: str | None = None, memory_mode: str | None = None,
+                 behaviours: Behaviours | None = None, litert_fc_rounding: bool = False) -> NpuSimBackend:
+    """Registry factory: run a ``*_vela.tflite`` directly; compile any other model for ``accel``
+    (default u55-128) first. These keyword parameters are the backend's options."""
     model = load_tflite(model_path)
-    behaviours = options.get("behaviours") or DEFAULT
-    if options.get("litert_fc_rounding"):
+    behaviours = behaviours or DEFAULT
+    if litert_fc_rounding:
         behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
     if is_vela_model(model):
         return NpuSimBackend(model_path, behaviours, extra={"compiled_model": str(model_path)})
-    accel = options.get("accel") or "u55-128"
-    legacy = bool(options.get("legacy_core", False))
+    accel = accel or "u55-128"
+    legacy = bool(legacy_core)
     compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
-                                 system_config=options.get("system_config"),
-                                 memory_mode=options.get("memory_mode"))
+                                 system_config=system_config, memory_mode=memory_mode)
     return NpuSimBackend(compiled, behaviours, original_model=model,
                          extra={"accel": accel, "legacy_core": legacy, "compiled_model": str(compiled)})
