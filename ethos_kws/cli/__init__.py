@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "run_cmd",
     "features_cmd",
     "classify_cmd",
+    "accuracy_cmd",
     "vectors_cmd",
     "disasm_cmd",
     "parity_cmd",
