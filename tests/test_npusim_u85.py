@@ -22,7 +22,7 @@ from ethos_kws.backends.npusim.u85.executor import U85Executor
 from ethos_kws.backends.npusim.u85.ops import ConvPlan
 from ethos_kws.backends.npusim.u85.weights import U85WeightParams, decode_weights
 from ethos_kws.cli import main
-from ethos_kws.errors import CommandStreamError
+from ethos_kws.errors import CommandStreamError, NotModelledError
 from ethos_kws.synth import DS_CNN_CASES, SINGLE_OP_CASES, NetBuilder, write_model
 from ethos_kws.synth.flatbuf import OpDef
 from ethos_kws.tflite import load_tflite
@@ -300,12 +300,14 @@ def cmd1(name, value, param=0):
     return [CMD1_CODE[name] | 0x4000 | (param & 0xFFFF) << 16, value & 0xFFFFFFFF]
 
 
-def run_words(eop, words, seconds=10.0):
+def run_words(eop, words, seconds=10.0, error=CommandStreamError):
+    """Malformed streams raise CommandStreamError (exit 2); valid ones using something npu-sim does
+    not model raise NotModelledError (exit 1)."""
     payload = CommandPayload(eop.payload.config, np.asarray(words, dtype=np.uint32))
     mem = Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes, eop.fast_is_scratch,
                         eop.payload.config.shram_bytes)
     start = time.perf_counter()
-    with pytest.raises(CommandStreamError) as info:
+    with pytest.raises(error) as info:
         U85Executor(payload).run(mem)
     assert time.perf_counter() - start < seconds
     return str(info.value)
@@ -359,7 +361,7 @@ def test_bit_flips_never_crash(softmax_u85):
             try:
                 U85Executor(payload).run(mem)
                 outcomes.add("ran")
-            except CommandStreamError:
+            except (CommandStreamError, NotModelledError):
                 outcomes.add("error")
     assert outcomes == {"ran", "error"}
 
@@ -390,16 +392,23 @@ def test_out_of_range_weights(tmp_path):
 @pytest.mark.parametrize("extra, needle", [
     (cmd0("NPU_SET_OFM_REGION", 0), "read-only region 0"),
     (cmd0("NPU_SET_IFM_REGION", 5), "region 5 is not backed"),
+    (cmd1("NPU_SET_OFM_SCALE", 1, 7 << 13), "rounding mode 7 is not defined"),
+])
+def test_malformed_register_values(softmax_u85, extra, needle):
+    eop, _ = softmax_u85
+    assert needle in run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", extra))
+
+
+@pytest.mark.parametrize("extra, needle", [
     (cmd0("NPU_SET_ACTIVATION", 10), "LUT_TANH is not modelled"),
     (cmd0("NPU_SET_IFM_UPSCALE", 1), "IFM_UPSCALE mode 1"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 4), "acc_input KEEP"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 6), "acc_output DISABLE"),
     (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 11), "activation_transpose"),
-    (cmd1("NPU_SET_OFM_SCALE", 1, 7 << 13), "rounding mode 7 is not defined"),
 ])
 def test_unmodelled_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85
-    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", extra))
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", extra), error=NotModelledError)
     assert needle in msg
 
 
@@ -416,20 +425,21 @@ def test_unmodelled_modes(softmax_u85, op, mode, needle):
     code = CMD0_CODE[op]
     j = next(k for k in range(len(words)) if words[k] & 0x3FF == code and (words[k] >> 14) & 3 == 0)
     words[j] = code | mode << 16
-    assert needle in run_words(eop, words)
+    assert needle in run_words(eop, words, error=NotModelledError)
 
 
 def test_resize_and_branch_are_named(softmax_u85):
     eop, _ = softmax_u85
-    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", cmd0("NPU_OP_RESIZE", 2)))
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", cmd0("NPU_OP_RESIZE", 2)), error=NotModelledError)
     assert "NPU_OP_RESIZE NEAREST is not modelled" in msg
-    msg = run_words(eop, cmd1("NPU_OP_BRANCH", 0) + words_of(eop))
+    msg = run_words(eop, cmd1("NPU_OP_BRANCH", 0) + words_of(eop), error=NotModelledError)
     assert "NPU_OP_BRANCH (control flow) is not modelled" in msg
 
 
 def test_dma_2d_refused(softmax_u85):
     eop, _ = softmax_u85
-    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_DMA_START", cmd0("NPU_SET_DMA0_SRC_REGION", 1 << 9)))
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_DMA_START", cmd0("NPU_SET_DMA0_SRC_REGION", 1 << 9)),
+                    error=NotModelledError)
     assert "stride mode D2" in msg
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ....errors import CommandStreamError
+from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import DEFAULT, Behaviours
 from ..commands import Command
 from ..container import CommandPayload
-from ..executor import MAX_COMMANDS, MAX_OPERATIONS
+from ..executor import MAX_COMMANDS, MAX_OPERATIONS, at_command
 from ..memory import Memory
 from ..registers import RegisterFile
 from . import isa
@@ -45,19 +45,14 @@ class U85Executor:
         return self.payload.config
 
     def _plan(self, cmd: Command, r: RegisterFile, ctx: Context):
-        try:
+        with at_command(cmd):
             if cmd.name in PLANS:
                 return PLANS[cmd.name](r, ctx, cmd.param)
             if cmd.name in NOT_MODELLED_OPS:
                 raise not_modelled(NOT_MODELLED_OPS[cmd.name](cmd.param))
-        except CommandStreamError as e:
-            raise CommandStreamError(f"{cmd.name} at stream byte {cmd.offset}: {e}") from None
-        except (ValueError, IndexError, OverflowError, MemoryError, KeyError) as e:
-            raise CommandStreamError(
-                f"{cmd.name} at stream byte {cmd.offset}: unsupported register values ({e})") from None
         if cmd.name in SYNC_OPS:
             return None
-        raise CommandStreamError(f"operation {cmd.name} at stream byte {cmd.offset} is not modelled")
+        raise NotModelledError(f"operation {cmd.name} at stream byte {cmd.offset} is not modelled")
 
     def prepare(self, mem: Memory) -> None:
         if self._plans is not None:
@@ -91,10 +86,5 @@ class U85Executor:
         for cmd, plan in self._plans:
             if trace:
                 trace(cmd)
-            try:
+            with at_command(cmd):
                 plan.run(mem)
-            except CommandStreamError as e:
-                raise CommandStreamError(f"{cmd.name} at stream byte {cmd.offset}: {e}") from None
-            except (ValueError, IndexError, OverflowError, MemoryError) as e:
-                raise CommandStreamError(
-                    f"{cmd.name} at stream byte {cmd.offset}: unsupported register values ({e})") from None

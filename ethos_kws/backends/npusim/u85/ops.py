@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ....errors import CommandStreamError
+from ....errors import CommandStreamError, NotModelledError
 from ..featuremap import NHWC, FeatureMap, read_fm, write_fm
 from ..memory import Memory
 from ..ops.common import Kernel
@@ -63,12 +63,12 @@ def ensure_regions(mem: Memory, sizes: dict[str, int]) -> None:
             mem.regions[key] = np.zeros((mem.batch, n), dtype=np.uint8)
 
 
-def not_modelled(what: str) -> CommandStreamError:
-    return CommandStreamError(f"{what} is not modelled by npu-sim for Ethos-U85")
+def not_modelled(what: str) -> NotModelledError:
+    return NotModelledError(f"{what} is not modelled by npu-sim for Ethos-U85")
 
 
 def storage(r: RegisterFile, name: str) -> int:
-    return (r.p(f"{name}_PRECISION") >> 14) & 0x3
+    return (r.param(f"{name}_PRECISION") >> 14) & 0x3
 
 
 def feature_map(r: RegisterFile, name: str, h: int, w: int, c: int, ctx: Context) -> FeatureMap:
@@ -76,7 +76,7 @@ def feature_map(r: RegisterFile, name: str, h: int, w: int, c: int, ctx: Context
     fm = FeatureMap.from_registers(r, name)
     st = storage(r, name)
     if st == STORAGE_CHAINED:
-        key = chain_region(r.p(f"{name}_REGION") & 0x7)
+        key = chain_region(r.param(f"{name}_REGION") & 0x7)
         e = fm.esize
         ctx.need(key, h * w * c * e)
         return dataclasses.replace(fm, region=key, bases=(0, 0, 0, 0), height0=h, height1=h,
@@ -99,14 +99,14 @@ def scale_register(r: RegisterFile, name: str) -> tuple[int, int, int, int]:
 
 
 def check_common(r: RegisterFile) -> None:
-    if r.p("IFM_UPSCALE") & 0x3:
-        raise not_modelled(f"IFM_UPSCALE mode {r.p('IFM_UPSCALE') & 0x3} (resampling)")
-    acc = r.p("ACC_FORMAT")
+    if r.param("IFM_UPSCALE") & 0x3:
+        raise not_modelled(f"IFM_UPSCALE mode {r.param('IFM_UPSCALE') & 0x3} (resampling)")
+    acc = r.param("ACC_FORMAT")
     if (acc >> 4) & 0x3 != ACC_RESET:
         raise not_modelled(f"ACC_FORMAT acc_input {isa.ENUM_FIELDS[('NPU_SET_ACC_FORMAT', 'acc_input')].get((acc >> 4) & 3)} (accumulator chaining)")
     if (acc >> 6) & 0x1:
         raise not_modelled("ACC_FORMAT acc_output DISABLE (accumulators kept for the next op)")
-    prec = r.p("OFM_PRECISION")
+    prec = r.param("OFM_PRECISION")
     if (prec >> 9) & 0x3:
         raise not_modelled("OFM_PRECISION activation_reverse")
     if (prec >> 11) & 0x7:
@@ -118,9 +118,9 @@ class OutputStage:
 
     def __init__(self, r: RegisterFile, ofm: FeatureMap):
         self.ofm = ofm
-        self.global_scale = bool((r.p("OFM_PRECISION") >> 8) & 1)
+        self.global_scale = bool((r.param("OFM_PRECISION") >> 8) & 1)
         self.scale, self.shift, self.dbl_rnd, self.round_mode = scale_register(r, "OFM_SCALE")
-        act = r.p("ACTIVATION")
+        act = r.param("ACTIVATION")
         self.function, self.table, self.clip_none = act & 0x1F, (act >> 5) & 0x7, bool((act >> 12) & 1)
         if self.function and self.function not in LUTS:
             raise not_modelled(f"ACTIVATION {isa.ACTIVATION_FUNCTION.get(self.function, self.function)}")
@@ -131,12 +131,12 @@ class OutputStage:
                     f"ACTIVATION {isa.ACTIVATION_FUNCTION[self.function]} with a {ofm.bits}-bit OFM")
             self.lut_in, self.lut_entry = lut_in, entry
         self.zero_point = ofm.zero_point
-        self.act_min = r.s("ACTIVATION_MIN")
-        mx = r.p("ACTIVATION_MAX")
+        self.act_min = r.signed("ACTIVATION_MIN")
+        mx = r.param("ACTIVATION_MAX")
         # MAX holds up to the uint16 maximum (regor clips int32 to [int16 min, uint16 max])
         self.act_max = mx - 0x10000 if (mx & 0x8000 and ofm.signed and ofm.bits <= 16) else mx
         if not ofm.signed and self.act_min < 0:
-            self.act_min = r.p("ACTIVATION_MIN")
+            self.act_min = r.param("ACTIVATION_MIN")
 
     def rescale(self, v: np.ndarray, scale=None, shift=None) -> np.ndarray:
         return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
@@ -185,15 +185,15 @@ class ConvPlan:
         check_common(r)
         if not depthwise and param & 1:
             raise not_modelled("CONV weights_ifm2 (dynamic weights from IFM2, e.g. MatMul)")
-        wf = r.p("WEIGHT_FORMAT")
+        wf = r.param("WEIGHT_FORMAT")
         if wf & 1:
             raise not_modelled("WEIGHT_FORMAT FWD (fast weight decoder streams)")
         sparse = bool((wf >> 4) & 1)
-        if sparse and (depthwise or r.p("IFM_PRECISION") >> 2 & 3):
+        if sparse and (depthwise or r.param("IFM_PRECISION") >> 2 & 3):
             raise not_modelled("WEIGHT_FORMAT SPARSE_2_4 with depthwise or a 16-bit IFM")
-        self.h, self.w, self.c = r.p("OFM_HEIGHT_M1") + 1, r.p("OFM_WIDTH_M1") + 1, r.p("OFM_DEPTH_M1") + 1
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
         self.k = Kernel.from_registers(r)
-        self.ifm_depth = self.c if depthwise else r.p("IFM_DEPTH_M1") + 1
+        self.ifm_depth = self.c if depthwise else r.param("IFM_DEPTH_M1") + 1
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
         work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
         if work > MAX_MACS or (not depthwise and self.h * self.w * self.ifm_depth * self.k.height * self.k.width > MAX_IM2COL):
@@ -210,7 +210,7 @@ class ConvPlan:
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
         info = np.iinfo(self.ifm.dtype)
         self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
-        acc = r.p("ACC_FORMAT")
+        acc = r.param("ACC_FORMAT")
         if acc & 0x3 not in (ACC_I32, ACC_I48):
             raise CommandStreamError(f"ACC_FORMAT acc_format {acc & 3} is not defined")
         self.acc48 = (acc & 0x3) == ACC_I48
@@ -220,16 +220,16 @@ class ConvPlan:
             macs_per_cycle=ctx.macs, cores=ctx.cores, traversal=traversal,
             kernel_h=self.k.height, kernel_w=self.k.width, stride_y=self.k.stride_y,
             stride_x=self.k.stride_x, dilation_y=self.k.dilation_y, dilation_x=self.k.dilation_x,
-            ifm_depth=self.ifm_depth, ofm_depth=self.c, ofm_block_depth=r.p("OFM_BLK_DEPTH_M1") + 1,
+            ifm_depth=self.ifm_depth, ofm_depth=self.c, ofm_block_depth=r.param("OFM_BLK_DEPTH_M1") + 1,
             ublock_depth=ub[2], ifm_bits=self.ifm.bits, sparse=sparse)
-        wreg = r.p("WEIGHT_REGION") & 7
+        wreg = r.param("WEIGHT_REGION") & 7
         self.weights = []
         for core in range(ctx.cores):
-            base, length = r.a(f"{WEIGHT_STREAMS[core]}_BASE"), r.a(f"{WEIGHT_STREAMS[core]}_LENGTH")
+            base, length = r.address(f"{WEIGHT_STREAMS[core]}_BASE"), r.address(f"{WEIGHT_STREAMS[core]}_LENGTH")
             mem.check(wreg, base, base + length, f"{self.op} {WEIGHT_STREAMS[core]} stream")
             self.weights.append((wreg, base, length))
-        sreg = r.p("SCALE_REGION") & 7
-        self.scales = (sreg, r.a("SCALE_BASE"), r.a("SCALE_LENGTH"))
+        sreg = r.param("SCALE_REGION") & 7
+        self.scales = (sreg, r.address("SCALE_BASE"), r.address("SCALE_LENGTH"))
         mem.check(sreg, self.scales[1], self.scales[1] + self.scales[2], f"{self.op} scale stream")
         self._key = None
         self._prepared = None
@@ -267,12 +267,12 @@ class PoolPlan:
             raise not_modelled(f"POOL {isa.POOLING_MODE.get(mode, mode)}")
         check_common(r)
         self.mode = mode
-        self.h, self.w, self.c = r.p("OFM_HEIGHT_M1") + 1, r.p("OFM_WIDTH_M1") + 1, r.p("OFM_DEPTH_M1") + 1
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
         self.k = Kernel.from_registers(r)
         if self.k.dilation_x != 1 or self.k.dilation_y != 1:
             raise not_modelled("POOL with dilation")
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
-        self.ifm_depth = r.p("IFM_DEPTH_M1") + 1 if mode == POOL_REDUCE_SUM else self.c
+        self.ifm_depth = r.param("IFM_DEPTH_M1") + 1 if mode == POOL_REDUCE_SUM else self.c
         if mode == POOL_REDUCE_SUM and self.c != 1:
             raise not_modelled(f"REDUCE_SUM with OFM depth {self.c}")
         self.ifm = feature_map(r, "IFM", self.ih, self.iw, self.ifm_depth, ctx)
@@ -329,7 +329,7 @@ class ElementwisePlan:
             raise not_modelled(f"ELEMENTWISE {isa.ELEMENTWISE_MODE.get(mode, mode)}")
         check_common(r)
         self.mode = mode
-        self.h, self.w, self.c = r.p("OFM_HEIGHT_M1") + 1, r.p("OFM_WIDTH_M1") + 1, r.p("OFM_DEPTH_M1") + 1
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
         self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
         self.out = OutputStage(r, self.ofm)
         self.operands = [self._operand(r, ctx, "IFM")]
@@ -345,7 +345,7 @@ class ElementwisePlan:
         self.mul32_shift_only = self.ofm.bits == 32 and behaviours.mul32_shift_only
 
     def _operand(self, r: RegisterFile, ctx: Context, name: str):
-        bc = r.p(f"{name}_BROADCAST") & 0xF
+        bc = r.param(f"{name}_BROADCAST") & 0xF
         fm = FeatureMap.from_registers(r, name)
         if bc & BROADCAST_SCALAR:
             param, payload = r.cmd1.get("OP_SCALAR", (0, 0))
@@ -398,7 +398,7 @@ class DmaPlan:
     """DMA_START, 1-D: region to region, or into the LUT RAM (dst region_mode INTERNAL)."""
 
     def __init__(self, r: RegisterFile, ctx: Context):
-        src, dst = r.p("DMA0_SRC_REGION"), r.p("DMA0_DST_REGION")
+        src, dst = r.param("DMA0_SRC_REGION"), r.param("DMA0_DST_REGION")
         if (src >> 9) & 0x3:
             raise not_modelled(f"DMA stride mode {isa.ENUM_FIELDS[('NPU_SET_DMA0_SRC_REGION', 'stride_mode')].get((src >> 9) & 3)} (2-D/3-D DMA)")
         if (src >> 11) & 1 or (dst >> 11) & 1:
@@ -407,7 +407,7 @@ class DmaPlan:
             raise not_modelled("DMA from internal memory")
         self.src = src & 0x7
         self.dst = LUT_REGION if (dst >> 8) & 1 else dst & 0x7
-        self.src_addr, self.dst_addr, self.length = r.a("DMA0_SRC"), r.a("DMA0_DST"), r.a("DMA0_LEN")
+        self.src_addr, self.dst_addr, self.length = r.address("DMA0_SRC"), r.address("DMA0_DST"), r.address("DMA0_LEN")
         mem = ctx.mem
         mem.check(self.src, self.src_addr, self.src_addr + self.length, "DMA source")
         mem.check(self.dst, self.dst_addr, self.dst_addr + self.length, "DMA destination")
