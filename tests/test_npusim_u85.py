@@ -53,8 +53,8 @@ def random_inputs(model_path, n, seed):
     return [[rng.integers(-128, 128, s.shape, dtype=np.int8) for s in specs] for _ in range(n)]
 
 
-def mismatches(compiled, inputs, expected) -> int:
-    got = NpuSimBackend(compiled).run_batch(inputs)
+def mismatches(compiled, inputs, expected, behaviours=None) -> int:
+    got = (NpuSimBackend(compiled, behaviours) if behaviours else NpuSimBackend(compiled)).run_batch(inputs)
     return sum(int(np.count_nonzero(g.reshape(e.shape) != e))
                for gi, ei in zip(got, expected) for g, e in zip(gi, ei))
 
@@ -119,6 +119,30 @@ def test_lut_activations_bit_exact(kind, tmp_path):
                                         if o.custom_code == "ethos-u")).payload.words, 1 << 20)}
         assert "NPU_OP_DMA_START" in ops  # the LUT goes into the LUT RAM
         assert mismatches(compiled, inputs, expected) == 0, acc
+
+
+@pytest.mark.parametrize("switch, case", [
+    ("mul32_shift_only", "softmax"),
+    ("lut_index_plus_128", "LOGISTIC"),
+    ("padded_avg_round_away", "avgpool_same"),
+])
+def test_inferred_behaviours_hold_on_u85(switch, case, tmp_path):
+    """The U55 behaviour switches U85 shares: the default is exact, the opposite choice is not."""
+    import dataclasses
+
+    from ethos_kws.backends.npusim.behaviours import DEFAULT
+
+    if case == "LOGISTIC":
+        model = _activation_model(tmp_path / "m.tflite", case)
+    else:
+        arch, opts = MATRIX_CASES[case]
+        model = write_model(tmp_path / "m.tflite", arch, seed=len(case), **opts)
+    inputs = random_inputs(model, 8, 3)
+    expected = tflm(model, inputs)
+    compiled = compile_with_vela(model, "u85-256", tmp_path / "o")
+    assert mismatches(compiled, inputs, expected) == 0
+    flipped = dataclasses.replace(DEFAULT, **{switch: not getattr(DEFAULT, switch)})
+    assert mismatches(compiled, inputs, expected, flipped) > 0
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ PLANS: dict[str, Callable] = {
     "NPU_OP_CONV": lambda r, ctx, p: ConvPlan(r, ctx, False, p),
     "NPU_OP_DEPTHWISE": lambda r, ctx, p: ConvPlan(r, ctx, True, p),
     "NPU_OP_POOL": lambda r, ctx, p: PoolPlan(r, ctx, p & 0x7),
-    "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F, ctx.behaviours),
+    "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F),
     "NPU_OP_DMA_START": lambda r, ctx, p: DmaPlan(r, ctx),
 }
 NOT_MODELLED_OPS = {
@@ -35,7 +35,7 @@ class U85Executor:
     def __init__(self, payload: CommandPayload, behaviours: Behaviours = DEFAULT,
                  max_commands: int = MAX_COMMANDS):
         self.payload = payload
-        self.behaviours = behaviours  # U85 has no inferred behaviours of its own yet
+        self.behaviours = behaviours  # the U55 switches that hold on U85 too (see u85/ops)
         self.commands = decode_u85_stream(payload.words, max_commands)
         self._plans: list | None = None
         self._regions: dict[str, int] = {}
@@ -58,8 +58,7 @@ class U85Executor:
         if self._plans is not None:
             return
         acc = self.config.accelerator
-        ctx = Context(mem, acc.macs_per_cycle, acc.cores)
-        ctx.behaviours = self.behaviours
+        ctx = Context(mem, acc.macs_per_cycle, acc.cores, self.behaviours)
         plans = []
         r = RegisterFile()
         for cmd in self.commands:

@@ -45,8 +45,8 @@ class Context:
     """What a plan needs besides the registers: the memory it checks against, the accelerator,
     and the chain buffers it declares (the executor allocates them for every run)."""
 
-    def __init__(self, mem: Memory, macs: int, cores: int):
-        self.mem, self.macs, self.cores = mem, macs, cores
+    def __init__(self, mem: Memory, macs: int, cores: int, behaviours):
+        self.mem, self.macs, self.cores, self.behaviours = mem, macs, cores, behaviours
         self.regions: dict[str, int] = {LUT_REGION: LUT_RAM_BYTES}
         ensure_regions(mem, self.regions)
 
@@ -116,8 +116,9 @@ def check_common(r: RegisterFile) -> None:
 class OutputStage:
     """OFM_SCALE rounding, OFM zero point, the B16 clip range and LUT activations."""
 
-    def __init__(self, r: RegisterFile, ofm: FeatureMap):
+    def __init__(self, r: RegisterFile, ofm: FeatureMap, behaviours):
         self.ofm = ofm
+        self.lut_index_plus_128 = behaviours.lut_index_plus_128
         self.global_scale = bool((r.param("OFM_PRECISION") >> 8) & 1)
         self.scale, self.shift, self.dbl_rnd, self.round_mode = scale_register(r, "OFM_SCALE")
         act = r.param("ACTIVATION")
@@ -157,7 +158,10 @@ class OutputStage:
             base = self.table * 256 * self.lut_entry.itemsize
             raw = mem.read_bytes(LUT_REGION, base, 256 * self.lut_entry.itemsize, f"LUT table {self.table}")
             table = np.ascontiguousarray(raw).view(self.lut_entry).astype(np.int64)
-            idx = v.astype(np.int64) - int(np.iinfo(self.lut_in).min)
+            # behaviour switch shared with U55: the index is the clamped value - the type's minimum
+            # (+128 for int8), not its raw byte
+            idx = (v.astype(np.int64) - int(np.iinfo(self.lut_in).min) if self.lut_index_plus_128
+                   else v.astype(np.int64) & 0xFF)
             b = v.shape[0]
             v = np.take_along_axis(np.broadcast_to(table, (b, 256)), idx.reshape(b, -1), axis=1).reshape(v.shape)
         write_fm(mem, self.ofm.region, index, v, self.ofm.dtype)
@@ -202,7 +206,7 @@ class ConvPlan:
         if self.ifm.bits not in (8, 16):
             raise not_modelled(f"{self.op} with a {self.ifm.bits}-bit IFM")
         self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
-        self.out = OutputStage(r, self.ofm)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
         if self.out.global_scale:
             raise not_modelled(f"{self.op} with a global OFM_SCALE (no scale stream)")
         mem = ctx.mem
@@ -277,11 +281,12 @@ class PoolPlan:
             raise not_modelled(f"REDUCE_SUM with OFM depth {self.c}")
         self.ifm = feature_map(r, "IFM", self.ih, self.iw, self.ifm_depth, ctx)
         self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
-        self.out = OutputStage(r, self.ofm)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
         if not self.out.global_scale:
             raise not_modelled("POOL with a per-channel scale stream")
         self.ifm_index = self.ifm.byte_index(ctx.mem, self.ih, self.iw, self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.round_away = ctx.behaviours.padded_avg_round_away
 
     def _valid_counts(self) -> np.ndarray:
         k = self.k
@@ -308,10 +313,14 @@ class PoolPlan:
                 v = win.max(axis=(4, 5))
             elif self.mode == POOL_SUM:
                 v = win.sum(axis=(4, 5))
-            else:  # AVERAGE: the hardware divides by the elements inside the IFM, half away from zero
+            else:  # AVERAGE: the hardware divides by the elements inside the IFM (behaviour switch
+                # shared with U55's padded average: half away from zero, else half up)
                 total, count = win.sum(axis=(4, 5)), self._valid_counts()
-                q = (2 * np.abs(total) + count) // (2 * count)
-                v = np.where(total < 0, -q, q)
+                if self.round_away:
+                    q = (2 * np.abs(total) + count) // (2 * count)
+                    v = np.where(total < 0, -q, q)
+                else:
+                    v = (2 * total + count) // (2 * count)
         v = self.out.rescale(v)
         self.out.write(mem, self.ofm_index, self.out.finish(v))
 
@@ -324,14 +333,14 @@ EW_UNARY = frozenset(EW[n] for n in ("LRELU", "ABS", "CLZ", "NOT"))
 
 
 class ElementwisePlan:
-    def __init__(self, r: RegisterFile, ctx: Context, mode: int, behaviours):
+    def __init__(self, r: RegisterFile, ctx: Context, mode: int):
         if mode not in EW_MODELLED:
             raise not_modelled(f"ELEMENTWISE {isa.ELEMENTWISE_MODE.get(mode, mode)}")
         check_common(r)
         self.mode = mode
         self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
         self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
-        self.out = OutputStage(r, self.ofm)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
         self.operands = [self._operand(r, ctx, "IFM")]
         if mode not in EW_UNARY:
             self.operands.append(self._operand(r, ctx, "IFM2"))
@@ -342,7 +351,7 @@ class ElementwisePlan:
         if name not in ("ADD", "SUB") and scaled:
             raise not_modelled(f"ELEMENTWISE {name} with IFM/IFM2 scaling")
         self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
-        self.mul32_shift_only = self.ofm.bits == 32 and behaviours.mul32_shift_only
+        self.mul32_shift_only = self.ofm.bits == 32 and ctx.behaviours.mul32_shift_only
 
     def _operand(self, r: RegisterFile, ctx: Context, name: str):
         bc = r.param(f"{name}_BROADCAST") & 0xF
