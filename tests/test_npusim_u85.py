@@ -266,23 +266,28 @@ def test_weight_params_are_checked():
 
 # --- decoding and disassembly ---------------------------------------------------------------
 
-def _vela_disassembly(model, acc, out_dir, capfd):
-    from ethosu.vela import vela
+def _vela_disassembly(model, acc, out_dir):
+    """Vela's own --verbose-register-command-stream listing, from a separate process (an
+    in-process run would leave Vela's printing bound to this test's captured, then closed, stdout)."""
+    import subprocess
+    import sys
 
     from ethos_kws.accel import vela_ini_path
 
-    capfd.readouterr()  # regor prints from native code: capture the file descriptor
-    vela.main([str(model), "--accelerator-config", f"ethos-{acc}", "--config", str(vela_ini_path()),
-               "--system-config", "Ethos_U85_SYS_DRAM_Mid", "--memory-mode", "Dedicated_Sram",
-               "--output-dir", str(out_dir), "--verbose-register-command-stream"])
-    rows = re.findall(r"^0x([0-9a-f]{6}):.* - (NPU_\w+)", capfd.readouterr().out, re.M)
+    argv = [str(model), "--accelerator-config", f"ethos-{acc}", "--config", str(vela_ini_path()),
+            "--system-config", "Ethos_U85_SYS_DRAM_Mid", "--memory-mode", "Dedicated_Sram",
+            "--output-dir", str(out_dir), "--verbose-register-command-stream"]
+    p = subprocess.run([sys.executable, "-c", "import sys; from ethosu.vela.vela import main; "
+                        "sys.exit(main(sys.argv[1:]))", *argv], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rows = re.findall(r"^0x([0-9a-f]{6}):.* - (NPU_\w+)", p.stdout, re.M)
     return [(int(off, 16), name) for off, name in rows], out_dir / f"{model.stem}_vela.tflite"
 
 
 @pytest.mark.parametrize("acc", ["u85-128", "u85-1024"])
-def test_decoder_agrees_with_velas_disassembly(acc, tmp_path, capfd):
+def test_decoder_agrees_with_velas_disassembly(acc, tmp_path):
     model = write_model(tmp_path / "sm.tflite", "ds-cnn-s", seed=0)
-    rows, compiled = _vela_disassembly(model, acc, tmp_path / "out", capfd)
+    rows, compiled = _vela_disassembly(model, acc, tmp_path / "out")
     m = load_tflite(compiled)
     eop = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
     ours = [(c.offset, c.name) for c in decode_u85_stream(eop.payload.words, 1 << 20)]
@@ -458,6 +463,13 @@ def test_resize_and_branch_are_named(softmax_u85):
     assert "NPU_OP_RESIZE NEAREST is not modelled" in msg
     msg = run_words(eop, cmd1("NPU_OP_BRANCH", 0) + words_of(eop), error=NotModelledError)
     assert "NPU_OP_BRANCH (control flow) is not modelled" in msg
+
+
+def test_chained_input_without_producer(softmax_u85):
+    eop, _ = softmax_u85
+    chained_ifm = cmd0("NPU_SET_IFM_PRECISION", 0x1 | 2 << 14) + cmd0("NPU_SET_IFM_REGION", 5)
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", chained_ifm))
+    assert "chain buffer CB5" in msg and "no earlier operation wrote" in msg
 
 
 def test_dma_2d_refused(softmax_u85):

@@ -48,6 +48,7 @@ class Context:
     def __init__(self, mem: Memory, macs: int, cores: int, behaviours):
         self.mem, self.macs, self.cores, self.behaviours = mem, macs, cores, behaviours
         self.regions: dict[str, int] = {LUT_REGION: LUT_RAM_BYTES}
+        self.chains: dict[str, int] = {}  # chain buffer -> bytes the last chained OFM wrote
         ensure_regions(mem, self.regions)
 
     def need(self, key: str, nbytes: int) -> None:
@@ -78,7 +79,15 @@ def feature_map(r: RegisterFile, name: str, h: int, w: int, c: int, ctx: Context
     if st == STORAGE_CHAINED:
         key = chain_region(r.param(f"{name}_REGION") & 0x7)
         e = fm.esize
-        ctx.need(key, h * w * c * e)
+        nbytes = h * w * c * e
+        if name == "OFM":
+            ctx.chains[key] = nbytes
+        elif nbytes > ctx.chains.get(key, 0):
+            # plans are built in stream order: a chained input must be an earlier chained output
+            raise CommandStreamError(
+                f"{name} reads chain buffer {key} ({h}x{w}x{c}, {fm.bits}-bit) that no earlier "
+                f"operation wrote at that size")
+        ctx.need(key, nbytes)
         return dataclasses.replace(fm, region=key, bases=(0, 0, 0, 0), height0=h, height1=h,
                                    width0=w, stride_x=c * e, stride_y=w * c * e, stride_c=e,
                                    layout=NHWC)
