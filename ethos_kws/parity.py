@@ -29,7 +29,7 @@ from .accel import parse_accelerator_list
 from .backends import create_backend
 from .errors import BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
-from .records import check_schema, from_record, to_record, versioned
+from .records import check_schema, from_record, metric, to_record, versioned
 from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
 
 NPU_BACKENDS = ("npu-sim", "fvp")
@@ -70,15 +70,17 @@ LEGACY_KEYS = {"npu_inference_ms": "npu_host_ms", "cpu_inference_ms": "cpu_host_
 class ConfigParity:
     accel: str
     compiler: str  # "regor" (Vela's default) or "legacy" (--debug-force-legacy-core)
-    vectors: int
+    vectors: int = metric("vectors", "count")
     # the figures are None when the backend failed (``error``): nothing was compared
-    elements_compared: int | None
-    bit_exact_fraction: float | None  # vectors whose every output element matches
-    max_abs_diff_lsb: float | None
-    mismatched_elements: int | None
-    top1_agreement: float | None
-    npu_host_ms: float | None  # host wall clock per vector (batch time / vectors), not NPU time
-    cpu_host_ms: float | None
+    elements_compared: int | None = metric("elements compared", "count")
+    # vectors whose every output element matches
+    bit_exact_fraction: float | None = metric("bit-exact", "ratio", better="higher")
+    max_abs_diff_lsb: float | None = metric("max |diff|", "lsb", better="lower", short="max diff LSB")
+    mismatched_elements: int | None = metric("mismatched elements", "count", better="lower", short="mismatched")
+    top1_agreement: float | None = metric("top-1 agreement", "ratio", better="higher", short="top-1 agree")
+    # host wall clock per vector (batch time / vectors), not NPU time
+    npu_host_ms: float | None = metric("NPU backend, host time", "ms", short="npu host ms")
+    cpu_host_ms: float | None = metric("CPU oracle, host time", "ms", short="cpu host ms")
     within_tolerance: bool
     first_differences: tuple[Difference, ...] = ()
     error: str | None = None  # why the NPU backend failed on this configuration
@@ -161,7 +163,7 @@ def make_vectors(model_path: Path, specs: Sequence, vectors: int, seed: int,
     clips = wav_clips(audio_dir) if audio_dir is not None else []
     sets = random_vectors(model_path, specs, vectors, seed) + clip_vectors(clips, specs)
     if not sets:
-        raise UserError("nothing to compare: --vectors is 0 and no --audio clips")
+        raise UserError("nothing to compare: --count is 0 and no --audio clips")
     sources = [f"random #{n}" for n in range(vectors)] + [f"clip {c.name}" for c in clips]
     return VectorSet(sets, tuple(sources), tuple(c.name for c in clips))
 
@@ -275,7 +277,7 @@ def check_arguments(*, npu: str, vectors: int, oracle: str, tolerance: float) ->
     if npu not in NPU_BACKENDS:
         raise UserError(f"unknown --npu {npu!r}; choose one of: {', '.join(NPU_BACKENDS)}")
     if not isinstance(vectors, int) or not 0 <= vectors <= MAX_VECTORS:
-        raise UserError(f"--vectors must be between 0 and {MAX_VECTORS}, got {vectors}")
+        raise UserError(f"--count (vectors) must be between 0 and {MAX_VECTORS}, got {vectors}")
     if oracle not in ORACLE_KERNELS:
         raise UserError(f"unknown --oracle {oracle!r}; choose one of: {', '.join(ORACLE_KERNELS)}")
     if not tolerance >= 0:  # also refuses NaN

@@ -22,7 +22,17 @@ from .model import ResolvedModel, model_info, resolve_model
 from .records import versioned
 from .results import CSV_COLUMNS, SweepResult
 
-__all__ = ["CSV_COLUMNS", "SweepResult", "compile_all", "measure_fvp", "sweep", "write_sweep"]
+__all__ = ["CSV_COLUMNS", "SweepResult", "compile_all", "format_fvp_table", "format_table", "measure_fvp",
+           "sweep", "write_sweep"]
+
+
+def __getattr__(name: str):
+    # the terminal tables live with the other tables (report.tables); kept importable from here
+    if name in ("format_table", "format_fvp_table"):
+        from .report import tables
+
+        return getattr(tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def default_out_dir(model: ResolvedModel) -> Path:
     return Path("reports") / "runs" / model.path.stem
@@ -174,43 +184,3 @@ def measure_fvp(
         if progress:
             progress(row)
     return SweepResult(result.model, result.results, result.out_dir, result.created, result.host, {**result.extra, "fvp": rows})
-
-
-def format_fvp_table(rows: Sequence[dict[str, Any]]) -> str:
-    header = ("accel", "platform", "FVP active cycles", "FVP total cycles", "FVP ms", "Vela NPU cycles", "Vela/FVP")
-    body = [
-        (
-            r["accel"], r["platform"], f"{r['npu_active_cycles']:,}", f"{r['npu_total_cycles']:,}",
-            f"{r['inference_time_ms']:.3f}", f"{r['vela_cycles_npu']:,}" if r.get("vela_cycles_npu") else "n/a",
-            f"{r['vela_over_fvp_cycles']:.2f}" if r.get("vela_over_fvp_cycles") else "n/a",
-        )  # fmt: skip
-        for r in rows
-    ]
-    return _table(header, body, left=2)
-
-
-def format_table(results: Sequence[CompileResult]) -> str:
-    """The one-screen table ``ethos-kws sweep`` prints."""
-    header = ("accel", "system config", "cycles", "time ms", "inf/s", "SRAM KiB", "flash KiB", "DRAM KiB", "NPU/CPU ops", "MAC util")
-    rows = [
-        (
-            r.accel, r.system_config, f"{r.cycles_total:,}", f"{r.inference_time_ms:.3f}",
-            f"{r.inferences_per_second:,.0f}", f"{r.sram_bytes / 1024:.1f}", f"{r.flash_bytes / 1024:.1f}",
-            f"{r.dram_bytes / 1024:.1f}", f"{r.npu_ops}/{r.cpu_ops}", f"{r.mac_utilization:.1%}",
-        )  # fmt: skip
-        for r in results
-    ]
-    return _table(header, rows, left=2)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int) -> str:
-    """Plain-text table: the first ``left`` columns left-aligned, numbers right-aligned."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = [
-        "  ".join(str(x).ljust(w) if i < left else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
-        for row in (header, *rows)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-

@@ -105,14 +105,6 @@ def run(args) -> int:
     return 0 if report.passed else 1
 
 
-def _pct(x: float) -> str:
-    return f"{100.0 * x:.1f}%"
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
 def format_report(report: ParityReport) -> str:
     m = report.model
     synthetic = " [SYNTHETIC STAND-IN]" if m.get("provenance") == "synthetic stand-in" else ""
@@ -125,20 +117,11 @@ def format_report(report: ParityReport) -> str:
          f"tolerance {report.tolerance_lsb:g} LSB"),
         "",
     ]
-    header = ("config", "vectors", "bit-exact", "max diff LSB", "mismatched", "top-1 agree",
-              "npu host ms", "cpu host ms", "result")
-    rows = []
-    for r in report.results:
-        if r.error:
-            rows.append((r.label, str(r.vectors), "-", "-", "-", "-", "-", _ms(r.cpu_host_ms), "ERROR"))
-            continue
-        rows.append((r.label, str(r.vectors), _pct(r.bit_exact_fraction), f"{r.max_abs_diff_lsb:g}",
-                     str(r.mismatched_elements), _pct(r.top1_agreement), _ms(r.npu_host_ms),
-                     _ms(r.cpu_host_ms), "PASS" if r.passed else "FAIL"))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines.append(fmt(header))
-    lines.extend(fmt(row) for row in rows)
+    from ..report.tables import format_parity_table
+
+    rows = [{**r.to_dict(), "config": r.label, "status": "ERROR" if r.error else ("PASS" if r.passed else "FAIL")}
+            for r in report.results]
+    lines.append(format_parity_table(rows))
     for r in report.results:
         if r.error:
             lines.append(f"\n{r.label}: {r.error}")

@@ -7,15 +7,7 @@ from pathlib import Path
 
 from ..accel import ACCELERATORS, parse_accelerator_list
 from ..model import resolve_model
-from ..sweeps import (
-    check_fvp_available,
-    default_out_dir,
-    format_fvp_table,
-    format_table,
-    measure_fvp,
-    sweep,
-    write_sweep,
-)
+from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 from .common import (
     add_command,
     add_fvp_group,
@@ -101,6 +93,8 @@ def run(args) -> int:
         return 0
     label = " [SYNTHETIC STAND-IN]" if resolved.is_synthetic else ""
     print(f"{resolved.path.name} ({resolved.provenance}){label}, sha256 {resolved.sha256[:12]}…, Vela {result.results[0].vela_version}")
+    from ..report.tables import format_fvp_table, format_table
+
     print(format_table(result.results))
     if "fvp" in result.extra:
         print("\nCorstone FVP measurements (NPU cycles; Vela/FVP = Vela's NPU estimate over FVP active cycles):")
