@@ -299,6 +299,11 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
     accel_names = _accel_names(accels)
+    if npu == "npu-sim":  # refuse a family the simulator cannot run before any work is done
+        from .backends.npusim.families import require_simulated
+
+        for acc in parse_accelerator_list(accel_names):
+            require_simulated(acc)
     model_info = _describe_model(model)
     model_path = Path(model_info["path"])
     tick = progress or (lambda label, done, total: None)

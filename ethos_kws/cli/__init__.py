@@ -13,6 +13,7 @@ import sys
 from ..errors import EthosKwsError, UserError
 
 from . import (
+    accuracy_cmd,
     check_cmd,
     classify_cmd,
     compile_cmd,
@@ -38,6 +39,7 @@ COMMANDS = (
     run_cmd,
     features_cmd,
     classify_cmd,
+    accuracy_cmd,
     vectors_cmd,
     disasm_cmd,
     parity_cmd,

@@ -68,8 +68,8 @@ def add_vela_group(p: argparse.ArgumentParser, *, accel: str = "optional",
     names = ", ".join(ACCELERATORS)
     if accel == "list":
         g.add_argument("--accel", "--accelerator-config", dest="accel", default=accel_default or "all",
-                       metavar="all|u55|u65|LIST",
-                       help=f"comma-separated accelerators, a family (u55, u65) or all ({names}; "
+                       metavar="all|u55|u65|u85|LIST",
+                       help=f"comma-separated accelerators, a family (u55, u65, u85) or all ({names}; "
                        "ethos-u55-128 spelling accepted)")
     else:
         g.add_argument("--accel", "--accelerator-config", dest="accel", required=accel == "required",
@@ -79,7 +79,7 @@ def add_vela_group(p: argparse.ArgumentParser, *, accel: str = "optional",
     g.add_argument("--system-config", metavar="NAME",
                    help="Vela system config (default per accelerator; see `ethos-kws configs`)")
     g.add_argument("--memory-mode", metavar="NAME",
-                   help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65)")
+                   help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65 and U85)")
     g.add_argument("--optimise", choices=OPTIMISE_CHOICES, default=None,
                    help=f"Vela's scheduler goal (default: {DEFAULT_OPTIMISE})")
     g.add_argument("--arena-cache-size", type=int, metavar="BYTES",
@@ -116,7 +116,7 @@ def add_fvp_group(p: argparse.ArgumentParser, *, measure: bool = False) -> argpa
     g = p.add_argument_group("FVP (needs an installed Corstone FVP; see `ethos-kws fvp doctor`)")
     if measure:
         g.add_argument("--measure", choices=("fvp",), help="measure every config on a Corstone FVP beside Vela's estimate")
-    g.add_argument("--platform", choices=platforms, help=f"Corstone platform (default {DEFAULT_PLATFORM})")
+    g.add_argument("--platform", choices=platforms, help=f"Corstone platform (default {DEFAULT_PLATFORM}; corstone-320 for U85)")
     g.add_argument("--fvp", metavar="PATH", help="FVP executable or install folder")
     g.add_argument("--runner", metavar="PATH", help="inference runner ELF (default: from mlia-ethos-u)")
     g.add_argument("--fvp-timeout", dest="fvp_timeout", type=float, metavar="S",

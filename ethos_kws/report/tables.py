@@ -438,9 +438,29 @@ FVP_TERMINAL = ("accel", "platform", "npu_active_cycles", "npu_total_cycles", "i
 
 
 def format_table(results: Sequence[Any]) -> str:
-    """The one-screen table ``ethos-kws sweep`` prints (compile results or their dicts)."""
+    """The one-screen table ``ethos-kws sweep`` prints (compile results or their dicts), then the
+    operators Vela left on the CPU."""
     rows = [r if isinstance(r, Mapping) else r.to_dict() for r in results]
-    return to_text(table_from_rows("", rows, columns(*SWEEP_TERMINAL), short=True))
+    return to_text(table_from_rows("", rows, columns(*SWEEP_TERMINAL), short=True)) + cpu_fallback_lines(rows)
+
+
+def cpu_fallback_lines(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Below the table: the operators Vela left on the CPU, named with its reason, once per
+    distinct set (every configuration of one model usually leaves the same ones)."""
+    from ..cpu_fallback import CpuOperator, npu_only_note
+    from ..records import from_record
+
+    lines: list[str] = []
+    seen: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r.get("cpu_ops"):
+            ops = tuple(str(from_record(CpuOperator, c) if isinstance(c, Mapping) else c)
+                        for c in r.get("cpu_operators") or ())
+            seen.setdefault(ops or tuple(r.get("cpu_op_names") or ()), []).append(str(r.get("accel")))
+    for ops, accels in seen.items():
+        lines.append(f"NOTE ({', '.join(accels)}): {npu_only_note(len(ops))}")
+        lines += [f"  CPU: {op}" for op in ops]
+    return "".join("\n" + line for line in lines)
 
 
 def format_fvp_table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -25,7 +25,8 @@ class FvpMeasurement:
 
     Cycles are NPU cycles only (the FVP's Cortex-M model is not cycle-accurate). Time is
     ``npu_total_cycles`` at the system config's core clock. AXI figures are beats x bus width
-    (8 bytes on U55, 16 on U65). ``vela_over_fvp_cycles`` = Vela's ``cycles_npu`` estimate /
+    (8 bytes on U55, 16 on U65 and U85; axi0 is the SRAM port, axi1 the external one, which U85
+    prints as SRAM_* and EXT_*). ``vela_over_fvp_cycles`` = Vela's ``cycles_npu`` estimate /
     ``npu_active_cycles`` (> 1: Vela estimates more cycles than the FVP measured).
     """
 

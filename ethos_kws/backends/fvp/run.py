@@ -69,6 +69,14 @@ def _error_message(log: pmu.ConsoleLog, text: str, num_macs: int) -> str:
             f"NPU config mismatch: the FVP emulates {fvp_macs} MACs/cycle but the model was "
             f"compiled for {model_macs} (ethosu.num_macs={num_macs} was passed)"
         )
+    if first.kind == "npu-config-mismatch" and (axi := pmu.axi_ports_mismatch(text)):
+        memory, fvp_ports, model_ports = axi
+        return (
+            f"NPU config mismatch: the FVP's Ethos-U85 has {fvp_ports} {memory.upper()} AXI "
+            f"port(s) but the model was compiled for {model_ports} (the system config's "
+            f"{'Sram' if memory == 'sram' else 'Dram'}_ports_used); pick a system config that "
+            "matches the FVP"
+        )
     msg = f"{first.line}"
     if first.hint:
         msg += f" ({first.hint})"
@@ -77,26 +85,31 @@ def _error_message(log: pmu.ConsoleLog, text: str, num_macs: int) -> str:
     return msg
 
 
-def _counters(report: pmu.PmuReport | None, timelimit_s: int) -> NpuCounters:
+def _counters(report: pmu.PmuReport | None, timelimit_s: int, npu: str = "U55") -> NpuCounters:
+    """The counters a run must have printed. ``axi0_*`` hold the SRAM port and ``axi1_*`` the
+    external one on every family (Vela's axi0_port=Sram / axi1_port); on U85 they are read from
+    its SRAM_*/EXT_* counters (``pmu.PORT_COUNTERS``), as MLIA does."""
     if report is None:
         raise BackendError(
             "the runner printed no PMU counters (the inference did not finish; the FVP's "
             f"--timelimit of {timelimit_s} s may have stopped it)"
         )
-    missing = report.missing()
+    ports = pmu.port_counters(npu)
+    required = pmu.required_counters(npu)
+    missing = report.missing(required)
     if missing:
         raise BackendError(f"the runner's PMU report lacks {', '.join(missing)} ({report.format})")
     c = report.counters
-    negative = [n for n in pmu.REQUIRED_COUNTERS if c[n] < 0]
+    negative = [n for n in required if c[n] < 0]
     if negative:
         raise BackendError(f"negative PMU counter(s) {', '.join(negative)} in the runner output")
     counters = NpuCounters(
         active_cycles=c[pmu.NPU_ACTIVE],
         idle_cycles=c[pmu.NPU_IDLE],
         total_cycles=c[pmu.NPU_TOTAL],
-        axi0_read_beats=c[pmu.AXI0_READ],
-        axi0_write_beats=c[pmu.AXI0_WRITE],
-        axi1_read_beats=c[pmu.AXI1_READ],
+        axi0_read_beats=c[ports.sram_read],
+        axi0_write_beats=c[ports.sram_write],
+        axi1_read_beats=c[ports.ext_read],
         format=report.format,
     )
     if counters.total_cycles < counters.active_cycles:
@@ -149,7 +162,7 @@ def check_run(
             f"the FVP created an Ethos-{log.fvp_npu[0]} with {log.fvp_npu[1]} MACs, "
             f"not {cmd.num_macs}"
         )
-    counters = _counters(log.pmu, cmd.timelimit_s)
+    counters = _counters(log.pmu, cmd.timelimit_s, cmd.target.npu)
     mm = cmd.target.memory_map
     if log.ifm is None:
         raise BackendError(
