@@ -1,7 +1,11 @@
 """CONV and DEPTHWISE: weights from the (per-core) weight streams, bias/scale per channel.
 
-Convolution runs as im2col + one float64 BLAS matmul: int8 activations times 9-bit weights summed
-over at most a few thousand terms stay far below 2^53, so the float result is exact.
+CONV multiplies raw IFM values by the decoded weights in one BLAS matmul (a 1x1 kernel straight on
+the IFM, larger kernels on an im2col window view); DEPTHWISE sums one shifted multiply per kernel
+tap. The IFM zero point is folded into the bias (sum((x - zp) * w) = sum(x * w) - zp * sum(w)) and
+padding holds the zero point. The float type is chosen per operation from the accumulator bound
+max|x| * sum|w|: float32 when it stays below 2^24, float64 below 2^53 (exact either way), else the
+operation stops with CommandStreamError; the exact integer sum is then rescaled in int64.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from ..scales import decode_scales, interleave
 from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
 
 MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
-MAX_IM2COL = 1 << 24  # im2col elements per batch item (128 MiB of float64)
+MAX_IM2COL = 1 << 24  # im2col elements per batch item (64 MiB as float32, 128 MiB as float64)
 CORE_STREAMS = (("WEIGHT", "SCALE"), ("WEIGHT1", "SCALE1"))
 
 
