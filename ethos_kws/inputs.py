@@ -34,15 +34,10 @@ def quantized_input_specs(model_path: str | os.PathLike, specs: Sequence[TensorS
     scale and zero point (what the model really sees); other inputs are returned unchanged."""
     from .tflite import load_tflite
 
-    model = load_tflite(model_path)
-    sg = model.subgraph
-    inputs = [int(i) for i in sg.InputsAsNumpy()] if sg.InputsLength() else []
-    quant_of = {op.inputs[0]: op.outputs[0] for op in model.operators()
-                if op.opcode == "QUANTIZE" and op.inputs and op.outputs}
+    twins, _ = load_tflite(model_path).int8_boundary()
     out = []
-    for spec, tensor in zip(specs, inputs):
-        if np.dtype(spec.dtype).kind == "f" and tensor in quant_of:
-            q = model.tensor_spec(quant_of[tensor])
+    for spec, q in zip(specs, twins):
+        if np.dtype(spec.dtype).kind == "f" and q is not None:
             out.append(replace(q, name=spec.name, shape=spec.shape))
         else:
             out.append(spec)

@@ -184,16 +184,11 @@ def output_steps(model_path: Path, specs: Sequence) -> list[float]:
     int8 input scale, so ``max_abs_diff_lsb`` means the same for float- and int8-I/O models."""
     from .tflite import load_tflite
 
-    model = load_tflite(model_path)
-    sg = model.subgraph
-    outputs = [int(i) for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
-    dequant_input = {op.outputs[0]: op.inputs[0] for op in model.operators()
-                     if op.opcode == "DEQUANTIZE" and op.inputs and op.outputs}
+    _, twins = load_tflite(model_path).int8_boundary()
     steps = []
-    for spec, tensor in zip(specs, outputs):
-        source = dequant_input.get(tensor)
-        if np.dtype(spec.dtype).kind == "f" and source is not None:
-            steps.append(float(model.tensor_spec(source).scale or 1.0))
+    for spec, q in zip(specs, twins):
+        if np.dtype(spec.dtype).kind == "f" and q is not None:
+            steps.append(float(q.scale or 1.0))
         else:
             steps.append(_lsb(spec))
     return steps

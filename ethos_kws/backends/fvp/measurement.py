@@ -105,7 +105,7 @@ def measure(
 
     backend = FvpBackend(
         model_path,
-        accel,
+        accel=accel,
         platform=platform,
         system_config=system_config,
         fvp=fvp,
