@@ -107,6 +107,8 @@ class ParityReport:
     results: tuple[ConfigParity, ...]
     oracle: str = f"cpu ({DEFAULT_ORACLE})"
     cpu_total_ms: float | None = None
+    # the vectors ran as consecutive steps of one stream, state carried on both sides
+    sequence: bool = False
 
     @property
     def vectors(self) -> int:
@@ -128,6 +130,7 @@ class ParityReport:
             "clips": list(self.clips),
             "passed": self.passed,
             "cpu_total_ms": self.cpu_total_ms,
+            "sequence": self.sequence,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -232,10 +235,13 @@ def compare_outputs(cpu: Sequence[Sequence[np.ndarray]], npu: Sequence[Sequence[
     }
 
 
-def _timed_batch(backend, sets: list[list[np.ndarray]]) -> tuple[list[list[np.ndarray]], float]:
+def _timed_batch(backend, sets: list[list[np.ndarray]],
+                 sequence: bool = False) -> tuple[list[list[np.ndarray]], float]:
+    """Outputs and wall time; ``sequence``: one invocation per step, in order, on one backend
+    instance (never a resized batch), so state carries from step to step."""
     t0 = time.perf_counter()
     run_batch = getattr(backend, "run_batch", None)
-    if run_batch is not None:
+    if run_batch is not None and not sequence:
         outs = [list(o) for o in run_batch(sets)]
     else:
         outs = [[o.data for o in backend.run(s).outputs] for s in sets]
@@ -274,7 +280,7 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
                vectors: int = 50, seed: int = 0, audio_dir: str | os.PathLike | None = None,
                tolerance: float = 0, legacy_core: bool = False,
                npu_options: dict[str, Any] | None = None, oracle: str = DEFAULT_ORACLE,
-               progress: Progress | None = None) -> ParityReport:
+               progress: Progress | None = None, sequence: bool = False) -> ParityReport:
     """Compare ``npu`` with the CPU oracle on every accelerator in ``accels``.
 
     ``model``: a path or a ``ResolvedModel``. ``accels``: "all", "u55-128,u65-512" or a list.
@@ -282,6 +288,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     ``oracle``: the CPU kernels of the oracle, one of ``ORACLE_KERNELS``.
     Raises ``UserError`` for bad arguments and ``BackendUnavailable`` when a backend cannot run
     here; a backend failing on one configuration is recorded in that configuration's result.
+    ``sequence``: the vectors are consecutive steps of one stream (stateful models: streaming KWS,
+    SVDF, LSTM); each side starts from a fresh backend and every step is compared.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
     accel_names = _accel_names(accels)
@@ -293,7 +301,7 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     vset = make_vectors(model_path, list(cpu.input_specs), vectors, seed, audio_dir)
     n = len(vset.inputs)
     tick("cpu oracle", 0, n)
-    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs)
+    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs, sequence)
     tick("cpu oracle", n, n)
     specs = list(cpu.output_specs)
 
@@ -303,10 +311,11 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
         label = accel if not legacy_core else f"{accel} (legacy)"
         tick(label, i, len(accel_names))
         results.append(_one_config(model_path, npu, accel, compiler, legacy_core, npu_options or {},
-                                   vset, cpu_outs, cpu_ms / n, specs, tolerance))
+                                   vset, cpu_outs, cpu_ms / n, specs, tolerance, sequence))
         tick(label, i + 1, len(accel_names))
     return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
-                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3))
+                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3),
+                        sequence=sequence)
 
 
 def _accel_names(accels: str | Sequence[str]) -> list[str]:
@@ -314,10 +323,10 @@ def _accel_names(accels: str | Sequence[str]) -> list[str]:
 
 
 def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cpu_outs,
-                cpu_ms_per_vector, specs, tolerance) -> ConfigParity:
+                cpu_ms_per_vector, specs, tolerance, sequence=False) -> ConfigParity:
     try:
         backend = create_backend(npu, model_path, accel=accel, legacy_core=legacy_core, **options)
-        npu_outs, npu_ms = _timed_batch(backend, vset.inputs)
+        npu_outs, npu_ms = _timed_batch(backend, vset.inputs, sequence)
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
     except EthosKwsError as e:

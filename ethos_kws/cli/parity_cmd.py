@@ -40,6 +40,7 @@ Exit status: 0 when no element differs by more than --tolerance LSB on any confi
 
 examples:
   ethos-kws parity --accel all --vectors 100
+  ethos-kws parity --model streaming.tflite --sequence 20   (stateful: 20 consecutive steps)
   ethos-kws parity --model ds_cnn_l_int8io.tflite --audio ../shared/data/audio --json
 """
 DEFAULT_VECTORS = 50
@@ -52,6 +53,10 @@ def register(sub) -> None:
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
     p.add_argument("--vectors", type=int, default=DEFAULT_VECTORS, metavar="N", help="random input vectors")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--sequence", type=int, default=None, metavar="N",
+                   help="N random steps of one stream instead of --vectors: state (resource "
+                   "variables, SVDF/LSTM state) carries from step to step on both sides and every "
+                   "step is compared")
     p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
                    help="largest accepted difference per output element")
@@ -67,6 +72,8 @@ def run(args) -> int:
     from ..model import resolve_model
     from ..parity import check_arguments
 
+    if args.sequence is not None:
+        args.vectors = args.sequence
     check_arguments(npu=args.npu, vectors=args.vectors, oracle=args.oracle, tolerance=args.tolerance)
     options = backend_options_from_args(args, args.npu)
     options.pop("accel", None)  # one per configuration, from --accel's list
@@ -89,7 +96,7 @@ def run(args) -> int:
         report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.vectors, seed=args.seed,
                             audio_dir=args.audio, tolerance=args.tolerance,
                             legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
-                            progress=progress)
+                            progress=progress, sequence=args.sequence is not None)
     finally:
         if bar is not None:
             bar.close()
@@ -116,6 +123,8 @@ def format_report(report: ParityReport) -> str:
     inputs = f"{report.random_vectors} random (seed {report.seed})"
     if report.clips:
         inputs += f" + {len(report.clips)} audio clips"
+    if report.sequence:
+        inputs += ", as consecutive steps of one stream"
     lines = [
         f"model   {m['name']} ({m['provenance']}, sha256 {m['sha256'][:12]}…){synthetic}",
         (f"compare {report.npu} vs {report.oracle} on {report.vectors} vectors: {inputs}; "

@@ -116,7 +116,9 @@ class ElementwisePlan:
         elif m is Mode.MUL:
             prod = a * b
             mult, shift = self.ofm_scale
-            if self.ofm.bits == 32 and self.behaviours.mul32_shift_only:
+            # Vela: "32 bit Mul op do not scale the value" (its squared difference multiplies by
+            # a constant multiplier instead); the IFM's precision decides, not the OFM's
+            if self.ifm.bits == 32 and self.behaviours.mul32_shift_only:
                 mult = 1
             v = rescale(prod, mult, shift, out.rounding)
         elif m in (Mode.MIN, Mode.MAX):
