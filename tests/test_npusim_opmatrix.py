@@ -27,9 +27,6 @@ NETWORK_MATRIX_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_PO
                       "FULLY_CONNECTED", "SOFTMAX", "ADD", "MUL", "RESHAPE"}
 # case -> the NotModelledError text every configuration stops with (issue 11 item 2)
 NOT_MODELLED = {
-    "logistic_int16": "ACTIVATION function SIGMOID is not modelled",
-    "lstm_int8": "ACTIVATION function SIGMOID is not modelled",
-    "tanh_int16": "ACTIVATION function TANH is not modelled",
     "softmax_int16": "LUT activation with a 16-bit OFM is not modelled",
     "arg_max_int8": "LUT activation with a 16-bit OFM is not modelled",
     "resize_nearest_int8": "IFM_UPSCALE mode NEAREST (resampling) is not modelled",
@@ -139,3 +136,28 @@ def test_model_with_no_npu_operator_runs_on_the_cpu_side(root, tmp_path):
     b = create_backend("npu-sim", path, accel="u55-128")
     r = b.run(random_inputs(b.input_specs, 1, seed=0)[0])
     assert "no operator on the NPU" in r.extra["note"] and r.extra["cpu_operators"] == ["MAXIMUM"]
+
+
+@pytest.mark.parametrize("opcode", ["LOGISTIC", "TANH"])
+@pytest.mark.parametrize("in_scale, multiplier", [(1 / 4096, 3), (1 / 2048, 6)])
+def test_native_int16_sigmoid_tanh_exhaustive(opcode, in_scale, multiplier):
+    """ACTIVATION SIGMOID/TANH on every int16 input, after Vela's rescale to units of 1/0x3000,
+    equals TFLite Micro's int16 LOGISTIC/TANH."""
+    from ethos_kws.backends.cpu import tflm_interpreter
+    from ethos_kws.backends.npusim.activation import sigmoid_q15, tanh_q15
+    from ethos_kws.synth.graph import GraphBuilder
+
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(1, 256, 256, 1)
+    g = GraphBuilder()
+    a = g.activation("x", x.shape, "int16", scale=in_scale, zero_point=0)
+    y = g.activation("y", x.shape, "int16", scale=1 / 32768, zero_point=0)
+    g.op(opcode, [a], [y])
+    g.inputs, g.outputs = [a], [y]
+    interp = tflm_interpreter(g.to_bytes())
+    interp.set_input(x, 0)
+    interp.invoke()
+    expected = np.asarray(interp.get_output(0)).ravel()
+    fn = sigmoid_q15 if opcode == "LOGISTIC" else tanh_q15
+    got = np.clip(fn(x.astype(np.int64).ravel() * multiplier), -32768, 32767)
+    assert np.array_equal(got, expected)
+    assert len(np.unique(got)) > 10000

@@ -12,6 +12,7 @@ from ethosu.vela.ethos_u55_regs.ethos_u55_regs import clip_range as ClipRange
 from ethosu.vela.ethos_u55_regs.ethos_u55_regs import resampling_mode as Resampling
 
 from ....errors import CommandStreamError, NotModelledError
+from ..activation import sigmoid_q15, tanh_q15
 from ..behaviours import Behaviours
 from ..featuremap import FeatureMap, write_fm
 from ..lut import LUT_FIRST, LUT_LAST, apply_lut
@@ -26,6 +27,8 @@ CLIP_RANGES = {
     ClipRange.FORCE_INT16.value: (-32768, 32767),
 }
 ACT_NONE = Activation.NONE.value
+# native activations on the rescaled value (input in units of 1/0x3000, output Q0.15)
+NATIVE_ACTIVATIONS = {Activation.TANH.value: tanh_q15, Activation.SIGMOID.value: sigmoid_q15}
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,10 @@ class OutputStage:
         function, clip = r.field("ACTIVATION", "type"), r.field("ACTIVATION", "act_clip_range")
         if clip not in CLIP_RANGES:
             raise CommandStreamError(f"ACTIVATION clip range {clip} is not defined")
-        if function in (Activation.TANH.value, Activation.SIGMOID.value):
-            raise NotModelledError(f"ACTIVATION function {Activation(function).name} is not modelled")
-        if function != ACT_NONE and not (LUT_FIRST <= function <= LUT_LAST):
+        if function in NATIVE_ACTIVATIONS and ofm.bits != 16:
+            raise NotModelledError(f"ACTIVATION function {Activation(function).name} with a "
+                                   f"{ofm.bits}-bit OFM is not modelled (Vela uses it for int16)")
+        if function != ACT_NONE and function not in NATIVE_ACTIVATIONS and not (LUT_FIRST <= function <= LUT_LAST):
             raise CommandStreamError(f"ACTIVATION function {function} is not defined")
         rounding = r.field("OFM_PRECISION", "rounding")
         if rounding == 3:
@@ -128,6 +132,9 @@ class OutputStage:
 
     def finish(self, values: np.ndarray) -> np.ndarray:
         """Zero point, clamp, LUT and saturation; values are integers (int64 or object)."""
+        native = NATIVE_ACTIVATIONS.get(self.function)
+        if native is not None:
+            values = native(values.astype(np.int64) if values.dtype == object else values)
         v = values + self.zero_point
         lo, hi = self.type_range()
         forced = CLIP_RANGES[self.clip_range]
@@ -143,7 +150,7 @@ class OutputStage:
         return v  # a LUT, if any, is applied by write(), which has the memory
 
     def write(self, mem: Memory, index: np.ndarray, values: np.ndarray) -> None:
-        if self.function != ACT_NONE:
+        if LUT_FIRST <= self.function <= LUT_LAST:
             values = apply_lut(mem, self.function, values, self.ofm.dtype, self.behaviours)
             lo, hi = self.type_range()
             values = np.clip(values, lo, hi)
