@@ -75,12 +75,44 @@ class Kernel:
         return h, w
 
 
+@dataclass(frozen=True)
+class Upscale:
+    """IFM_UPSCALE: the IFM registers describe the stored IFM; the kernel sees it upscaled 2x in
+    height and width, by repeating each element (NEAREST: RESIZE_NEAREST_NEIGHBOR) or by placing
+    it at even positions with the zero point in between (TRANSPOSE: TRANSPOSE_CONV)."""
+
+    mode: int
+
+    @classmethod
+    def from_registers(cls, r: RegisterFile, op: str) -> Upscale:
+        mode = r.field("IFM_UPSCALE", "mode")
+        if mode not in {m.value for m in Resampling}:
+            raise CommandStreamError(f"IFM_UPSCALE mode {mode} is not defined")
+        if mode != Resampling.NONE.value and op not in ("CONV", "POOL"):
+            raise NotModelledError(f"IFM_UPSCALE {Resampling(mode).name} on {op} is not modelled")
+        return cls(mode)
+
+    @property
+    def active(self) -> bool:
+        return self.mode != Resampling.NONE.value
+
+    def stored_size(self, h: int, w: int) -> tuple[int, int]:
+        """Stored IFM size for the upscaled size the kernel needs."""
+        return ((h + 1) // 2, (w + 1) // 2) if self.active else (h, w)
+
+    def apply(self, x: np.ndarray, h: int, w: int, fill) -> np.ndarray:
+        """(batch, h', w', c) stored IFM -> (batch, h, w, c) as the kernel sees it."""
+        if self.mode == Resampling.NEAREST.value:
+            return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[:, :h, :w]
+        if self.mode == Resampling.TRANSPOSE.value:
+            out = np.full((x.shape[0], h, w, x.shape[3]), fill, dtype=x.dtype)
+            out[:, ::2, ::2] = x[:, : (h + 1) // 2, : (w + 1) // 2]
+            return out
+        return x
+
+
 def check_unmodelled(r: RegisterFile) -> None:
     """Registers whose non-default values change results in ways npu-sim does not model."""
-    upscale = r.field("IFM_UPSCALE", "mode")
-    if upscale != Resampling.NONE.value:
-        what = Resampling(upscale).name if upscale in {m.value for m in Resampling} else upscale
-        raise NotModelledError(f"IFM_UPSCALE mode {what} (resampling) is not modelled")
     if r.param("ACC_FORMAT") & 0x3 == AccFormat.FP_S5_10.value:
         raise NotModelledError("ACC_FORMAT FP_S5_10 (floating-point accumulators) is not modelled")
 

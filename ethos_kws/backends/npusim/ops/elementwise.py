@@ -19,7 +19,7 @@ from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TRUNCATE, rescale
-from .common import OutputStage, effective_zero_point, ofm_shape
+from .common import OutputStage, Upscale, effective_zero_point, ofm_shape
 
 UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
 # Which scale registers each mode reads (Vela's generate_scaling_for_elementwise): ADD/SUB
@@ -42,6 +42,7 @@ class ElementwisePlan:
         self.behaviours = behaviours
         self.ofm = FeatureMap.from_registers(r, "OFM")
         self.ifm = FeatureMap.from_registers(r, "IFM")
+        Upscale.from_registers(r, "ELEMENTWISE")  # refuses resampling it does not model
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
         self.h, self.w, self.c = ofm_shape(r)
         self.ifm_index = self.ifm.byte_index(mem, self.h, self.w, self.c)
