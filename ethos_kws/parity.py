@@ -27,7 +27,7 @@ import numpy as np
 
 from .accel import parse_accelerator_list
 from .backends import create_backend
-from .errors import BackendUnavailable, EthosKwsError, NotModelledError, UserError
+from .errors import AcceleratorError, BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
 
 NPU_BACKENDS = ("npu-sim", "fvp")
@@ -80,6 +80,8 @@ class ConfigParity:
     within_tolerance: bool
     first_differences: tuple[Difference, ...] = ()
     error: str | None = None  # why the NPU backend failed on this configuration
+    # a named cause for the differences that is not the simulator's (``scale_rounding``)
+    diagnosis: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -280,7 +282,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
                vectors: int = 50, seed: int = 0, audio_dir: str | os.PathLike | None = None,
                tolerance: float = 0, legacy_core: bool = False,
                npu_options: dict[str, Any] | None = None, oracle: str = DEFAULT_ORACLE,
-               progress: Progress | None = None, sequence: bool = False) -> ParityReport:
+               progress: Progress | None = None, sequence: bool = False,
+               reference: str | os.PathLike | None = None) -> ParityReport:
     """Compare ``npu`` with the CPU oracle on every accelerator in ``accels``.
 
     ``model``: a path or a ``ResolvedModel``. ``accels``: "all", "u55-128,u65-512" or a list.
@@ -290,15 +293,19 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     here; a backend failing on one configuration is recorded in that configuration's result.
     ``sequence``: the vectors are consecutive steps of one stream (stateful models: streaming KWS,
     SVDF, LSTM); each side starts from a fresh backend and every step is compared.
+    ``reference``: for a model already compiled by Vela (here or elsewhere), the original model
+    the oracle runs; the compiled model runs on the configuration of its COP1 header.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
-    accel_names = _accel_names(accels)
     model_info = _describe_model(model)
     model_path = Path(model_info["path"])
+    oracle_path, accel_names = _compiled_or_original(model_path, accels, reference, legacy_core)
+    if oracle_path != model_path:
+        model_info["reference"] = str(oracle_path)
     tick = progress or (lambda label, done, total: None)
 
-    cpu = create_backend(ORACLE_BACKEND, model_path, kernels=oracle)
-    vset = make_vectors(model_path, list(cpu.input_specs), vectors, seed, audio_dir)
+    cpu = create_backend(ORACLE_BACKEND, oracle_path, kernels=oracle)
+    vset = make_vectors(oracle_path, list(cpu.input_specs), vectors, seed, audio_dir)
     n = len(vset.inputs)
     tick("cpu oracle", 0, n)
     cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs, sequence)
@@ -311,11 +318,38 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
         label = accel if not legacy_core else f"{accel} (legacy)"
         tick(label, i, len(accel_names))
         results.append(_one_config(model_path, npu, accel, compiler, legacy_core, npu_options or {},
-                                   vset, cpu_outs, cpu_ms / n, specs, tolerance, sequence))
+                                   vset, cpu_outs, cpu_ms / n, specs, tolerance, sequence, oracle_path))
         tick(label, i + 1, len(accel_names))
     return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
                         oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3),
                         sequence=sequence)
+
+
+def _compiled_or_original(model_path: Path, accels, reference, legacy_core: bool) -> tuple[Path, list[str]]:
+    """(model the oracle runs, configurations to compare). A Vela-compiled model needs its
+    original as ``reference`` and runs only on the configuration of its COP1 header."""
+    from .backends.npusim.container import check_accel_matches, is_vela_model
+    from .tflite import load_tflite
+
+    model = load_tflite(model_path)
+    if not is_vela_model(model):
+        if reference is not None:
+            raise UserError(f"--reference is for a model already compiled by Vela; {model_path.name} is not")
+        return model_path, _accel_names(accels)
+    if reference is None:
+        raise UserError(f"{model_path.name} is already compiled by Vela: the CPU cannot run it; give the "
+                        f"model it was compiled from with --reference ORIGINAL.tflite")
+    if legacy_core:
+        raise UserError("--legacy-core selects a Vela compiler; this model is already compiled")
+    asked = None if accels in (None, "all") else _accel_names(accels)
+    header = check_accel_matches(model, asked[0] if asked and len(asked) == 1 else None)
+    if asked and asked != [header]:
+        raise AcceleratorError(f"{model_path.name} was compiled for {header} (its COP1 header); "
+                               f"--accel {','.join(asked)} disagrees")
+    ref = Path(reference)
+    if is_vela_model(load_tflite(ref)):
+        raise UserError(f"--reference {ref.name} is itself a Vela-compiled model; give the original")
+    return ref, [header]
 
 
 def _accel_names(accels: str | Sequence[str]) -> list[str]:
@@ -323,7 +357,7 @@ def _accel_names(accels: str | Sequence[str]) -> list[str]:
 
 
 def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cpu_outs,
-                cpu_ms_per_vector, specs, tolerance, sequence=False) -> ConfigParity:
+                cpu_ms_per_vector, specs, tolerance, sequence=False, oracle_path=None) -> ConfigParity:
     try:
         backend = create_backend(npu, model_path, accel=accel, legacy_core=legacy_core, **options)
         npu_outs, npu_ms = _timed_batch(backend, vset.inputs, sequence)
@@ -335,7 +369,11 @@ def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cp
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
                             round(cpu_ms_per_vector, 4), False, (), why)
     figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance,
-                              output_steps(model_path, specs))
+                              output_steps(oracle_path or model_path, specs))
+    if figures.get("mismatched_elements"):
+        from .scale_rounding import diagnose
+
+        figures["diagnosis"] = diagnose(oracle_path or model_path, figures.get("max_abs_diff_lsb"))
     return ConfigParity(accel=accel, compiler=compiler,
                         npu_inference_ms=round(npu_ms / len(vset.inputs), 4),
                         cpu_inference_ms=round(cpu_ms_per_vector, 4), **figures)

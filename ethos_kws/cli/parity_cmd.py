@@ -41,6 +41,7 @@ Exit status: 0 when no element differs by more than --tolerance LSB on any confi
 examples:
   ethos-kws parity --accel all --vectors 100
   ethos-kws parity --model streaming.tflite --sequence 20   (stateful: 20 consecutive steps)
+  ethos-kws parity --model vendor_vela.tflite --reference original.tflite   (compiled elsewhere)
   ethos-kws parity --model ds_cnn_l_int8io.tflite --audio ../shared/data/audio --json
 """
 DEFAULT_VECTORS = 50
@@ -57,6 +58,10 @@ def register(sub) -> None:
                    help="N random steps of one stream instead of --vectors: state (resource "
                    "variables, SVDF/LSTM state) carries from step to step on both sides and every "
                    "step is compared")
+    p.add_argument("--reference", metavar="ORIGINAL.tflite", default=None,
+                   help="for a model already compiled by Vela (here, by a vendor or an evaluation "
+                   "kit): the original model the CPU oracle runs; the compiled model runs on the "
+                   "accelerator of its COP1 header")
     p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
                    help="largest accepted difference per output element")
@@ -96,7 +101,8 @@ def run(args) -> int:
         report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.vectors, seed=args.seed,
                             audio_dir=args.audio, tolerance=args.tolerance,
                             legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
-                            progress=progress, sequence=args.sequence is not None)
+                            progress=progress, sequence=args.sequence is not None,
+                            reference=args.reference)
     finally:
         if bar is not None:
             bar.close()

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
-from ...errors import ModelError, NotModelledError
+from ...errors import ModelError, NotModelledError, UserError
 from ...tflite import TfliteModel, load_tflite
 from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
 from . import cpu_side
 from .behaviours import DEFAULT, Behaviours
-from .container import CUSTOM_CODE, EthosUOp, is_vela_model, read_ethos_u_op
+from .container import CUSTOM_CODE, EthosUOp, check_accel_matches, is_vela_model, read_ethos_u_op
 from .executor import Executor
 from .memory import Memory
 
@@ -314,8 +314,11 @@ def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, leg
     behaviours = behaviours or DEFAULT
     if litert_fc_rounding:
         behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
-    if is_vela_model(model):
-        return NpuSimBackend(model_path, behaviours, extra={"compiled_model": str(model_path)})
+    if is_vela_model(model):  # compiled here or elsewhere: it runs on its COP1 header's configuration
+        if legacy_core:
+            raise UserError("--legacy-core selects a Vela compiler; this model is already compiled")
+        header = check_accel_matches(model, accel)
+        return NpuSimBackend(model_path, behaviours, extra={"accel": header, "compiled_model": str(model_path)})
     accel = accel or "u55-128"
     legacy = bool(legacy_core)
     compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
