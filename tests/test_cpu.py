@@ -61,7 +61,7 @@ def test_run_result_document(backends, int8io_model):
     assert out["scale"] == 1 / 256 and out["zero_point"] == -128
     assert all(isinstance(v, int) for v in out["data"]) and len(out["data"]) == 12
     assert np.allclose(d["scores"], (np.array(out["data"]) + 128) / 256)
-    assert d["top"]["label"] in DS_CNN_LABELS
+    assert d["top"][0]["label"] in DS_CNN_LABELS
     json.dumps(d)
 
 

@@ -387,7 +387,7 @@ class CpuBackend:
         outputs = tuple(OutputTensor(s, np.asarray(r).reshape(s.shape)) for s, r in zip(self._outputs, raw))
         return RunResult(
             backend=self.name, model_sha256=self.model_sha256, outputs=outputs,
-            inference_ms=round(ms, 3),
+            host_ms=round(ms, 3),
             extra={"kernels": self.kernels,
                    "runtime": f"{self._choice.runtime} {self._runtime_version}"},
             labels=self.labels,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
+from ...accel import get_accelerator
 from ...errors import ModelError, NotModelledError, UserError
 from ...tflite import TfliteModel, load_tflite
 from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
@@ -23,6 +24,7 @@ from . import cpu_side
 from .behaviours import DEFAULT, Behaviours
 from .container import CUSTOM_CODE, EthosUOp, check_accel_matches, is_vela_model, read_ethos_u_op
 from .executor import Executor
+from .families import require_simulated, require_simulated_stream
 from .memory import Memory
 
 CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLite Micro (CPU side)"
@@ -315,11 +317,13 @@ def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, leg
     if litert_fc_rounding:
         behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
     if is_vela_model(model):  # compiled here or elsewhere: it runs on its COP1 header's configuration
+        require_simulated_stream(model, str(model_path))
         if legacy_core:
             raise UserError("--legacy-core selects a Vela compiler; this model is already compiled")
         header = check_accel_matches(model, accel)
         return NpuSimBackend(model_path, behaviours, extra={"accel": header, "compiled_model": str(model_path)})
     accel = accel or "u55-128"
+    require_simulated(get_accelerator(accel))  # before Vela runs for a stream we cannot execute
     legacy = bool(legacy_core)
     compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
                                  system_config=system_config, memory_mode=memory_mode)
