@@ -14,14 +14,16 @@ from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite_mapping import builtin_operator_map
 from ethosu.vela.tflite_supported_operators import TFLiteSupportedOperators
 
-from ethos_kws.accel import ACCELERATORS
+from ethos_kws.accel import ACCELERATORS as ACCEL_TABLE
 from ethos_kws.backends import create_backend
 from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
+from ethos_kws.backends.npusim.families import SIMULATED
 from ethos_kws.errors import BackendError, CompileError, NotModelledError
 from ethos_kws.synth import ARCHS
 from ethos_kws.synth.opcases import OP_CASES, build_case, random_inputs
 
 COMPILERS = {"regor": False, "legacy": True}
+ACCELERATORS = [n for n, a in ACCEL_TABLE.items() if SIMULATED[a.npu]]  # the families npu-sim runs
 # operators the int8 network matrix (test_npusim_matrix.py) covers with calibrated models
 NETWORK_MATRIX_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                       "FULLY_CONNECTED", "SOFTMAX", "ADD", "MUL", "RESHAPE"}
