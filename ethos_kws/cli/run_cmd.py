@@ -80,6 +80,9 @@ def register(sub) -> None:
     add_model_arg(p)
     p.add_argument("--input", metavar="X.npy|CLIP.wav", help="input array or WAV clip")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random input used without --input")
+    p.add_argument("--sequence", type=int, default=None, metavar="N",
+                   help="run N seeded random inputs as consecutive steps of one stream (stateful "
+                   "models carry their state); --json prints {sequence, steps: [document...]}")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line in output order (default: the 12 DS-CNN labels)")
     add_backend_args(p)
     add_json_arg(p)
@@ -89,8 +92,14 @@ def run(args) -> int:
     from ..inputs import load_input_file, quantized_input_specs, random_inputs
     from ..labels import labels_for
 
+    if args.sequence is not None and (args.sequence < 1 or args.input):
+        from ..errors import UserError
+
+        raise UserError("--sequence N needs N >= 1 and no --input (its steps are seeded random inputs)")
     resolved, backend = open_backend(args)
     specs = list(backend.input_specs)
+    if args.sequence is not None:
+        return _run_sequence(args, resolved, backend, specs)
     if args.input:
         inputs = load_input_file(args.input, specs)
         source = args.input
@@ -107,6 +116,32 @@ def run(args) -> int:
         print_json(result.to_dict())
         return 0
     _print_human(result, resolved, source)
+    return 0
+
+
+def _run_sequence(args, resolved, backend, specs) -> int:
+    from ..inputs import quantized_input_specs, random_inputs
+    from ..labels import labels_for
+
+    quant = quantized_input_specs(resolved.path, specs)
+    seeds = np.random.SeedSequence(args.seed).spawn(args.sequence)
+    results = []
+    with backend_stdout():
+        for s in seeds:
+            results.append(backend.run(random_inputs(specs, s, quant)))
+    n_classes = int(np.prod(results[0].outputs[0].spec.shape)) if results[0].outputs else 0
+    labels = labels_for(n_classes, args.labels) if args.labels else (results[0].labels or labels_for(n_classes))
+    results = [dataclasses.replace(r, labels=labels) for r in results]
+    if args.json:
+        print_json({"sequence": args.sequence, "seed": args.seed, "steps": [r.to_dict() for r in results]})
+        return 0
+    print(f"{resolved.path.name} on {results[0].backend}: {args.sequence} steps of one stream "
+          f"(seeded random inputs, seed {args.seed})")
+    for i, r in enumerate(results):
+        top = r.top(1)[0]
+        name = top["label"] if top["label"] is not None else f"#{top['index']}"
+        head = " ".join(str(v) for v in r.outputs[0].data.reshape(-1)[:12])
+        print(f"  step {i:3d}  top {name} ({top['score']:.4f})  {r.outputs[0].spec.name}: {head}")
     return 0
 
 

@@ -22,7 +22,7 @@ from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TFL, rescale
 from ..scales import decode_scales, interleave
-from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
+from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
 MAX_IM2COL = 1 << 24  # im2col elements per batch item (64 MiB as float32, 128 MiB as float64)
@@ -45,12 +45,13 @@ class ConvPlan:
         self.k = Kernel.from_registers(r)
         self.ifm_depth = self.c if depthwise else r.param("IFM_DEPTH_M1") + 1
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        self.upscale = Upscale.from_registers(r, "DEPTHWISE" if depthwise else "CONV")
         work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
         if work > MAX_MACS:
             raise CommandStreamError(f"{self.op} of {work} MACs exceeds the simulator's limit")
         if not depthwise and self.h * self.w * self.ifm_depth * self.k.height * self.k.width > MAX_IM2COL:
             raise CommandStreamError(f"{self.op} im2col buffer exceeds the simulator's limit")
-        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         info = np.iinfo(self.ifm.dtype)
@@ -124,6 +125,8 @@ class ConvPlan:
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
+        if self.upscale.active:
+            x = self.upscale.apply(x, self.ih, self.iw, self.ifm_zp)
         k = self.k
         if not (k.pad_top or k.pad_bottom or k.pad_left or k.pad_right):
             return x
