@@ -149,3 +149,43 @@ def test_npusim_refuses_a_u85_vela_model(int8io_model, tmp_path):
     compiled = compile_model(int8io_model, "u85-256", out_dir=tmp_path / "u85").compiled_model
     with pytest.raises(NotSimulated, match="compiled for Ethos-U85"):
         create_backend("npu-sim", compiled)
+
+
+# ---- report: eleven bars grouped by family, where the U85 curve flattens -----------------------
+
+
+def test_plots_group_and_colour_by_family(int8io_model):
+    from ethos_kws.report.plots import FAMILY_COLORS, FAMILY_GAP, _family_colors, _family_x
+
+    rows = ethos_kws.sweep(int8io_model, accels="all").to_dict()["results"]
+    xs, colors = _family_x(rows), _family_colors(rows)
+    assert len(xs) == 11 and colors.count(FAMILY_COLORS["u85"]) == 5 and len(set(colors)) == 3
+    gaps = [round(b - a, 6) for a, b in zip(xs, xs[1:])]
+    assert gaps == [1, 1, 1, 1 + FAMILY_GAP, 1, 1 + FAMILY_GAP, 1, 1, 1, 1]
+
+
+def test_scaling_finds_where_a_curve_flattens():
+    from ethos_kws.report.scaling import describe, family_scaling
+
+    def row(accel, macs, cycles, layers):
+        return {"accel": accel, "macs_per_cycle": macs, "cycles_total": cycles, "system_config": "S",
+                "memory_mode": "M", "optimise": "Performance", "compiler": "regor",
+                "layers": [{"name": n, "op": "Conv2D", "cycles": c} for n, c in layers.items()]}
+
+    rows = [row("u85-128", 128, 1000, {"a": 800, "b": 200}), row("u85-256", 256, 600, {"a": 400, "b": 200}),
+            row("u85-512", 512, 580, {"a": 390, "b": 195}), row("u55-32", 32, 9, {})]
+    (curve,) = family_scaling(rows)  # two U55/U65 sizes or fewer: no curve
+    assert curve.family == "u85" and [round(s.gain, 3) for s in curve.steps] == [0.4, 0.033]
+    assert curve.flattens_at == "u85-256" and (curve.stuck_layers, curve.layers) == (2, 2)
+    assert "flattens at u85-256: u85-512 is only 3.3% faster" in describe(curve)
+    rows[2]["system_config"] = "other"  # another system is another curve
+    assert family_scaling(rows) == []
+
+
+def test_report_states_where_ds_cnn_l_flattens_on_u85(int8io_model, tmp_path):
+    from ethos_kws.report import write_report
+
+    out = write_report(ethos_kws.sweep(int8io_model, accels="all").to_dict(), tmp_path / "report")
+    md = (out / "report.md").read_text()
+    assert "## Scaling with MACs" in md
+    assert "The curve flattens at u85-1024: u85-2048 is only 3.1% faster (111,643 to 108,162 cycles)" in md
