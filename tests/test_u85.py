@@ -189,3 +189,16 @@ def test_report_states_where_ds_cnn_l_flattens_on_u85(int8io_model, tmp_path):
     md = (out / "report.md").read_text()
     assert "## Scaling with MACs" in md
     assert "The curve flattens at u85-1024: u85-2048 is only 3.1% faster (111,643 to 108,162 cycles)" in md
+
+
+def test_explicit_system_config_goes_to_the_family_it_names(int8io_model):
+    rows = {r.accel: r for r in ethos_kws.sweep(int8io_model, accels="u55-128,u65-256,u85-256",
+                                                 system_config="Ethos_U85_SYS_DRAM_High").results}
+    assert rows["u85-256"].system_config == "Ethos_U85_SYS_DRAM_High"
+    assert rows["u65-256"].system_config == "Ethos_U65_High_End"  # its default: not a U85 system
+    assert rows["u55-128"].system_config == "Ethos_U55_High_End_Embedded"
+
+
+def test_a_system_config_no_row_can_use_is_refused(int8io_model):
+    with pytest.raises(AcceleratorError, match=r"Ethos_U85_SYS_DRAM_Mid.*u55-32 \(Ethos-U55\) cannot use"):
+        ethos_kws.sweep(int8io_model, accels="u55", system_config="Ethos_U85_SYS_DRAM_Mid")
