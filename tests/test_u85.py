@@ -202,3 +202,19 @@ def test_explicit_system_config_goes_to_the_family_it_names(int8io_model):
 def test_a_system_config_no_row_can_use_is_refused(int8io_model):
     with pytest.raises(AcceleratorError, match=r"Ethos_U85_SYS_DRAM_Mid.*u55-32 \(Ethos-U55\) cannot use"):
         ethos_kws.sweep(int8io_model, accels="u55", system_config="Ethos_U85_SYS_DRAM_Mid")
+
+
+def test_configs_lists_eleven_accelerators_and_u85_ports(capsys):
+    from ethos_kws.cli import main
+
+    assert main(["configs", "--json"]) == 0
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    assert [a["accel"] for a in doc["accelerators"]] == list(ACCELERATORS) and len(doc["accelerators"]) == 11
+    assert doc["vela_ini"] == str(vela_ini_path())
+    high = next(s for s in doc["system_configs"] if s["name"] == "Ethos_U85_SYS_DRAM_High")
+    assert (high["axi0_ports_used"], high["axi1_ports_used"]) == (4, 2)
+    assert main(["configs"]) == 0
+    text = capsys.readouterr().out
+    assert "u85-2048 ethos-u85-2048  2048 MACs/cycle" in text and "AXI0=Sram (4 ports)" in text
