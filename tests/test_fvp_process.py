@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ethos_kws.backends.fvp import backend as fvp_backend
+from ethos_kws.backends.fvp import run as fvp_backend  # running and checking one FVP process
 from ethos_kws.backends.fvp.command import FvpCommand, build_argv
 from ethos_kws.backends.fvp.process import run_process
 from ethos_kws.backends.fvp.targets import target_for
@@ -322,7 +322,9 @@ def test_u65_uses_the_384k_mode_and_16_byte_beats(fake, tmp_path, fvp_logs, int8
     result = b.run([np.zeros((1, 490), np.int8)])
     fvp = result.extra["fvp"]
     assert fvp["axi0_read_bytes"] == 217385 * 16 and fvp["memory_mode"] == "Dedicated_Sram_384KB"
-    assert result.inference_ms == pytest.approx(681172 / 1e9 * 1e3)  # Ethos_U65_High_End: 1 GHz
+    # NPU time, not the host's: Ethos_U65_High_End runs at 1 GHz
+    assert result.inference_time_ms == pytest.approx(681172 / 1e9 * 1e3)
+    assert result.inference_time_source == "fvp" and result.host_ms is not None
     assert "ethosu.num_macs=256" in fake.argv()
     assert result.to_dict()["backend"] == "fvp"
 
@@ -454,7 +456,7 @@ def test_u85_end_to_end(fake, tmp_path, fvp_logs, int8io_model):
     fvp = result.extra["fvp"]
     assert fvp["platform"] == "corstone-320" and fvp["num_macs"] == 256
     assert (fvp["axi0_read_bytes"], fvp["axi0_write_bytes"], fvp["axi1_read_bytes"]) == (143 * 16, 135 * 16, 7838 * 16)
-    assert result.inference_ms == pytest.approx(49086 / 1e9 * 1e3)  # Ethos_U85_SYS_DRAM_Mid: 1 GHz
+    assert result.inference_time_ms == pytest.approx(49086 / 1e9 * 1e3)  # Ethos_U85_SYS_DRAM_Mid: 1 GHz
     compiled = compile_model(int8io_model, "u85-256", memory_mode="Dedicated_Sram_384KB")
     assert fvp["vela_over_fvp_cycles"] == pytest.approx(compiled.cycles_npu / 48560)
     assert f"{compiled.compiled_model}@0x90000000" in fake.argv()

@@ -130,8 +130,8 @@ def _cli(*argv: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("argv", [
     ("run", "--backend", "npu-sim", "--accel", "u85-256"),
-    ("parity", "--accel", "u85-256", "--vectors", "2"),
-    ("parity", "--accel", "all", "--vectors", "2"),
+    ("parity", "--accel", "u85-256", "--count", "2"),
+    ("parity", "--accel", "all", "--count", "2"),
 ], ids=["run", "parity", "parity-all"])  # fmt: skip
 def test_npusim_refuses_u85_with_one_line(int8io_model, argv):
     assert SIMULATED == {"U55": True, "U65": True, "U85": False}  # flip U85 when it is simulated

@@ -119,8 +119,9 @@ def add_fvp_group(p: argparse.ArgumentParser, *, measure: bool = False) -> argpa
     g.add_argument("--platform", choices=platforms, help=f"Corstone platform (default {DEFAULT_PLATFORM}; corstone-320 for U85)")
     g.add_argument("--fvp", metavar="PATH", help="FVP executable or install folder")
     g.add_argument("--runner", metavar="PATH", help="inference runner ELF (default: from mlia-ethos-u)")
-    g.add_argument("--fvp-timeout", "--timeout", dest="fvp_timeout", type=float, metavar="S",
-                   help="per-run FVP time limit in seconds (--timeout: deprecated spelling)")
+    g.add_argument("--fvp-timeout", dest="fvp_timeout", type=float, metavar="S",
+                   help="per-run FVP time limit in seconds")
+    add_deprecated_alias(g, "--timeout", "--fvp-timeout", dest="fvp_timeout", type=float)
     return g
 
 
@@ -168,3 +169,19 @@ def backend_options_from_args(args, backend: str, *, warn=None) -> dict[str, Any
         say(f"ethos-kws: note: {', '.join(unused)} do{'es' if len(unused) == 1 else ''} not apply to "
             f"--backend {backend}; ignored")
     return {BACKEND_FLAG_OPTIONS[d]: v for d, v in given.items() if BACKEND_FLAG_OPTIONS[d] in accepted}
+
+
+def add_deprecated_alias(p, old: str, new: str, **kwargs) -> None:
+    """Accept ``old`` as a hidden spelling of ``new`` (same dest); using it says so on stderr."""
+
+    class _Deprecated(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(f"ethos-kws: note: {old} is deprecated; use {new}", file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    p.add_argument(old, action=_Deprecated, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_count_arg(p, *, default: int, what: str = "random input vectors") -> None:
+    """``--count N``: how many seeded random vectors (``vectors`` and ``parity`` alike)."""
+    p.add_argument("--count", type=int, default=default, metavar="N", help=what)

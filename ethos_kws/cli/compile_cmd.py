@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..accel import ACCELERATORS
-from ..vela import compile_model
+from ..cpu_fallback import npu_only_note
+from ..layers import bound_by_summary, flash_streaming_layers, short_name
+from ..vela import LAYERS_CSV, compile_model
 from ..model import resolve_model
 from .common import add_command, add_model_arg, add_output_group, add_vela_group, optimise_of, print_json
 
@@ -17,7 +19,9 @@ def register(sub) -> None:
         help="compile a model with Vela for one accelerator",
         description="Compile a TFLite model with Vela (in-process) for one Ethos-U configuration. "
         "Keeps the compiled *_vela.tflite, Vela's summary and per-layer CSVs and its console output, "
-        "and writes compile.json (cycles, time in ms, memory in bytes, ops, MAC utilization, layers). "
+        "and writes compile.json (cycles, time in ms, memory in bytes, ops, MAC utilization, every "
+        "layer with its cycles per memory and what it is bound by, the operators left on the CPU "
+        "with Vela's reason) and layers.csv (one row per Vela layer). "
         "Results are cached by content: a repeat is instant.\n\n"
         f"accelerators: {', '.join(ACCELERATORS)} (ethos-u55-128 spelling accepted)\n\n"
         "examples:\n"
@@ -47,11 +51,24 @@ def run(args) -> int:
     print(f"  time          {r.inference_time_ms:.3f} ms at {r.core_clock_hz / 1e6:.0f} MHz ({r.inferences_per_second:,.0f} inferences/s)")
     print(f"  memory        SRAM {r.sram_bytes:,} B, flash {r.flash_bytes:,} B, DRAM {r.dram_bytes:,} B")
     print(f"  weights       {r.encoded_weights_bytes:,} B encoded ({r.original_weights_bytes:,} B original)")
-    print(f"  ops           {r.npu_ops} NPU, {r.cpu_ops} CPU{' (' + ', '.join(r.cpu_op_names) + ')' if r.cpu_ops else ''}")
+    print(f"  ops           {r.npu_ops} NPU, {r.cpu_ops} CPU")
+    for c in r.cpu_operators:
+        print(f"  on the CPU    #{c.index} {c}")
+    if r.cpu_ops:
+        print(f"  NOTE          {npu_only_note(r.cpu_ops)}")
     print(f"  MACs          {r.macs:,} ({r.mac_utilization:.1%} of {r.macs_per_cycle} MACs/cycle peak)")
-    top = sorted(r.layers, key=lambda x: -x.cycles)[:5]
+    summary = bound_by_summary(r.layers)
+    if summary:
+        print("  bound by      " + "; ".join(f"{k} {v['layers']} layers, {v['cycles']:,} cycles"
+                                         for k, v in summary.items()))
+    top = sorted((x for x in r.layers if x.cycles), key=lambda x: -x.cycles)[:5]
     if top:
-        print("  top layers    " + "; ".join(f"{x.op} {x.cycles:,} cyc" for x in top))
+        print("  top layers    " + "; ".join(f"#{x.tflite_index} {x.op} {x.cycles:,} cyc ({x.bound_by})" for x in top))
+    streaming = flash_streaming_layers(r.layers)
+    if streaming:
+        print(f"  from flash    {len(streaming)} layers stream weights from flash: "
+              + ", ".join(short_name(x["name"], 40) for x in streaming[:6]) + (" …" if len(streaming) > 6 else ""))
+    print(f"  layers        {Path(r.output_dir) / LAYERS_CSV} ({len(r.layers)} rows, every cost)")
     print(f"  output        {r.compiled_model}")
     if resolved.is_synthetic:
         print("  NOTE: synthetic stand-in model — figures are representative only")
