@@ -178,6 +178,15 @@ def test_scaling_finds_where_a_curve_flattens():
     assert curve.family == "u85" and [round(s.gain, 3) for s in curve.steps] == [0.4, 0.033]
     assert curve.flattens_at == "u85-256" and (curve.stuck_layers, curve.layers) == (2, 2)
     assert "flattens at u85-256: u85-512 is only 3.3% faster" in describe(curve)
+    assert curve.bounds == {}  # results without Vela's per-layer bound: no claim about why
+    for r, kinds in zip(rows, (("compute", "DRAM"),) * 3):
+        for layer, kind in zip(r["layers"], kinds):
+            layer.update(bound_by=kind, mac_utilization=0.5 if r["accel"] == "u85-256" else 0.25)
+    (curve,) = family_scaling(rows)
+    assert curve.bounds["compute"].stuck_layers == 1 and curve.bounds["DRAM"].stuck_layers == 1
+    text = describe(curve)
+    assert "1 compute-bound (67% of the cycles), whose MAC utilization falls from 50% to 25%" in text
+    assert "1 DRAM-bound (34% of the cycles): their DRAM traffic does not shrink" in text
     rows[2]["system_config"] = "other"  # another system is another curve
     assert family_scaling(rows) == []
 
@@ -189,6 +198,11 @@ def test_report_states_where_ds_cnn_l_flattens_on_u85(int8io_model, tmp_path):
     md = (out / "report.md").read_text()
     assert "## Scaling with MACs" in md
     assert "The curve flattens at u85-1024: u85-2048 is only 3.1% faster (111,643 to 108,162 cycles)" in md
+    # why, from the per-layer bound: DRAM-bound layers whose traffic stays, compute-bound ones
+    # whose utilization halves on the wider array
+    assert "DRAM-bound (34% of the cycles): their DRAM traffic does not shrink with more MACs" in md
+    assert "compute-bound (49% of the cycles), whose MAC utilization falls from 44% to 23%" in md
+    assert "by bound: DRAM 51%, compute 49%." in md
 
 
 def test_explicit_system_config_goes_to_the_family_it_names(int8io_model):
