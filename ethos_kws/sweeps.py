@@ -107,11 +107,11 @@ def sweep(
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     acc_list: list[Accelerator] = parse_accelerator_list(accels)
+    takers = _system_config_takers(acc_list, system_config) if system_config else set()
     specs = [
         make_spec(
             resolved.path, acc,
-            # a system config or memory mode given explicitly applies to every NPU it fits
-            system_config=system_config if system_config and _fits(acc, system_config) else None,
+            system_config=system_config if acc.name in takers else None,
             memory_mode=memory_mode, optimise=optimise, arena_cache_size=arena_cache_size,
             legacy_core=legacy_core, model_sha256=info.sha256,
         )  # fmt: skip
@@ -122,6 +122,25 @@ def sweep(
     if out_dir is not None:
         result = write_sweep(result, Path(out_dir))
     return result
+
+
+def _system_config_takers(acc_list: Sequence[Accelerator], system_config: str) -> set[str]:
+    """Which rows an explicit ``--system-config`` applies to; the others keep their default.
+
+    A config named for a family (``Ethos_U85_*``) goes to that family's rows when the sweep has
+    any, so ``--accel all --system-config Ethos_U85_SYS_DRAM_High`` changes only the U85 rows;
+    otherwise to every row it fits. Fitting none is an error, with the first row's reason (a U55
+    cannot use a DRAM system config), never a silent fallback to the defaults.
+    """
+    named = next((f for f in {a.family for a in acc_list} if system_config.lower().startswith(f"ethos_{f}_")), None)
+    rows = [a for a in acc_list if a.family == named] if named else list(acc_list)
+    takers = {a.name for a in rows if _fits(a, system_config)}
+    if not takers:
+        from .accel import check_system_config_fits
+
+        for acc in rows:
+            check_system_config_fits(acc, system_config)  # raises the row's own reason
+    return takers
 
 
 def _fits(acc: Accelerator, system_config: str) -> bool:

@@ -12,6 +12,7 @@ from .memory_section import memory_blocks
 from .roofline import roofline_blocks
 from .load import RunResults
 from .plots import Plot
+from .scaling import describe, family_scaling
 from .tables import (
     Column,
     config_detail_table,
@@ -152,6 +153,14 @@ def model_blocks(run: RunResults) -> list:
     return blocks
 
 
+def scaling_blocks(run: RunResults) -> list:
+    """Where each family's cycles-vs-MACs curve flattens, and which layers hold it there."""
+    curves = family_scaling(run.results)
+    if not curves:
+        return []
+    return [Heading(2, "Scaling with MACs", "scaling"), *(Para(describe(c)) for c in curves)]
+
+
 def build_document(run: RunResults, plots: list[Plot]) -> Document:
     by_file = {p.filename: p for p in plots}
 
@@ -173,6 +182,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
         *fig("compute_bound.png"),
         *fig("layers.png"),
     ]
+    blocks += scaling_blocks(run)
     blocks.append(Heading(2, "Per configuration", "configs"))
     blocks.append(Para("One table per configuration and its most expensive layers (click to open)."))
     for label, row, result in zip(run.config_labels(), result_rows(run), run.results):
