@@ -179,7 +179,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
         inner = [TableBlock(config_detail_table(label, row))]
         layers = layer_table(label, result)
         if layers is not None:
-            inner.append(TableBlock(layers))
+            inner.append(TableBlock(layers, sortable=True))
         summary = (f"{label}: {fmt_int(row.get('cycles_total'))} cycles, "
                    f"{fmt_float(3)(row.get('inference_time_ms'))} ms, "
                    f"SRAM {fmt_kib(row.get('sram_bytes'))} KiB")

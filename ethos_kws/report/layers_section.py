@@ -141,9 +141,9 @@ def layer_blocks(run: RunResults) -> list:
     blocks: list = [Heading(2, "Per layer: where the cycles go", "layers")]
     summary = bound_summary_table(run)
     if summary is not None:
-        blocks.append(TableBlock(summary))
+        blocks.append(TableBlock(summary, sortable=True))
     for label, r in zip(run.config_labels(), run.results):
         blocks += streaming_blocks(label, r)
     blocks.append(Collapsible(f"All {len(table.frame)} costed layers (every configuration)",
-                              (TableBlock(table),)))
+                              (TableBlock(table, sortable=True),)))
     return blocks

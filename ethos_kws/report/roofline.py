@@ -243,6 +243,7 @@ def roofline_blocks(run: RunResults, figure: list) -> list:
     ), "Compute floor = MACs ÷ the accelerator's MACs per cycle; a memory's floor = the bytes the "
        "network moves on it ÷ its peak bytes per cycle (Vela's bandwidth for the system config in "
        "the ini used). No schedule beats its largest floor.")
-    blocks: list = [Heading(2, "Roofline: compute and memory bounds", "roofline"), TableBlock(table)]
+    blocks: list = [Heading(2, "Roofline: compute and memory bounds", "roofline"),
+                         TableBlock(table, sortable=True)]
     blocks += [Para(r["explanation"]) for r in rows if r["explanation"]]
     return blocks + figure
