@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ class NpuSimBackend:
         if not is_vela_model(self.model):
             raise ModelError(f"{compiled_path}: not a Vela-compiled model (no '{CUSTOM_CODE}' operator)")
         self.behaviours = behaviours
+        # trace hook: called with (executor, command) before each operation runs (ethos_kws.npu_trace)
+        self.trace: Callable[[Executor, Any], None] | None = None
         self.steps: list[tuple[Any, Any]] = []
         for op in self.model.operators():
             if op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE:
@@ -94,7 +96,8 @@ class NpuSimBackend:
         for t in op.ifms:
             data = np.ascontiguousarray(values[t.index].astype(t.dtype, copy=False))
             scratch[:, t.offset : t.offset + t.nbytes] = data.reshape(batch, -1).view(np.uint8)
-        step.executor.run(mem)
+        trace = self.trace
+        step.executor.run(mem, trace=None if trace is None else (lambda cmd: trace(step.executor, cmd)))
         for t in op.ofms:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             values[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape)
