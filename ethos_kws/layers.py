@@ -16,11 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import CompileError
+from .records import Record, metric
 
 # Vela's per-layer CSV column -> LayerResult field
 VELA_COLUMNS = (
@@ -74,12 +75,14 @@ FLASH_FIELDS = ("on_chip_flash_access_cycles", "off_chip_flash_access_cycles")
 
 
 @dataclass(frozen=True)
-class LayerResult:
+class LayerResult(Record):
     name: str  # Vela's layer name: the OFM tensor
     op: str  # Vela's (NNG) operator, e.g. Conv2D, Relu, LUT
-    cycles: int  # Vela's Op Cycles: the largest of the five cost columns below
-    macs: int
-    mac_utilization: float  # fraction of the MAC array busy over the layer's cycles
+    # Vela's Op Cycles: the largest of the five cost columns below
+    cycles: int = metric("cycles", "cycles")
+    macs: int = metric("MACs", "count")
+    # fraction of the MAC array busy over the layer's cycles
+    mac_utilization: float = metric("MAC utilization", "ratio")
     index: int = 0  # row in Vela's per-layer CSV
     original_op: str = ""  # the TFLite operator as Vela names it, e.g. DepthwiseConv2D
     tflite_index: int | None = None  # the operator's index in the input model's subgraph 0
@@ -103,14 +106,6 @@ class LayerResult:
     on_chip_flash_write_bytes: int | None = None
     off_chip_flash_read_bytes: int | None = None
     off_chip_flash_write_bytes: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LayerResult":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 LAYER_FIELDS = tuple(f.name for f in fields(LayerResult))

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,6 +35,7 @@ from .errors import CompileError, UserError
 from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from .layers import LayerResult, layers_csv_text, parse_layers
 from .memory_map import Allocation, parse_allocations
+from .records import Record, check_schema, metric, versioned
 from .paths import cache_dir
 from .tflite import load_tflite
 from .vela_debug import debug_db_path, layer_bytes
@@ -50,29 +51,32 @@ def vela_version() -> str:
 
 
 @dataclass(frozen=True)
-class CompileResult:
+class CompileResult(Record):
+    """One Vela compile, normalized. The ``metric`` metadata is where each figure's label, unit and
+    direction are defined; the report, ``results.csv``, ``check`` and ``compare`` read it."""
+
     accel: str
     system_config: str
     memory_mode: str
     optimise: str
-    arena_cache_size_bytes: int | None
+    arena_cache_size_bytes: int | None = metric("arena cache size", "bytes")
     compiler: str  # "regor" (Vela's default core) or "legacy" (--debug-force-legacy-core)
-    core_clock_hz: float
-    macs_per_cycle: int
-    cycles_npu: int
-    cycles_total: int
-    inference_time_ms: float
-    inferences_per_second: float
-    sram_bytes: int
-    flash_bytes: int
-    dram_bytes: int
-    npu_ops: int
-    cpu_ops: int
+    core_clock_hz: float = metric("core clock", "hz")
+    macs_per_cycle: int = metric("MACs per cycle", "count")
+    cycles_npu: int = metric("cycles (NPU)", "cycles", better="lower", gate=True)
+    cycles_total: int = metric("cycles (total)", "cycles", better="lower", gate=True)
+    inference_time_ms: float = metric("inference time", "ms", better="lower")
+    inferences_per_second: float = metric("inferences/s", "per_s", better="higher")
+    sram_bytes: int = metric("SRAM", "bytes", better="lower", gate=True)
+    flash_bytes: int = metric("flash", "bytes", better="lower", gate=True)
+    dram_bytes: int = metric("DRAM", "bytes", better="lower", gate=True)
+    npu_ops: int = metric("NPU ops", "count", better="lower")
+    cpu_ops: int = metric("CPU ops", "count", better="lower")
     cpu_op_names: tuple[str, ...]
-    macs: int
-    mac_utilization: float
-    encoded_weights_bytes: int
-    original_weights_bytes: int
+    macs: int = metric("MACs", "count")
+    mac_utilization: float = metric("MAC utilization", "ratio", better="higher")
+    encoded_weights_bytes: int = metric("encoded weights", "bytes", better="lower")
+    original_weights_bytes: int = metric("original weights", "bytes")
     vela_version: str
     model_sha256: str
     model_path: str
@@ -80,28 +84,12 @@ class CompileResult:
     output_dir: str
     cache_key: str
     layers: tuple[LayerResult, ...] = field(default_factory=tuple)
+    inference_time_source: str = "vela"  # inference_time_ms is Vela's estimate of the NPU's time
     cpu_operators: tuple[CpuOperator, ...] = field(default_factory=tuple)  # with Vela's reasons
     ini_sha256: str = ""  # the Vela ini compiled with (part of the gate's identity check)
     # peak bytes per core clock cycle of each memory, as Vela computed them from the ini
     memory_bytes_per_cycle: dict[str, float] = field(default_factory=dict)
     allocations: tuple[Allocation, ...] = field(default_factory=tuple)  # Vela's tensor allocation
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cpu_op_names"] = list(self.cpu_op_names)
-        d["layers"] = [layer.to_dict() for layer in self.layers]
-        d["cpu_operators"] = [c.to_dict() for c in self.cpu_operators]
-        d["allocations"] = [a.to_dict() for a in self.allocations]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CompileResult":
-        d = dict(d)
-        d["cpu_op_names"] = tuple(d.get("cpu_op_names", ()))
-        d["layers"] = tuple(LayerResult.from_dict(x) for x in d.get("layers", ()))
-        d["cpu_operators"] = tuple(CpuOperator(**x) for x in d.get("cpu_operators", ()))
-        d["allocations"] = tuple(Allocation.from_dict(x) for x in d.get("allocations", ()))
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -200,9 +188,11 @@ def cached_result(spec: CompileSpec) -> CompileResult | None:
     if not doc.is_file():
         return None
     try:
-        result = CompileResult.from_dict(json.loads(doc.read_text()))
-    except (ValueError, TypeError, KeyError):
-        return None  # damaged or older entry: compile again
+        d = json.loads(doc.read_text())
+        check_schema(d, str(doc))
+        result = CompileResult.from_dict(d)
+    except (ValueError, TypeError, KeyError, UserError):
+        return None  # damaged, older or newer entry: compile again
     if not Path(result.compiled_model).is_file():
         return None
     return replace(result, model_path=spec.model_path)
@@ -251,7 +241,7 @@ def export_result(result: CompileResult, out_dir: Path) -> CompileResult:
             output_dir=str(out_dir.resolve()),
             compiled_model=str(out_dir.resolve() / Path(result.compiled_model).name),
         )
-        atomic_write_json(tmp / "compile.json", exported.to_dict())
+        atomic_write_json(tmp / "compile.json", versioned(exported.to_dict()))
     return exported
 
 
@@ -268,7 +258,7 @@ def _run_vela_into_cache(spec: CompileSpec) -> CompileResult:
             output_dir=str(entry),
             compiled_model=str(entry / Path(result.compiled_model).name),
         )
-        atomic_write_json(tmp / "compile.json", final.to_dict())
+        atomic_write_json(tmp / "compile.json", versioned(final.to_dict()))
     return final
 
 

@@ -76,3 +76,43 @@ def test_tensorspec_lives_in_tflite_and_round_trips():
     assert TensorSpec is tflite.TensorSpec
     s = TensorSpec("y", (1, 12), "int8", 1 / 256, -128)
     assert TensorSpec.from_dict(s.to_dict()) == s
+
+
+def test_top_has_one_shape_in_run_and_classify(int8io_model, audio_dir, capsys):
+    import json
+
+    clip = str(audio_dir / "stop_mlek.wav")
+    assert main(["run", "--model", str(int8io_model), "--input", clip, "--json"]) == 0
+    run_top = json.loads(capsys.readouterr().out)["top"]
+    assert main(["classify", clip, "--model", str(int8io_model), "--json"]) == 0
+    classify_top = json.loads(capsys.readouterr().out)["top"]
+    assert run_top == classify_top and set(run_top[0]) == {"index", "label", "score"}
+
+
+def test_deprecated_spellings_still_work(int8io_model, capsys):
+    from ethos_kws.cli import build_parser
+
+    args = build_parser().parse_args(["parity", "--vectors", "7", "--accelerator-config", "u55-64",
+                                      "--output-dir", "x"])
+    assert args.count == 7 and args.accel == "u55-64" and args.out == "x"
+    assert "--vectors is deprecated; use --count" in capsys.readouterr().err
+    args = build_parser().parse_args(["run", "--timeout", "5"])
+    assert args.fvp_timeout == 5.0
+
+
+def test_help_and_readme_agree():
+    from pathlib import Path
+
+    from ethos_kws.cli import COMMANDS, DESCRIPTION, build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = [c.__name__.rsplit(".", 1)[1].removesuffix("_cmd") for c in COMMANDS]
+    names = [n if n != "synth" else "model" for n in names]
+    for name in names:
+        assert f"`ethos-kws {name}" in readme, name
+    helps = build_parser().format_help()
+    for name in names:
+        assert f"    {name} " in helps, name
+    # the oracle the README names is the one --help names
+    assert "TFLite Micro" in DESCRIPTION and "**TFLite Micro's reference kernels**" in readme
+    assert "LiteRT reference kernels" not in DESCRIPTION.split("Typical session:")[1]

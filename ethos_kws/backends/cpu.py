@@ -130,14 +130,26 @@ def tflm_interpreter(model_data: bytes, model=None):
     from ..tflite import parse_tflite
 
     model = model or parse_tflite(model_data)
-    arena = tflm_arena_bytes(model)
-    while True:
+
+    def attempt(size: int):
         try:
-            return tflite_micro.runtime.Interpreter.from_bytes(model_data, arena_size=arena)
+            return tflite_micro.runtime.Interpreter.from_bytes(model_data, arena_size=size), None
         except RuntimeError as e:
-            if "allocate" not in str(e) or arena >= TFLM_ARENA_MAX_BYTES:
-                raise RuntimeError(f"{_one_line(e)} (arena {arena} bytes)") from None
-            arena = min(2 * arena, TFLM_ARENA_MAX_BYTES)
+            return None, e
+
+    arena = tflm_arena_bytes(model)
+    interp, err = attempt(arena)
+    if interp is not None:
+        return interp
+    # TFLM says "failed to allocate tensors" for a kernel that refuses to prepare as well as for
+    # a small arena: one try at the limit tells them apart before growing step by step
+    limit = max(arena, TFLM_ARENA_MAX_BYTES)
+    if arena >= limit or attempt(limit)[0] is None:
+        raise RuntimeError(f"{_one_line(err)} (arena up to {limit} bytes)")
+    while interp is None:
+        arena = min(2 * arena, limit)
+        interp, err = attempt(arena)
+    return interp
 
 
 class _Tflm:
@@ -375,7 +387,7 @@ class CpuBackend:
         outputs = tuple(OutputTensor(s, np.asarray(r).reshape(s.shape)) for s, r in zip(self._outputs, raw))
         return RunResult(
             backend=self.name, model_sha256=self.model_sha256, outputs=outputs,
-            inference_ms=round(ms, 3),
+            host_ms=round(ms, 3),
             extra={"kernels": self.kernels,
                    "runtime": f"{self._choice.runtime} {self._runtime_version}"},
             labels=self.labels,

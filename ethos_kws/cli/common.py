@@ -68,8 +68,8 @@ def add_vela_group(p: argparse.ArgumentParser, *, accel: str = "optional",
     names = ", ".join(ACCELERATORS)
     if accel == "list":
         g.add_argument("--accel", "--accelerator-config", dest="accel", default=accel_default or "all",
-                       metavar="all|u55|u65|LIST",
-                       help=f"comma-separated accelerators, a family (u55, u65) or all ({names}; "
+                       metavar="all|u55|u65|u85|LIST",
+                       help=f"comma-separated accelerators, a family (u55, u65, u85) or all ({names}; "
                        "ethos-u55-128 spelling accepted)")
     else:
         g.add_argument("--accel", "--accelerator-config", dest="accel", required=accel == "required",
@@ -79,7 +79,7 @@ def add_vela_group(p: argparse.ArgumentParser, *, accel: str = "optional",
     g.add_argument("--system-config", metavar="NAME",
                    help="Vela system config (default per accelerator; see `ethos-kws configs`)")
     g.add_argument("--memory-mode", metavar="NAME",
-                   help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65)")
+                   help="Vela memory mode (default: Shared_Sram on U55, Dedicated_Sram on U65 and U85)")
     g.add_argument("--optimise", choices=OPTIMISE_CHOICES, default=None,
                    help=f"Vela's scheduler goal (default: {DEFAULT_OPTIMISE})")
     g.add_argument("--arena-cache-size", type=int, metavar="BYTES",
@@ -116,11 +116,12 @@ def add_fvp_group(p: argparse.ArgumentParser, *, measure: bool = False) -> argpa
     g = p.add_argument_group("FVP (needs an installed Corstone FVP; see `ethos-kws fvp doctor`)")
     if measure:
         g.add_argument("--measure", choices=("fvp",), help="measure every config on a Corstone FVP beside Vela's estimate")
-    g.add_argument("--platform", choices=platforms, help=f"Corstone platform (default {DEFAULT_PLATFORM})")
+    g.add_argument("--platform", choices=platforms, help=f"Corstone platform (default {DEFAULT_PLATFORM}; corstone-320 for U85)")
     g.add_argument("--fvp", metavar="PATH", help="FVP executable or install folder")
     g.add_argument("--runner", metavar="PATH", help="inference runner ELF (default: from mlia-ethos-u)")
-    g.add_argument("--fvp-timeout", "--timeout", dest="fvp_timeout", type=float, metavar="S",
-                   help="per-run FVP time limit in seconds (--timeout: deprecated spelling)")
+    g.add_argument("--fvp-timeout", dest="fvp_timeout", type=float, metavar="S",
+                   help="per-run FVP time limit in seconds")
+    add_deprecated_alias(g, "--timeout", "--fvp-timeout", dest="fvp_timeout", type=float)
     return g
 
 
@@ -168,3 +169,19 @@ def backend_options_from_args(args, backend: str, *, warn=None) -> dict[str, Any
         say(f"ethos-kws: note: {', '.join(unused)} do{'es' if len(unused) == 1 else ''} not apply to "
             f"--backend {backend}; ignored")
     return {BACKEND_FLAG_OPTIONS[d]: v for d, v in given.items() if BACKEND_FLAG_OPTIONS[d] in accepted}
+
+
+def add_deprecated_alias(p, old: str, new: str, **kwargs) -> None:
+    """Accept ``old`` as a hidden spelling of ``new`` (same dest); using it says so on stderr."""
+
+    class _Deprecated(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(f"ethos-kws: note: {old} is deprecated; use {new}", file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    p.add_argument(old, action=_Deprecated, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_count_arg(p, *, default: int, what: str = "random input vectors") -> None:
+    """``--count N``: how many seeded random vectors (``vectors`` and ``parity`` alike)."""
+    p.add_argument("--count", type=int, default=default, metavar="N", help=what)

@@ -24,7 +24,10 @@ def register(sub) -> None:
         "with Vela's reason) and layers.csv (one row per Vela layer). "
         "Results are cached by content: a repeat is instant.\n\n"
         f"accelerators: {', '.join(ACCELERATORS)} (ethos-u55-128 spelling accepted)\n\n"
-        "example: ethos-kws compile --accel u55-128 --model ds_cnn.tflite --out build/u55-128",
+        "examples:\n"
+        "  ethos-kws compile --accel u55-128 --model ds_cnn.tflite --out build/u55-128\n"
+        "  ethos-kws compile --accel u85-256 --model ds_cnn.tflite   # Ethos_U85_SYS_DRAM_Mid + Dedicated_Sram\n"
+        "  ethos-kws compile --accel u85-1024 --system-config Ethos_U85_SYS_DRAM_High --model ds_cnn.tflite",
         func=run,
     )
     add_model_arg(p)

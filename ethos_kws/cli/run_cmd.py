@@ -138,8 +138,10 @@ def _print_human(result, resolved, source: str) -> None:
     print(f"{resolved.path.name} on {result.backend}" + (f" ({extra})" if extra else ""))
     print(f"  model     sha256 {result.model_sha256[:16]}... ({resolved.provenance})")
     print(f"  input     {source}")
-    if result.inference_ms is not None:
-        print(f"  time      {result.inference_ms:.3f} ms (host wall clock)")
+    if result.inference_time_ms is not None:
+        print(f"  NPU time  {result.inference_time_ms:.3f} ms ({result.inference_time_source})")
+    if result.host_ms is not None:
+        print(f"  host time {result.host_ms:.3f} ms (host wall clock)")
     for o in result.outputs:
         q = f", scale {o.spec.scale:.6g}, zero point {o.spec.zero_point}" if o.spec.scale is not None else ""
         print(f"  output    {o.spec.name} {o.spec.dtype}{list(o.spec.shape)}{q}")

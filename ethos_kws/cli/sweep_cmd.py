@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..accel import ACCELERATORS, parse_accelerator_list
+from ..accel import ACCELERATORS, families, parse_accelerator_list
 from ..model import resolve_model
 from ..sweeps import (
     check_fvp_available,
@@ -41,7 +41,12 @@ def register(sub) -> None:
         "instant and an interrupted sweep resumes.\n\n"
         "Without --model / $ETHOS_KWS_MODEL / a cached or downloadable ML-zoo model, the sweep runs "
         "on a synthetic 32-cluster DS-CNN-L and labels every result 'synthetic stand-in'.\n\n"
-        f"accelerators: all = {', '.join(ACCELERATORS)}",
+        f"accelerators: all = {', '.join(ACCELERATORS)}; families: {', '.join(families())}\n\n"
+        "examples:\n"
+        "  ethos-kws sweep                                  # all eleven configurations\n"
+        "  ethos-kws sweep --accel u85                      # the five Ethos-U85 sizes\n"
+        "  ethos-kws sweep --accel u55-128,u85-256 --json\n"
+        "  ethos-kws sweep --accel u85 --system-config Ethos_U85_SYS_DRAM_High",
         func=run,
     )
     add_model_arg(p)

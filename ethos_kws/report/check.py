@@ -12,12 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..records import metric_fields
+from ..vela import CompileResult
 from .compare import compare_results
 from .gate import Finding, gate_findings
 from .load import ResultsError
 
-# Lower is better for all of these.
-CHECKED_METRICS = ("cycles_total", "cycles_npu", "sram_bytes", "flash_bytes", "dram_bytes")
+# The compile figures declared with gate=True (records.metric); lower is better for all of them.
+CHECKED_METRICS = tuple(f.name for f in metric_fields(CompileResult) if f.metadata["gate"])
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,9 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
     fvp = fvp_table(run)
     if fvp is not None:
         blocks += [Heading(2, "Vela estimate vs FVP measurement", "fvp"), TableBlock(fvp), *fig("fvp.png")]
+    from .kws import kws_blocks  # accuracy / detection sections, when the document has them
+
+    blocks += kws_blocks(run.document, plots)
     blocks += [
         Heading(2, "Published reference figures (not ours)", "published"),
         Banner("The figures in the PUBLISHED column are Arm's published measurements (2021) of DS-CNN "

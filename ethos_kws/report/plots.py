@@ -283,4 +283,6 @@ PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
 
 
 def make_plots(run: RunResults) -> list[Plot]:
-    return [p for p in (build(run) for build in PLOT_BUILDERS) if p is not None]
+    from .kws import kws_plots  # keyword-spotting sections (accuracy, detection), when present
+
+    return [p for p in (build(run) for build in PLOT_BUILDERS) if p is not None] + kws_plots(run.document)
