@@ -4,7 +4,6 @@ to is a TEST DOUBLE (no FVP can run here), named as such."""
 
 from __future__ import annotations
 
-
 from ethos_kws.report import write_report
 from ethos_kws.report.fvp_layers import attach_profile, parse_operator_profile
 from ethos_kws.sweeps import sweep
