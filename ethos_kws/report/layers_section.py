@@ -76,7 +76,8 @@ def bound_summary_rows(run: RunResults) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"config": label, "network": next(iter(summary))}
         for b in BOUND_LABELS:
             v = summary.get(b, {"layers": 0, "cycles": 0})
-            row[b] = f"{v['cycles']:,} ({v['layers']} layers, {v['cycles'] / total:.0%})" if v["layers"] else ""
+            n = v["layers"]
+            row[b] = f"{v['cycles']:,} ({n} layer{'s' if n != 1 else ''}, {v['cycles'] / total:.0%})" if n else ""
         rows.append(row)
     return rows
 
