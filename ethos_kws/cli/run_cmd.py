@@ -74,7 +74,10 @@ def register(sub) -> None:
         "values must fit the input type, float values are quantized with the input's scale and "
         "zero point; pickles/object arrays, NaN and inf are refused.\n--input CLIP.wav: MFCC "
         "features of its first second (16 kHz mono).\nWithout --input: a seeded random input, "
-        "uniform over the quantized range (--seed).",
+        "uniform over the quantized range (--seed).\n\n"
+        "examples:\n"
+        "  ethos-kws run --backend npu-sim --accel u55-256 --input clip.wav\n"
+        "  ethos-kws run --backend npu-sim --accel u55-256 --trace   # NPU commands per Vela layer",
         func=run,
     )
     add_model_arg(p)
@@ -84,6 +87,9 @@ def register(sub) -> None:
                    help="run N seeded random inputs as consecutive steps of one stream (stateful "
                    "models carry their state); --json prints {sequence, steps: [document...]}")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line in output order (default: the 12 DS-CNN labels)")
+    p.add_argument("--trace", action="store_true",
+                   help="npu-sim: list the NPU commands executed per Vela layer (op, OFM blocks, bytes "
+                   "DMA'd, feature-map bytes read and written) beside Vela's cycles for the layer")
     add_backend_args(p)
     add_json_arg(p)
 
@@ -92,10 +98,14 @@ def run(args) -> int:
     from ..inputs import load_input_file, quantized_input_specs, random_inputs
     from ..labels import labels_for
 
-    if args.sequence is not None and (args.sequence < 1 or args.input):
-        from ..errors import UserError
+    from ..errors import UserError
 
+    if args.sequence is not None and (args.sequence < 1 or args.input):
         raise UserError("--sequence N needs N >= 1 and no --input (its steps are seeded random inputs)")
+    if args.trace and args.backend != "npu-sim":
+        raise UserError(f"--trace needs --backend npu-sim (the simulator records what it executes), not {args.backend}")
+    if args.trace and args.sequence is not None:
+        raise UserError("--trace runs one inference; drop --sequence")
     resolved, backend = open_backend(args)
     specs = list(backend.input_specs)
     if args.sequence is not None:
@@ -107,15 +117,28 @@ def run(args) -> int:
         inputs = random_inputs(specs, args.seed, quantized_input_specs(resolved.path, specs))
         source = f"seeded random input (seed {args.seed}), uniform over the quantized range"
         print(f"ethos-kws: no --input: using a {source}", file=sys.stderr)
+    trace = None
     with backend_stdout():
-        result = backend.run(inputs)
+        if args.trace:
+            from ..npu_trace import trace_run
+
+            result, trace = trace_run(backend, inputs)
+        else:
+            result = backend.run(inputs)
     n_classes = int(np.prod(result.outputs[0].spec.shape)) if result.outputs else 0
     labels = labels_for(n_classes, args.labels) if args.labels else (result.labels or labels_for(n_classes))
     result = dataclasses.replace(result, labels=labels)
     if args.json:
-        print_json(result.to_dict())
+        doc = result.to_dict()
+        if trace is not None:
+            doc["trace"] = trace.to_dict()
+        print_json(doc)
         return 0
     _print_human(result, resolved, source)
+    if trace is not None:
+        from ..npu_trace import format_trace
+
+        print(format_trace(trace))
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
+from .fvp_layers import fvp_layer_blocks
 from .layers_section import cpu_blocks, layer_blocks
 from .memory_section import memory_blocks
 from .roofline import roofline_blocks
@@ -189,7 +190,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
         inner = [TableBlock(config_detail_table(label, row))]
         layers = layer_table(label, result)
         if layers is not None:
-            inner.append(TableBlock(layers))
+            inner.append(TableBlock(layers, sortable=True))
         summary = (f"{label}: {fmt_int(row.get('cycles_total'))} cycles, "
                    f"{fmt_float(3)(row.get('inference_time_ms'))} ms, "
                    f"SRAM {fmt_kib(row.get('sram_bytes'))} KiB")
@@ -203,6 +204,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
     fvp = fvp_table(run)
     if fvp is not None:
         blocks += [Heading(2, "Vela estimate vs FVP measurement", "fvp"), TableBlock(fvp), *fig("fvp.png")]
+        blocks += fvp_layer_blocks(run)
     from .kws import kws_blocks  # accuracy / detection sections, when the document has them
 
     blocks += kws_blocks(run.document, plots)

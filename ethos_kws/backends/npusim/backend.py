@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,8 @@ class NpuSimBackend:
         if not has_npu and not cpu_only_ok:
             raise ModelError(f"{compiled_path}: not a Vela-compiled model (no '{CUSTOM_CODE}' operator)")
         self.behaviours = behaviours
+        # trace hook: called with (executor, command) before each operation runs (ethos_kws.npu_trace)
+        self.trace: Callable[[Executor, Any], None] | None = None
         self.graph = fb.ModelT.InitFromPackedBuf(self.model.data, 0)
         self.resources = cpu_side.ResourceVariables()
         # variable tensors an ethos-u operator reads (LSTM states): the NPU updates them in place
@@ -218,7 +220,8 @@ class NpuSimBackend:
                 data = values[t.index]
             data = np.ascontiguousarray(data.astype(t.dtype, copy=False))
             scratch[:, t.offset : t.offset + t.nbytes] = data.reshape(batch, -1).view(np.uint8)
-        step.executor.run(mem)
+        trace = self.trace
+        step.executor.run(mem, trace=None if trace is None else (lambda cmd: trace(step.executor, cmd)))
         for t in state:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             self.variables[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape).copy()
