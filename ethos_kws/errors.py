@@ -44,3 +44,11 @@ class BackendUnavailable(UserError):
 
 class CommandStreamError(UserError):
     """The NPU command stream is malformed or uses something the simulator does not model."""
+
+
+class OutputPathError(UserError):
+    """An output path (--out, the cache folder) that cannot be written or must not be replaced."""
+
+
+class StorageFullError(EthosKwsError):
+    """The disk filled up while writing; nothing half-written was kept. Exit code 1."""

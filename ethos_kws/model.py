@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import FetchError
+from .fsutil import remove_stale_temporaries, temp_prefix
 from .paths import cache_dir
 from .tflite import OpInfo, TfliteModel, load_tflite
 
@@ -217,7 +218,8 @@ def _download_verified(
 ) -> None:
     shown = _short(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    remove_stale_temporaries(dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=".part", dir=dest.parent)
     try:
         digest = hashlib.sha256()
         size = 0
