@@ -150,12 +150,24 @@ SYNTHETIC_SPEC = {"arch": "ds-cnn-l", "clusters": 32, "seed": 0}
 
 def synthetic_stand_in() -> ResolvedModel:
     """The seeded 32-cluster DS-CNN-L, built once and cached (byte-for-byte reproducible)."""
-    from .fsutil import atomic_write_bytes
+    from .fsutil import atomic_write_bytes, atomic_write_text
     from .synth import build_model
 
     path = cache_dir() / "models" / "synthetic_ds_cnn_l_clustered32_seed0.tflite"
+    digest = path.with_name(path.name + ".sha256")  # recorded when built, verified on every use
+    if path.is_file():
+        try:
+            intact = digest.read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            intact = False
+        if not intact:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            _stderr_warn(f"cache entry {path.name} was corrupt (sha256 differs from the one recorded); rebuilt")
     if not path.is_file():
-        atomic_write_bytes(path, build_model(**SYNTHETIC_SPEC))
+        data = build_model(**SYNTHETIC_SPEC)
+        atomic_write_bytes(path, data)
+        atomic_write_text(digest, hashlib.sha256(data).hexdigest() + "\n")
     m = load_tflite(path)
     return ResolvedModel(
         path, "synthetic stand-in", m.sha256, "synthetic DS-CNN-L, 32 clusters, seed 0"
