@@ -1,4 +1,4 @@
-"""Parity throughput: ``ethos-kws parity --vectors 100 --accel all`` end to end, and npu-sim latency.
+"""Parity throughput: ``ethos-kws parity --count 100 --accel all`` end to end, and npu-sim latency.
 
 Prints, for the real DS-CNN-L (``../shared/data/models/ds_cnn_l_int8io.tflite``; the synthetic
 32-cluster DS-CNN-L when it is missing):

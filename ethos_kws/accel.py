@@ -1,21 +1,24 @@
-"""The accelerator table: Ethos-U55/U65 MAC configurations and their default system configs.
+"""The accelerator table: Ethos-U55/U65/U85 MAC configurations and their default system configs.
 
-System configs and memory modes are read from the ini in ``vela_configs/`` that ethos-kws passes to
-Vela explicitly, so the clocks shown here are the ones Vela compiles with.
+System configs and memory modes are read from the ini that ships inside the installed Vela
+(``ethosu/config_files/Arm/vela.ini``), which ethos-kws passes to Vela explicitly, so the clocks
+shown here are the ones Vela compiles with and no copy of Arm's values can drift from them.
 """
 
 from __future__ import annotations
 
 import configparser
 import functools
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AcceleratorError
-from .paths import resource_dir
 
-VELA_INI_NAME = "ethos_kws.ini"
+# Vela's own ini, relative to the installed ``ethosu`` package (what `vela --config Arm/vela.ini`
+# names); found through the import system, never copied
+VELA_INI_PARTS = ("config_files", "Arm", "vela.ini")
 
 
 @dataclass(frozen=True)
@@ -34,19 +37,19 @@ class Accelerator:
 
     name: str  # ethos-kws spelling, e.g. "u55-128"
     vela_config: str  # Vela --accelerator-config, e.g. "ethos-u55-128"
-    npu: str  # family: "U55", "U65" (the COP1 header's product field)
+    npu: str  # family: "U55", "U65", "U85" (the COP1 header's product field)
     macs_per_cycle: int  # the whole NPU (both cores on a 2-core U65)
     cores: int  # U65-512 is two 256-MAC cores sharing out the OFM channels
     ofm_ublock: Block  # the MAC array's output micro-block (per core)
     ifm_ublock: Block  # the IFM micro-block the weight traversal walks (per core)
     shram_bytes: int  # internal SHRAM of the whole NPU (per core: shram_bytes // cores)
-    axi_bytes_per_beat: int  # AXI data width: 64-bit on U55, 128-bit on U65
+    axi_bytes_per_beat: int  # AXI data width: 64-bit on U55, 128-bit on U65 and U85
     default_system_config: str
     default_memory_mode: str
 
     @property
     def family(self) -> str:
-        """``u55``, ``u65``: the selector ``--accel u55`` expands to."""
+        """``u55``, ``u65``, ``u85``: the selector ``--accel u55`` expands to."""
         return self.npu.lower()
 
     @property
@@ -62,6 +65,7 @@ class Accelerator:
 # evaluation kit and MLIA pair them.
 _U55 = ("U55", "Ethos_U55_High_End_Embedded", "Shared_Sram", 8)
 _U65 = ("U65", "Ethos_U65_High_End", "Dedicated_Sram", 16)
+_U85 = ("U85", "Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram", 16)
 
 # One row per configuration: name, family, MACs/cycle, cores, OFM ublock, IFM ublock, SHRAM KiB.
 # Micro-blocks and core counts follow Vela's architecture_features accelerator configs; SHRAM size
@@ -73,6 +77,11 @@ _ROWS = [
     ("u55-256", _U55, 256, 1, Block(2, 2, 8), Block(2, 2, 8), 48),
     ("u65-256", _U65, 256, 1, Block(2, 2, 8), Block(2, 2, 8), 48),
     ("u65-512", _U65, 512, 2, Block(2, 2, 8), Block(2, 2, 8), 96),
+    ("u85-128", _U85, 128, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
+    ("u85-256", _U85, 256, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
+    ("u85-512", _U85, 512, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
+    ("u85-1024", _U85, 1024, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
+    ("u85-2048", _U85, 2048, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
 ]
 
 ACCELERATORS: dict[str, Accelerator] = {
@@ -127,15 +136,28 @@ def parse_accelerator_list(spec: str | list[str] | None) -> list[Accelerator]:
 
 
 def vela_ini_path() -> Path:
-    return resource_dir("vela_configs") / VELA_INI_NAME
+    """``ethosu/config_files/Arm/vela.ini`` of the installed Vela."""
+    spec = importlib.util.find_spec("ethosu")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(base).joinpath(*VELA_INI_PARTS)
+        if path.is_file():
+            return path
+    raise AcceleratorError(
+        "the installed Vela has no ethosu/config_files/Arm/vela.ini; reinstall ethos-u-vela==5.2.0"
+    )
 
 
 @dataclass(frozen=True)
 class SystemConfig:
+    """One ``[System_Config.*]`` of the ini. ``*_ports_used`` is U85 vocabulary: how many AXI ports
+    of the NPU reach that memory (Vela multiplies its bandwidth by it); absent means 1."""
+
     name: str
     core_clock_hz: float
     axi0_port: str
     axi1_port: str
+    axi0_ports_used: int = 1  # e.g. Sram_ports_used=2 on Ethos_U85_SYS_DRAM_Mid
+    axi1_ports_used: int = 1  # e.g. Dram_ports_used=1 on Ethos_U85_SYS_DRAM_Mid
 
 
 @functools.lru_cache(maxsize=4)
@@ -153,9 +175,11 @@ def system_configs(ini: Path | None = None) -> dict[str, SystemConfig]:
         if section.startswith("System_Config."):
             name = section.split(".", 1)[1]
             s = cp[section]
+            axi0, axi1 = s.get("axi0_port", ""), s.get("axi1_port", "")
             out[name] = SystemConfig(
-                name, float(s["core_clock"]), s.get("axi0_port", ""), s.get("axi1_port", "")
-            )
+                name, float(s["core_clock"]), axi0, axi1,
+                int(s.get(f"{axi0}_ports_used", 1)), int(s.get(f"{axi1}_ports_used", 1)),
+            )  # fmt: skip
     return out
 
 

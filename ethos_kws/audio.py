@@ -12,12 +12,17 @@ DS-CNN models were trained with (see docs/kws-frontend.md):
 * ``log(max(x, 1e-12))``, then TF ``MfccDct``: sqrt(2/40) * cos(pi/40 * i * (j + 0.5)), 10 coefficients.
 
 WAV files: a small RIFF parser (the stdlib ``wave`` module of Python 3.11 refuses float and
-WAVE_FORMAT_EXTENSIBLE files, and its errors are not actionable). Supported: mono, 16 kHz, integer
-PCM of 8 (unsigned), 16, 24 or 32 bits and IEEE float of 32 or 64 bits, plain or EXTENSIBLE.
-Integer samples are scaled by 2**-(bits-1) (16-bit: /32768, as TF's ``decode_wav``). Refused with a
-one-line ``InputDataError``: stereo or multi-channel audio (downmixing would change what the model
-hears; convert first, e.g. ``sox in.wav -c 1 out.wav``), sample rates other than 16 kHz (resample
-first, e.g. ``sox in.wav -r 16000 out.wav``), compressed formats, truncated or empty files.
+WAVE_FORMAT_EXTENSIBLE files, and its errors are not actionable). Supported: integer PCM of 8
+(unsigned), 16, 24 or 32 bits and IEEE float of 32 or 64 bits, plain or EXTENSIBLE, any channel
+count and sample rate. Integer samples are scaled by 2**-(bits-1) (16-bit: /32768, as TF's
+``decode_wav``). Other containers and codecs (FLAC, Ogg/Vorbis, AIFF, compressed WAV...) are read
+with ``soundfile`` (libsndfile) when it can. Refused with a one-line ``InputDataError``: what
+neither reader decodes, truncated or empty files.
+
+What the model hears is 16 kHz mono (``AudioReader``): several channels are averaged (as librosa's
+``to_mono``) and any other rate is resampled with ``soxr`` (``resample.py``). A 16 kHz mono file
+takes neither step: its samples reach the MFCC front end exactly as before, so the
+TensorFlow-exact path is unchanged byte for byte.
 
 Long recordings are streamed: ``iter_windows`` reads the file block by block and keeps only one
 window of MFCC frames, so memory stays bounded whatever the file length.
@@ -61,6 +66,9 @@ WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 _FORMAT_NAMES = {0x0002: "MS ADPCM", 0x0006: "A-law", 0x0007: "mu-law", 0x0011: "IMA ADPCM",
                  0x0055: "MP3"}
 _UNKNOWN_DATA_SIZE = 0xFFFFFFFF  # streaming writers leave the size unset
+# sane bounds for a header; outside them the file is corrupt, not unusual
+MAX_CHANNELS = 64
+MIN_RATE_HZ, MAX_RATE_HZ = 1000, 768000
 
 # (format, bits) -> (numpy dtype of one stored sample, scale to [-1, 1), offset)
 _SAMPLE_CODECS = {
@@ -164,25 +172,18 @@ def _parse_fmt(body: bytes, path: Path) -> tuple[int, int, int, int, int]:
     if (tag, bits) not in _SAMPLE_CODECS:
         kind = "float" if tag == WAVE_FORMAT_IEEE_FLOAT else "PCM"
         raise _bad(path, f"{bits}-bit {kind} WAV is not supported; use 8/16/24/32-bit PCM or 32/64-bit float")
-    if channels != 1:
-        raise _bad(
-            path,
-            f"WAV has {channels} channels; the model needs mono audio "
-            "(convert first, e.g. `sox in.wav -c 1 out.wav`)",
-        )
-    if rate != SAMPLE_RATE_HZ:
-        raise _bad(
-            path,
-            f"WAV sample rate is {rate} Hz; the model needs {SAMPLE_RATE_HZ} Hz "
-            "(resample first, e.g. `sox in.wav -r 16000 out.wav`)",
-        )
+    if channels < 1 or channels > MAX_CHANNELS:
+        raise _bad(path, f"malformed WAV 'fmt ' chunk ({channels} channels)")
+    if rate < MIN_RATE_HZ or rate > MAX_RATE_HZ:
+        raise _bad(path, f"WAV sample rate {rate} Hz is outside {MIN_RATE_HZ}..{MAX_RATE_HZ} Hz")
     if block_align != channels * bits // 8:
-        raise _bad(path, f"malformed WAV 'fmt ' chunk (block align {block_align} for {bits}-bit mono)")
+        raise _bad(path, f"malformed WAV 'fmt ' chunk (block align {block_align} for "
+                         f"{channels} channel(s) of {bits} bits)")
     return tag, channels, rate, bits, block_align
 
 
 class WavReader:
-    """A mono 16 kHz WAV file, read block by block as float32 in [-1, 1)."""
+    """A WAV file as stored (any rate), read block by block as mono float32 in [-1, 1)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -212,11 +213,11 @@ class WavReader:
         self._f.close()
 
     def read(self, n: int) -> np.ndarray:
-        """Up to ``n`` samples as float32; an empty array at the end."""
+        """Up to ``n`` sample frames, mono float32 (channels averaged); empty at the end."""
         n = min(n, self._left)
         if n <= 0:
             return np.zeros(0, np.float32)
-        width = self.info.bits_per_sample // 8
+        width = self.info.bits_per_sample // 8 * self.info.channels
         raw = self._f.read(n * width)
         if len(raw) < n * width:  # the file shrank under us
             raise _bad(self.path, "truncated WAV file (data ends early)")
@@ -234,19 +235,128 @@ def _decode(raw: bytes, info: WavInfo, path: Path) -> np.ndarray:
         values = np.frombuffer(raw, dtype).astype(np.float64)
     if info.format_tag == WAVE_FORMAT_IEEE_FLOAT and not np.all(np.isfinite(values)):
         raise _bad(path, "float WAV contains NaN or infinite samples")
+    if info.channels > 1:  # average in float64 before the one rounding to float32
+        values = values.reshape(-1, info.channels).mean(axis=1)
     return ((values + offset) * scale).astype(np.float32)
 
 
-def wav_info(path: str | os.PathLike) -> WavInfo:
-    with WavReader(path) as r:
+@dataclass(frozen=True)
+class AudioInfo:
+    """A recording as stored and as the model hears it (16 kHz mono, ``num_samples`` long)."""
+
+    path: Path
+    source_rate_hz: int
+    source_channels: int
+    source_samples: int  # per channel, at the source rate
+    encoding: str  # "16-bit PCM", "FLAC 24-bit"...
+    num_samples: int  # 16 kHz mono samples the front end sees
+    reader: str  # "wav" (ethos-kws' RIFF parser) or "soundfile"
+
+    sample_rate_hz = SAMPLE_RATE_HZ  # of what the model hears
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / SAMPLE_RATE_HZ
+
+    @property
+    def resampled(self) -> bool:
+        return self.source_rate_hz != SAMPLE_RATE_HZ
+
+    @property
+    def downmixed(self) -> bool:
+        return self.source_channels != 1
+
+    @property
+    def conversion(self) -> str:
+        """What was done to reach 16 kHz mono, for the output; empty when nothing."""
+        from .resample import QUALITY
+
+        steps = []
+        if self.downmixed:
+            steps.append(f"{self.source_channels} channels averaged to mono")
+        if self.resampled:
+            steps.append(f"resampled {self.source_rate_hz} Hz -> {SAMPLE_RATE_HZ} Hz (soxr {QUALITY})")
+        return ", ".join(steps)
+
+    def to_dict(self) -> dict:
+        return {"source_rate_hz": self.source_rate_hz, "source_channels": self.source_channels,
+                "encoding": self.encoding, "resampled": self.resampled,
+                "downmixed": self.downmixed, "conversion": self.conversion}
+
+
+class AudioReader:
+    """Any supported audio file, read block by block as 16 kHz mono float32.
+
+    16 kHz mono WAV files are passed through untouched; anything else is downmixed and resampled
+    as it streams, with the output cut or zero-extended to exactly ``round(n * 16000 / rate)``
+    samples (soxr's own length for a whole-file call), so the length is known before reading.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        from . import resample
+
+        self.path = Path(path)
+        try:
+            self._src = WavReader(self.path)
+            i = self._src.info
+            rate, channels, frames, encoding, reader = (i.sample_rate_hz, i.channels, i.num_samples,
+                                                        i.encoding, "wav")
+        except InputDataError as e:
+            if not _soundfile_may_read(self.path, e):
+                raise
+            self._src = resample.SoundfileSource(self.path, e)
+            rate, channels, frames, encoding, reader = (self._src.rate, self._src.channels,
+                                                        self._src.frames, self._src.encoding,
+                                                        "soundfile")
+        n = resample.output_length(frames, rate)
+        if n == 0:
+            self._src.close()
+            raise _bad(self.path, "recording is shorter than one sample at 16 kHz")
+        self.info = AudioInfo(self.path, rate, channels, frames, encoding, n, reader)
+        self._resampler = None if rate == SAMPLE_RATE_HZ else resample.StreamResampler(rate, n)
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._src.close()
+
+    def read(self, n: int) -> np.ndarray:
+        """Up to ``n`` 16 kHz mono float32 samples; an empty array at the end."""
+        if self._resampler is None:
+            return self._src.read(n)
+        return self._resampler.read(n, self._src)
+
+
+def _soundfile_may_read(path: Path, error: InputDataError) -> bool:
+    """Whether the RIFF parser's refusal is one libsndfile might overcome (another container or
+    a compressed WAV codec), rather than a missing, empty or truncated file."""
+    msg = str(error)
+    return path.is_file() and ("not a WAV file" in msg or "compressed WAV" in msg)
+
+
+def wav_info(path: str | os.PathLike) -> AudioInfo:
+    with AudioReader(path) as r:
         return r.info
 
 
 def read_wav(path: str | os.PathLike, max_samples: int | None = None) -> np.ndarray:
-    """Samples as float32 in [-1, 1); at most ``max_samples`` (memory stays bounded)."""
-    with WavReader(path) as r:
+    """16 kHz mono samples as float32 in [-1, 1); at most ``max_samples`` (memory stays bounded)."""
+    with AudioReader(path) as r:
         n = r.info.num_samples if max_samples is None else min(max_samples, r.info.num_samples)
-        return r.read(n)
+        parts, left = [], n
+        while left > 0:
+            block = r.read(left)
+            if block.size == 0:
+                break
+            parts.append(block)
+            left -= block.size
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,22 +457,36 @@ class FeatureWindow:
     features: np.ndarray  # (49, 10) float32
 
 
-def window_count(num_samples: int) -> int:
-    """1 s windows at a 0.5 s stride; the last one reaches the end (zero-padded) of the audio."""
+def window_count(num_samples: int, stride_samples: int = WINDOW_STRIDE_SAMPLES) -> int:
+    """1 s windows every ``stride_samples``; the last one reaches the end (zero-padded) of the audio."""
     extra = max(0, num_samples - CLIP_SAMPLES)
-    return 1 + -(-extra // WINDOW_STRIDE_SAMPLES)
+    return 1 + -(-extra // stride_samples)
 
 
-def iter_windows(path: str | os.PathLike, block_samples: int = 32000) -> Iterator[FeatureWindow]:
-    """Stream the (49, 10) features of every 1 s window (0.5 s stride) of a WAV file.
+def stride_samples_for(stride_ms: float) -> int:
+    """A window stride in samples; it must be a whole number of 20 ms MFCC frames, so every window's
+    frames lie on one global frame grid (computed once, shared by overlapping windows)."""
+    frame_ms = STRIDE_SAMPLES * 1000 / SAMPLE_RATE_HZ
+    frames = stride_ms / frame_ms
+    if not (stride_ms > 0) or abs(frames - round(frames)) > 1e-9 or round(frames) < 1:
+        raise InputDataError(f"--stride-ms must be a positive multiple of {frame_ms:g} ms (the MFCC "
+                             f"frame stride), got {stride_ms:g}")
+    return int(round(frames)) * STRIDE_SAMPLES
+
+
+def iter_windows(path: str | os.PathLike, block_samples: int = 32000,
+                 stride_samples: int = WINDOW_STRIDE_SAMPLES) -> Iterator[FeatureWindow]:
+    """Stream the (49, 10) features of every 1 s window (``stride_samples`` apart) of a recording.
 
     Frames are computed once on the global 20 ms grid and shared by overlapping windows; only one
     window's frames and one block of audio are held at a time.
     """
-    frames_per_stride = WINDOW_STRIDE_SAMPLES // STRIDE_SAMPLES  # 25
-    with WavReader(path) as reader:
-        total = window_count(reader.info.num_samples)
-        padded_len = CLIP_SAMPLES + (total - 1) * WINDOW_STRIDE_SAMPLES
+    if stride_samples <= 0 or stride_samples % STRIDE_SAMPLES:
+        raise InputDataError(f"window stride of {stride_samples} samples is not a whole number of frames")
+    frames_per_stride = stride_samples // STRIDE_SAMPLES  # 25 at 0.5 s
+    with AudioReader(path) as reader:
+        total = window_count(reader.info.num_samples, stride_samples)
+        padded_len = CLIP_SAMPLES + (total - 1) * stride_samples
         needed_frames = 1 + (padded_len - WINDOW_SAMPLES) // STRIDE_SAMPLES
         recent: deque[np.ndarray] = deque(maxlen=FRAMES_PER_CLIP)
         carry = np.zeros(0, np.float32)
@@ -388,6 +512,6 @@ def iter_windows(path: str | os.PathLike, block_samples: int = 32000) -> Iterato
                 first = frames_done - FRAMES_PER_CLIP  # global index of the window's first frame
                 if first >= 0 and first % frames_per_stride == 0:
                     idx = first // frames_per_stride
-                    yield FeatureWindow(idx, idx * WINDOW_STRIDE_SAMPLES / SAMPLE_RATE_HZ,
+                    yield FeatureWindow(idx, idx * stride_samples / SAMPLE_RATE_HZ,
                                         np.stack(recent))
                     emitted += 1

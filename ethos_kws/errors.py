@@ -43,7 +43,14 @@ class BackendUnavailable(UserError):
 
 
 class CommandStreamError(UserError):
-    """The NPU command stream is malformed or uses something the simulator does not model."""
+    """The NPU command stream is malformed: undefined opcodes or register values, accesses outside
+    a region, a truncated or inconsistent container. Exit code 2."""
+
+
+class NotModelledError(EthosKwsError):
+    """A valid model or command stream uses something the simulator does not model (a hardware
+    feature, an operator). Ours to fix, not the user's: exit code 1; parity records it as
+    ``unsupported: <what>``."""
 
 
 class OutputPathError(UserError):

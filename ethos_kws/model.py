@@ -334,6 +334,12 @@ class ModelInfo:
         d["warnings"] = list(self.warnings)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelInfo":
+        from .records import from_record
+
+        return from_record(cls, d)
+
 
 def _shape(m: TfliteModel, index: int) -> tuple[int, ...]:
     return m.tensor_spec(index).shape

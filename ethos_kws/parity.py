@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,20 +27,14 @@ import numpy as np
 
 from .accel import parse_accelerator_list
 from .backends import create_backend
-from .errors import BackendUnavailable, EthosKwsError, UserError
+from .errors import BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
+from .records import check_schema, from_record, to_record, versioned
+from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
 
 NPU_BACKENDS = ("npu-sim", "fvp")
 ORACLE_BACKEND = "cpu"
-# CPU kernels the oracle may use: TFLite Micro's reference kernels (the default: what runs on the
-# Cortex-M next to the NPU) or LiteRT's BUILTIN_REF. They differ, measured: LiteRT 2.x's int8
-# FULLY_CONNECTED rounds once, while TFLM and the NPU's TFL rounding mode (which Vela programs for
-# FC lowered to a 1x1 CONV) round twice. On DS-CNN-L, seed 0, vector 32 a logit sits on the tie:
-# 1 LSB before softmax, 9-10 LSB after. Against TFLM the NPU simulator is bit exact on every
-# vector; against LiteRT it differs on ~1-2% of random vectors, which is LiteRT's rounding, not
-# the NPU's. `--oracle ref` keeps the LiteRT comparison available.
-ORACLE_KERNELS = ("tflm", "ref")
-DEFAULT_ORACLE = "tflm"
+# the oracle's kernels and their default: one definition, shared with `vectors` (why: there)
 MAX_VECTORS = 100_000
 MAX_REPORTED_DIFFERENCES = 10
 REPORT_FILE = "parity.json"
@@ -61,7 +55,15 @@ class Difference:
     diff_lsb: float
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Difference":
+        return from_record(cls, d)
+
+
+# names a parity.json of layout 1 used (host times that were called inference times)
+LEGACY_KEYS = {"npu_inference_ms": "npu_host_ms", "cpu_inference_ms": "cpu_host_ms"}
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ class ConfigParity:
     max_abs_diff_lsb: float | None
     mismatched_elements: int | None
     top1_agreement: float | None
-    npu_inference_ms: float | None  # mean per vector, batch wall time / vectors
-    cpu_inference_ms: float | None
+    npu_host_ms: float | None  # host wall clock per vector (batch time / vectors), not NPU time
+    cpu_host_ms: float | None
     within_tolerance: bool
     first_differences: tuple[Difference, ...] = ()
     error: str | None = None  # why the NPU backend failed on this configuration
@@ -94,6 +96,11 @@ class ConfigParity:
         d["passed"] = self.passed
         d["first_differences"] = [x.to_dict() for x in self.first_differences]
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ConfigParity":
+        d = {LEGACY_KEYS.get(k, k): v for k, v in d.items()}
+        return from_record(cls, d)  # "passed" is derived: not a field, not read
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ class ParityReport:
         return all(r.passed for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return versioned({
             "model": dict(self.model),
             "npu": self.npu,
             "oracle": self.oracle,
@@ -129,7 +136,12 @@ class ParityReport:
             "passed": self.passed,
             "cpu_total_ms": self.cpu_total_ms,
             "results": [r.to_dict() for r in self.results],
-        }
+        })
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<parity>") -> "ParityReport":
+        check_schema(d, source)
+        return from_record(cls, d)  # "vectors" and "passed" are derived
 
 
 # ---- inputs ---------------------------------------------------------------------------------------
@@ -285,6 +297,11 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
     accel_names = _accel_names(accels)
+    if npu == "npu-sim":  # refuse a family the simulator cannot run before any work is done
+        from .backends.npusim.families import require_simulated
+
+        for acc in parse_accelerator_list(accel_names):
+            require_simulated(acc)
     model_info = _describe_model(model)
     model_path = Path(model_info["path"])
     tick = progress or (lambda label, done, total: None)
@@ -321,13 +338,15 @@ def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cp
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
     except EthosKwsError as e:
+        # a valid model the simulator cannot run names the one feature that stops it
+        why = f"unsupported: {e}" if isinstance(e, NotModelledError) else f"{type(e).__name__}: {e}"
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
-                            round(cpu_ms_per_vector, 4), False, (), f"{type(e).__name__}: {e}")
+                            round(cpu_ms_per_vector, 4), False, (), why)
     figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance,
                               output_steps(model_path, specs))
     return ConfigParity(accel=accel, compiler=compiler,
-                        npu_inference_ms=round(npu_ms / len(vset.inputs), 4),
-                        cpu_inference_ms=round(cpu_ms_per_vector, 4), **figures)
+                        npu_host_ms=round(npu_ms / len(vset.inputs), 4),
+                        cpu_host_ms=round(cpu_ms_per_vector, 4), **figures)
 
 
 def write_report(report: ParityReport, out_dir: str | os.PathLike) -> Path:

@@ -1,4 +1,7 @@
-"""Where things live: packaged data (vela_configs/, fvp/), the user cache, the shared test data."""
+"""Where things live: packaged data (fvp/), the user cache, the shared test data.
+
+The Vela ini is not ours: ``accel.vela_ini_path`` finds the one inside the installed Vela.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ _PKG = Path(__file__).resolve().parent
 
 
 def resource_dir(name: str) -> Path:
-    """A top-level data folder of the project (``vela_configs``, ``fvp``).
+    """A top-level data folder of the project (``fvp``).
 
     A wheel carries them under ``ethos_kws/_data/``; a source checkout or editable install has
     them beside the package.

@@ -8,72 +8,23 @@ configuration's Vela output in ``<out>/<accel>/``.
 
 from __future__ import annotations
 
-import csv
-import datetime as _dt
-import io
 import multiprocessing
 import os
-import platform
-import socket
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .accel import Accelerator, parse_accelerator_list
 from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec, warn
+from .cpu_fallback import npu_only_note
 from .errors import EthosKwsError
 from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
-from .model import ModelInfo, ResolvedModel, model_info, resolve_model
+from .model import ResolvedModel, model_info, resolve_model
+from .records import versioned
+from .results import CSV_COLUMNS, SweepResult
 
-# Scalar columns of results.csv, in order (layers stay in the JSON)
-CSV_COLUMNS = (
-    "accel", "system_config", "memory_mode", "optimise", "compiler", "core_clock_hz",
-    "macs_per_cycle", "cycles_npu", "cycles_total", "inference_time_ms", "inferences_per_second",
-    "sram_bytes", "flash_bytes", "dram_bytes", "npu_ops", "cpu_ops", "macs", "mac_utilization",
-    "encoded_weights_bytes", "original_weights_bytes", "vela_version", "model_sha256",
-    "compiled_model", "model_provenance",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    model: ModelInfo
-    results: tuple[CompileResult, ...]
-    out_dir: str | None = None
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    host: str = field(default_factory=lambda: f"{socket.gethostname()} ({platform.platform()}, {os.cpu_count()} cores)")
-    extra: dict[str, Any] = field(default_factory=dict)  # optional sections: "fvp", "parity"
-
-    def _row(self, r: CompileResult) -> dict[str, Any]:
-        # every row says what model it is about, so a synthetic stand-in can't pass for the real one
-        return {**r.to_dict(), "model_provenance": self.model.provenance}
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {
-            "model": self.model.to_dict(),
-            "results": [self._row(r) for r in self.results],
-            "created": self.created,
-            "host": self.host,
-        }
-        d.update(self.extra)
-        return d
-
-    def to_dataframe(self):
-        import pandas as pd
-
-        return pd.DataFrame([{c: self._row(r)[c] for c in CSV_COLUMNS} for r in self.results])
-
-    def csv_text(self) -> str:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in self.results:
-            row = self._row(r)
-            w.writerow({c: row[c] for c in CSV_COLUMNS})
-        return buf.getvalue()
-
+__all__ = ["CSV_COLUMNS", "SweepResult", "compile_all", "measure_fvp", "sweep", "write_sweep"]
 
 def default_out_dir(model: ResolvedModel) -> Path:
     return Path("reports") / "runs" / model.path.stem
@@ -93,8 +44,11 @@ def _pool_context():
 
 
 def _init_pool_worker(parent_pid: int) -> None:
+    import faulthandler
+
     from .vela_worker import die_with_parent
 
+    faulthandler.disable()  # a crash is reported by the parent, in one line
     die_with_parent(parent_pid)
 
 
@@ -234,7 +188,7 @@ def write_sweep(result: SweepResult, out: Path) -> SweepResult:
         atomic_write_json(tmp / "results.json", result.to_dict())
         atomic_write_text(tmp / "results.csv", result.csv_text())
         if "fvp" in result.extra:
-            atomic_write_json(tmp / "fvp.json", result.extra["fvp"])
+            atomic_write_json(tmp / "fvp.json", versioned({"results": result.extra["fvp"]}))
     return result
 
 
@@ -262,7 +216,7 @@ def measure_fvp(
 ) -> SweepResult:
     """Run each configuration once on a Corstone FVP and put the measurement beside Vela's
     estimate (``vela_over_fvp_cycles``). FVPs run one at a time: each is a heavy process."""
-    from .backends.fvp.backend import measure
+    from .backends.fvp.measurement import measure
 
     rows = []
     for r in result.results:
@@ -304,7 +258,21 @@ def format_table(results: Sequence[CompileResult]) -> str:
         )  # fmt: skip
         for r in results
     ]
-    return _table(header, rows, left=2)
+    return _table(header, rows, left=2) + cpu_fallback_lines(results)
+
+
+def cpu_fallback_lines(results: Sequence[CompileResult]) -> str:
+    """Below the table: the operators Vela left on the CPU, named with its reason, once per
+    distinct set (every configuration of one model usually leaves the same ones)."""
+    lines: list[str] = []
+    seen: dict[tuple, list[str]] = {}
+    for r in results:
+        if r.cpu_ops:
+            seen.setdefault(tuple(str(c) for c in r.cpu_operators) or r.cpu_op_names, []).append(r.accel)
+    for ops, accels in seen.items():
+        lines.append(f"NOTE ({', '.join(accels)}): {npu_only_note(len(ops))}")
+        lines += [f"  CPU: {op}" for op in ops]
+    return "".join("\n" + line for line in lines)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int) -> str:

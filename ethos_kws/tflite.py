@@ -12,13 +12,13 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ethosu.vela.tflite import BuiltinOperator as _BuiltinOperator
 from ethosu.vela.tflite import TensorType as _TensorType
 from ethosu.vela.tflite.Model import Model
 
-from .backends.base import TensorSpec
 from .errors import ModelError
 from .tflite_verify import verify_tflite
 
@@ -35,6 +35,40 @@ BUILTIN_OP_NAMES = {
     v: k for k, v in vars(_BuiltinOperator.BuiltinOperator).items() if not k.startswith("_")
 }
 MIN_TFLITE_BYTES = 8  # root offset + "TFL3"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output as the user sees it (the original model's view)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name: "int8", "float32", ...
+    scale: float | None = None
+    zero_point: int | None = None
+
+    def dequantize(self, data: np.ndarray) -> np.ndarray:
+        if self.scale is None or np.dtype(self.dtype).kind == "f":
+            return np.asarray(data, dtype=np.float32)
+        return (np.asarray(data, dtype=np.float32) - float(self.zero_point or 0)) * self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
+        return cls(str(d["name"]), tuple(int(x) for x in d["shape"]), str(d["dtype"]),
+                   d.get("scale"), d.get("zero_point"))
+
+    @property
+    def elements(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
 
 
 def tensor_type_name(t: int) -> str:

@@ -6,8 +6,9 @@
 
 Vectors 0..count-1 are uniform over the input's quantized range (``inputs.random_inputs`` with
 ``seed``); then one vector per ``*.wav`` in ``audio_dir`` (sorted by name): its MFCC features,
-quantized like any model input. Outputs come from the CPU backend (LiteRT reference kernels by
-default). The directory is built aside and renamed into place (``atomic_dir``).
+quantized like any model input. Outputs come from the CPU oracle: TFLite Micro's reference kernels
+by default (``DEFAULT_ORACLE``, the same default as ``parity``, so the files hold what parity
+compares the NPU against). The directory is built aside and renamed into place (``atomic_dir``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,9 +26,17 @@ from .backends.base import TensorSpec
 from .backends.cpu import CpuBackend
 from .errors import InputDataError, UserError
 from .fsutil import atomic_dir, atomic_save_npy, atomic_write_json
+from .records import check_schema, versioned
 from .inputs import features_to_input, quantized_input_specs, random_inputs
 
 MANIFEST = "manifest.json"
+# The CPU oracle of every command that writes or compares reference outputs (vectors, parity):
+# TFLite Micro's reference kernels, what runs on the Cortex-M next to the NPU. LiteRT 2.x's int8
+# FULLY_CONNECTED rounds once, TFLM and the NPU's TFL rounding mode round twice; on DS-CNN-L, seed
+# 0, vector 32 a logit sits on that tie, so a LiteRT reference would hold an output the NPU never
+# produces. ``ref`` (LiteRT BUILTIN_REF) stays available.
+ORACLE_KERNELS = ("tflm", "ref")
+DEFAULT_ORACLE = "tflm"
 MAX_COUNT = 100_000
 
 
@@ -56,6 +65,13 @@ class VectorSet:
             "output_dirs": list(self.output_dirs),
             "vectors": list(self.sources),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "VectorSet":
+        """Read a ``manifest.json`` (or ``to_dict``) back; ``out_dir`` defaults to ``.``."""
+        check_schema(d, str(d.get("out_dir", MANIFEST)))
+        return cls(Path(d.get("out_dir", ".")), str(d["model_sha256"]), str(d["kernels"]), int(d["seed"]),
+                   tuple(d["input_dirs"]), tuple(d["output_dirs"]), tuple(dict(v) for v in d["vectors"]))
 
 
 def tensor_dir_name(name: str) -> str:
@@ -89,7 +105,7 @@ def check_count(count: int) -> None:
 
 def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, count: int,
                   seed: int, audio_dir: str | os.PathLike | None = None,
-                  kernels: str = "ref") -> VectorSet:
+                  kernels: str = DEFAULT_ORACLE) -> VectorSet:
     check_count(count)
     clips = wav_clips(audio_dir) if audio_dir is not None else []
     if count == 0 and not clips:
@@ -120,7 +136,7 @@ def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
         manifest["runtime"] = backend.run(sets[0]).extra.get("runtime")
         manifest["inputs"] = [s.to_dict() for s in in_specs]
         manifest["outputs"] = [s.to_dict() for s in out_specs]
-        atomic_write_json(tmp / MANIFEST, manifest)
+        atomic_write_json(tmp / MANIFEST, versioned(manifest))
     return result
 
 

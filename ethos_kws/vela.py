@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,14 +30,20 @@ from .accel import (
     memory_modes,
     vela_ini_path,
 )
+from .cpu_fallback import CpuOperator, cpu_operators
 from .errors import CompileError, UserError
-from .fsutil import atomic_dir, atomic_write_json
+from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from .layers import LayerResult, layers_csv_text, parse_layers
+from .memory_map import Allocation, parse_allocations
+from .records import Record, check_schema, metric, versioned
 from .paths import cache_dir
 from .tflite import load_tflite
+from .vela_debug import debug_db_path, layer_bytes
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 3  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 6  # bump when CompileResult or the cache layout changes
 KIB = 1024
+LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
 
 def vela_version() -> str:
@@ -45,38 +51,32 @@ def vela_version() -> str:
 
 
 @dataclass(frozen=True)
-class LayerResult:
-    name: str
-    op: str
-    cycles: int
-    macs: int
-    mac_utilization: float
+class CompileResult(Record):
+    """One Vela compile, normalized. The ``metric`` metadata is where each figure's label, unit and
+    direction are defined; the report, ``results.csv``, ``check`` and ``compare`` read it."""
 
-
-@dataclass(frozen=True)
-class CompileResult:
     accel: str
     system_config: str
     memory_mode: str
     optimise: str
-    arena_cache_size_bytes: int | None
+    arena_cache_size_bytes: int | None = metric("arena cache size", "bytes")
     compiler: str  # "regor" (Vela's default core) or "legacy" (--debug-force-legacy-core)
-    core_clock_hz: float
-    macs_per_cycle: int
-    cycles_npu: int
-    cycles_total: int
-    inference_time_ms: float
-    inferences_per_second: float
-    sram_bytes: int
-    flash_bytes: int
-    dram_bytes: int
-    npu_ops: int
-    cpu_ops: int
+    core_clock_hz: float = metric("core clock", "hz")
+    macs_per_cycle: int = metric("MACs per cycle", "count")
+    cycles_npu: int = metric("cycles (NPU)", "cycles", better="lower", gate=True)
+    cycles_total: int = metric("cycles (total)", "cycles", better="lower", gate=True)
+    inference_time_ms: float = metric("inference time", "ms", better="lower")
+    inferences_per_second: float = metric("inferences/s", "per_s", better="higher")
+    sram_bytes: int = metric("SRAM", "bytes", better="lower", gate=True)
+    flash_bytes: int = metric("flash", "bytes", better="lower", gate=True)
+    dram_bytes: int = metric("DRAM", "bytes", better="lower", gate=True)
+    npu_ops: int = metric("NPU ops", "count", better="lower")
+    cpu_ops: int = metric("CPU ops", "count", better="lower")
     cpu_op_names: tuple[str, ...]
-    macs: int
-    mac_utilization: float
-    encoded_weights_bytes: int
-    original_weights_bytes: int
+    macs: int = metric("MACs", "count")
+    mac_utilization: float = metric("MAC utilization", "ratio", better="higher")
+    encoded_weights_bytes: int = metric("encoded weights", "bytes", better="lower")
+    original_weights_bytes: int = metric("original weights", "bytes")
     vela_version: str
     model_sha256: str
     model_path: str
@@ -84,19 +84,12 @@ class CompileResult:
     output_dir: str
     cache_key: str
     layers: tuple[LayerResult, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cpu_op_names"] = list(self.cpu_op_names)
-        d["layers"] = [asdict(layer) for layer in self.layers]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CompileResult":
-        d = dict(d)
-        d["cpu_op_names"] = tuple(d.get("cpu_op_names", ()))
-        d["layers"] = tuple(LayerResult(**x) for x in d.get("layers", ()))
-        return cls(**d)
+    inference_time_source: str = "vela"  # inference_time_ms is Vela's estimate of the NPU's time
+    cpu_operators: tuple[CpuOperator, ...] = field(default_factory=tuple)  # with Vela's reasons
+    ini_sha256: str = ""  # the Vela ini compiled with (part of the gate's identity check)
+    # peak bytes per core clock cycle of each memory, as Vela computed them from the ini
+    memory_bytes_per_cycle: dict[str, float] = field(default_factory=dict)
+    allocations: tuple[Allocation, ...] = field(default_factory=tuple)  # Vela's tensor allocation
 
 
 @dataclass(frozen=True)
@@ -116,8 +109,10 @@ class CompileSpec:
     def accelerator(self) -> Accelerator:
         return get_accelerator(self.accel)
 
+    def ini_sha256(self) -> str:
+        return hashlib.sha256(vela_ini_path().read_bytes()).hexdigest()
+
     def cache_key(self) -> str:
-        ini = vela_ini_path().read_bytes()
         key = {
             "format": CACHE_FORMAT,
             "model_sha256": self.model_sha256,
@@ -128,7 +123,7 @@ class CompileSpec:
             "arena_cache_size": self.arena_cache_size,
             "legacy_core": self.legacy_core,
             "vela_version": vela_version(),
-            "ini_sha256": hashlib.sha256(ini).hexdigest(),
+            "ini_sha256": self.ini_sha256(),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -142,6 +137,8 @@ class CompileSpec:
             "--optimise", self.optimise,
             "--output-dir", str(out_dir),
             "--verbose-performance",
+            "--verbose-allocation",  # the tensor allocation behind the memory map
+            "--enable-debug-db",  # bytes per layer and memory, for the roofline
         ]  # fmt: skip
         if self.arena_cache_size is not None:
             argv += ["--arena-cache-size", str(self.arena_cache_size)]
@@ -222,8 +219,10 @@ def _verify_entry(entry: Path, key: str) -> CompileResult:
             what = "missing" if name not in actual else "not recorded" if name not in recorded else "changed"
             raise _CorruptEntry(f"{name} {what}")
     try:
-        result = CompileResult.from_dict(json.loads((entry / "compile.json").read_text()))
-    except (ValueError, TypeError, KeyError, RecursionError) as e:
+        doc = json.loads((entry / "compile.json").read_text())
+        check_schema(doc, "compile.json")
+        result = CompileResult.from_dict(doc)
+    except (ValueError, TypeError, KeyError, RecursionError, UserError) as e:
         raise _CorruptEntry(f"compile.json does not describe a compile ({type(e).__name__})") from None
     problem = _type_problem(result)
     if problem:
@@ -238,27 +237,32 @@ def _verify_entry(entry: Path, key: str) -> CompileResult:
     return replace(result, output_dir=str(entry), compiled_model=str(compiled))
 
 
-_FIELD_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "int | None": (int, type(None))}
+_FIELD_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                "int | None": (int, type(None)), "float | None": (int, float, type(None)),
+                "str | None": (str, type(None))}
 
 
-def _type_problem(result: CompileResult) -> str | None:
+def _type_problem(record: Any, where: str = "") -> str | None:
+    """The first field of a (nested) result record whose value is not of its declared type."""
     import dataclasses
     import math
 
-    for f in dataclasses.fields(result):
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
         want = _FIELD_TYPES.get(str(f.type))
-        value = getattr(result, f.name)
-        if want is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, want):
-            return f"{f.name} is {value!r}, not {f.type}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{f.name} is {value!r}"
-    for layer in result.layers:
-        if not (isinstance(layer.cycles, int) and isinstance(layer.macs, int) and isinstance(layer.name, str)):
-            return f"layer {layer.name!r} has malformed fields"
-    if not all(isinstance(n, str) for n in result.cpu_op_names):
-        return "cpu_op_names are not names"
+        if want is not None:
+            if isinstance(value, bool) and bool not in want or not isinstance(value, want):
+                return f"{where}{f.name} is {value!r}, not {f.type}"
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{where}{f.name} is {value!r}"
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    problem = _type_problem(item, f"{where}{f.name}[{i}].")
+                    if problem:
+                        return problem
+                elif str(f.type) == "tuple[str, ...]" and not isinstance(item, str):
+                    return f"{where}{f.name}[{i}] is {item!r}, not a string"
     return None
 
 
@@ -334,7 +338,7 @@ def export_result(result: CompileResult, out_dir: Path, *, staging: Path | None 
         for f in src.iterdir():
             if f.name != "compile.json" and f.name != ENTRY_DIGESTS:
                 shutil.copy2(f, tmp / f.name)
-        atomic_write_json(tmp / "compile.json", exported.to_dict())
+        atomic_write_json(tmp / "compile.json", versioned(exported.to_dict()))
 
     if staging is not None:
         staging.mkdir(parents=True, exist_ok=True)
@@ -355,12 +359,13 @@ def _run_vela_into_cache(spec: CompileSpec, contained: bool = True) -> CompileRe
         else:
             log = run_vela(spec.vela_argv(tmp), log_path=log_path)
         result = parse_vela_output(spec, tmp, log, key)
+        atomic_write_text(tmp / LAYERS_CSV, layers_csv_text(result.layers))
         final = replace(
             result,
             output_dir=str(entry),
             compiled_model=str(entry / Path(result.compiled_model).name),
         )
-        atomic_write_json(tmp / "compile.json", final.to_dict())
+        atomic_write_json(tmp / "compile.json", versioned(final.to_dict()))
         atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
     return final
 
@@ -460,12 +465,13 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
 
     cycles_total = int(round(num("cycles_total")))
     macs = int(round(num("nn_macs")))
-    layers = tuple(_layers(layers_path)) if layers_path.is_file() else ()
-    compiled_model = load_tflite(compiled)
-    cpu_ops = tuple(o.opcode for o in compiled_model.operators() if o.custom_code != "ethos-u")
+    moved = layer_bytes(debug_db_path(out, stem))
+    layers = parse_layers(layers_path, spec.model_path, moved) if layers_path.is_file() else ()
+    cpu_fallback = cpu_operators(compiled, log)
+    cpu_ops = tuple(c.op for c in cpu_fallback)
     npu_ops = _count_from_log(log, "NPU operators")
     if npu_ops is None:
-        npu_ops = sum(1 for layer in layers if layer.cycles or layer.macs)
+        npu_ops = sum(1 for layer in layers if layer.target == "NPU" and (layer.cycles or layer.macs))
     return CompileResult(
         accel=acc.name,
         system_config=spec.system_config,
@@ -496,7 +502,31 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         output_dir=str(out),
         cache_key=key,
         layers=layers,
+        cpu_operators=cpu_fallback,
+        ini_sha256=spec.ini_sha256(),
+        memory_bytes_per_cycle=_bytes_per_cycle(s, num("core_clock")),
+        allocations=parse_allocations(log),
     )
+
+
+# Vela's summary column (GiB/s) -> our memory name
+_BANDWIDTH_COLUMNS = (
+    ("sram_bandwidth", "sram"),
+    ("dram_bandwidth", "dram"),
+    ("on_chip_flash_bandwidth", "on_chip_flash"),
+    ("off_chip_flash_bandwidth", "off_chip_flash"),
+)
+
+
+def _bytes_per_cycle(summary: dict[str, str], clock_hz: float) -> dict[str, float]:
+    """Vela's peak bandwidths (GiB/s in its summary) as bytes per core clock cycle."""
+    out = {}
+    for col, ours in _BANDWIDTH_COLUMNS:
+        try:
+            out[ours] = round(float(summary[col]) * (1 << 30) / clock_hz, 6)
+        except (KeyError, ValueError, ZeroDivisionError):
+            continue
+    return out
 
 
 def _arena_cache_size(spec: CompileSpec, summary: dict[str, str]) -> int | None:
@@ -524,22 +554,3 @@ def _count_from_log(log: str, label: str) -> int | None:
             except (ValueError, IndexError):
                 return None
     return None
-
-
-def _layers(path: Path) -> Iterator[LayerResult]:
-    for row in _read_csv(path):
-        try:
-            cycles = int(float(row.get("Op Cycles") or 0))
-            macs = int(float(row.get("MAC Count") or 0))
-            util = float(row.get("Util% (MAC)") or 0) / 100.0
-        except ValueError:
-            continue
-        if cycles == 0 and macs == 0:
-            continue  # activations Vela fused into the previous op
-        yield LayerResult(
-            name=row.get("Name", "").strip(),
-            op=(row.get("NNG Operator") or row.get("Original Operator") or "").strip(),
-            cycles=cycles,
-            macs=macs,
-            mac_utilization=util,
-        )

@@ -105,3 +105,87 @@ def test_classify_api_uses_run_batch(int8io_model, audio_dir):
     b.run_batch = lambda batch: calls.append(len(batch)) or real(batch)
     r = classify_wav(audio_dir / "up_mlek.wav", b)
     assert calls == [1] and r.best.label == "up" and r.to_dict()["detections"][0]["label"] == "up"
+
+
+def test_44khz_stereo_recording_is_resampled_and_says_so(tmp_path, audio_dir, int8io_model, capsys):
+    import soxr
+
+    x = soxr.resample(read_wav(audio_dir / "yes_tflm.wav").astype(np.float64), 16000, 44100)
+    stereo = np.round(np.stack([x, 0.9 * x], 1) * 32767).astype("<i2")
+    p = make_wav(tmp_path / "yes44.wav", raw=stereo.tobytes(), rate=44100, channels=2)
+    doc = _classify_json(capsys, p, "--model", int8io_model)
+    assert doc["label"] == "yes"
+    assert doc["audio"]["resampled"] and doc["audio"]["downmixed"]
+    assert doc["audio"]["source_rate_hz"] == 44100 and doc["audio"]["source_channels"] == 2
+    assert main(["classify", str(p), "--model", str(int8io_model)]) == 0
+    out = capsys.readouterr().out
+    assert "resampled 44100 Hz -> 16000 Hz (soxr HQ)" in out and "2 channels averaged" in out
+
+
+def test_batch_of_files_and_a_folder_give_one_table_and_one_json_document(tmp_path, audio_dir,
+                                                                             int8io_model, capsys):
+    clips = sorted(audio_dir.glob("*.wav"))
+    doc = _classify_json(capsys, audio_dir, clips[0], "--model", int8io_model)
+    assert doc["count"] == len(clips) + 1 == len(doc["results"])
+    by_name = {}
+    for r in doc["results"]:
+        by_name.setdefault(r["clip"], r)
+    for clip in clips:
+        want = _expected(clip)
+        if want is not None:
+            assert by_name[str(clip)]["label"] == want, clip.name
+    # batching across files gives the same scores as one file at a time
+    single = _classify_json(capsys, clips[3], "--model", int8io_model)
+    assert by_name[str(clips[3])]["top"] == single["top"]
+    capsys.readouterr()
+    assert main(["classify", str(clips[0]), str(clips[1]), "--model", str(int8io_model)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("2 files") and out[1].split()[:3] == ["file", "label", "score"]
+    assert clips[0].name in out[2] and clips[1].name in out[3]
+    assert main(["classify", str(tmp_path), "--model", str(int8io_model)]) == 2
+    assert "holds no audio files" in capsys.readouterr().err
+    assert main(["classify", str(clips[0]), str(tmp_path / "none.wav"), "--model", str(int8io_model)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_streaming_detection_merges_repeated_detections_into_events(tmp_path, audio_dir, int8io_model,
+                                                                     capsys):
+    names = ["silence_tflm", "yes_tflm", "silence_tflm", "silence_tflm", "no_tflm", "silence_tflm"]
+    x = np.concatenate([read_wav(audio_dir / f"{n}.wav") for n in names])
+    rec = make_wav(tmp_path / "rec.wav", x)
+    doc = _classify_json(capsys, rec, "--model", int8io_model, "--stride-ms", "100", "--average-ms", "300")
+    assert doc["stride_s"] == 0.1 and doc["average_windows"] == 3 and len(doc["windows"]) == 51
+    events = doc["events"]
+    assert [e["label"] for e in events] == ["yes", "no"], events
+    yes, no = events
+    # several windows see each word, yet each is one event around where the word is
+    assert yes["windows"] > 1 and no["windows"] > 1
+    assert 0.0 <= yes["start_s"] <= 1.0 < yes["end_s"] <= 2.9
+    assert 3.0 <= no["start_s"] <= 4.0 < no["end_s"] <= 5.9
+    assert len(doc["detections"]) == yes["windows"] + no["windows"]
+    # the averaged posterior of window i is the mean of windows i-2..i of the unaveraged run
+    raw = _classify_json(capsys, rec, "--model", int8io_model, "--stride-ms", "100", "--average-ms", "0")
+    s = np.array([w["scores"] for w in raw["windows"]])
+    np.testing.assert_allclose(doc["windows"][10]["scores"], s[8:11].mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(doc["windows"][0]["scores"], s[0], atol=1e-12)
+    report = tmp_path / "rep"
+    capsys.readouterr()
+    assert main(["classify", str(rec), "--model", str(int8io_model), "--stride-ms", "100",
+                 "--report", str(report)]) == 0
+    assert (report / "timeline.png").stat().st_size > 5000
+    assert "Keyword detection" in (report / "index.html").read_text()
+    assert main(["classify", str(rec), "--model", str(int8io_model), "--stride-ms", "30"]) == 2
+    assert "multiple of 20 ms" in capsys.readouterr().err
+
+
+def test_merge_events_joins_overlapping_windows_of_one_label_only():
+    from ethos_kws.classify import WindowScore, merge_events
+
+    def w(i, t, lab, s):
+        return WindowScore(i, t, ((lab, s),))
+
+    ev = merge_events([w(0, 0.0, "yes", 0.8), w(1, 0.5, "yes", 0.9), w(2, 1.0, "no", 0.8),
+                       w(6, 3.0, "no", 0.75), w(9, 4.5, "no", 0.95)], duration_s=5.2)
+    assert [(e.label, e.start_s, e.end_s, e.windows, e.score, e.peak_s) for e in ev] == [
+        ("yes", 0.0, 1.5, 2, 0.9, 0.5), ("no", 1.0, 2.0, 1, 0.8, 1.0),
+        ("no", 3.0, 4.0, 1, 0.75, 3.0), ("no", 4.5, 5.2, 1, 0.95, 4.5)]

@@ -61,7 +61,7 @@ def test_run_result_document(backends, int8io_model):
     assert out["scale"] == 1 / 256 and out["zero_point"] == -128
     assert all(isinstance(v, int) for v in out["data"]) and len(out["data"]) == 12
     assert np.allclose(d["scores"], (np.array(out["data"]) + 128) / 256)
-    assert d["top"]["label"] in DS_CNN_LABELS
+    assert d["top"][0]["label"] in DS_CNN_LABELS
     json.dumps(d)
 
 
@@ -159,8 +159,10 @@ def test_registry_names_and_errors(monkeypatch, int8io_model, tmp_path):
     monkeypatch.setitem(BACKENDS, "fvp", "needs_dep_backend:make_backend")
     with pytest.raises(BackendUnavailable, match="needs the Python package 'zz_missing_dependency'"):
         create_backend("fvp", int8io_model)
-    b = create_backend("cpu", int8io_model, kernels="builtin", accel="u55-128", platform="x")
-    assert b.name == "cpu" and b.kernels == "builtin"  # other backends' options are ignored
+    b = create_backend("cpu", int8io_model, kernels="builtin")
+    assert b.name == "cpu" and b.kernels == "builtin"
+    with pytest.raises(UserError, match="backend 'cpu' has no option 'accel'; it accepts: kernels, threads, labels"):
+        create_backend("cpu", int8io_model, kernels="builtin", accel="u55-128")
     with pytest.raises(UserError, match="unknown --kernels 'fast'"):
         create_backend("cpu", int8io_model, kernels="fast")
 
@@ -174,7 +176,7 @@ def test_backend_run_checks_dtype_and_shape(backends):
         b.run([np.zeros((1, 490), np.float32)])
     with pytest.raises(InputDataError, match="shape"):
         b.run([np.zeros((1, 491), np.int8)])
-    with pytest.raises(InputDataError, match="1 inputs, got 2"):
+    with pytest.raises(InputDataError, match=r"1 input\(s\), got 2"):
         b.run([np.zeros((1, 490), np.int8)] * 2)
 
 
@@ -269,3 +271,32 @@ def test_vela_compiled_model_is_refused(tmp_path):
     compiled = compile_model(model, "u55-128", out_dir=tmp_path / "out").compiled_model
     with pytest.raises(ModelError, match="Vela-compiled .*runs the original .tflite"):
         CpuBackend(compiled)
+
+
+def test_tflm_arena_is_sized_from_the_model(tmp_path):
+    """Small weights, large activations: TFLite Micro's default arena (10x the file) cannot hold
+    them; the oracle sizes and grows its arena and runs the model like LiteRT's reference kernels."""
+    import tflite_micro
+
+    from ethos_kws.synth import write_model
+
+    model = write_model(tmp_path / "wide.tflite", "conv2d", input_shape=(1, 96, 96, 16), out_channels=16)
+    with pytest.raises(RuntimeError, match="allocate"):  # the unsized default really fails
+        tflite_micro.runtime.Interpreter.from_bytes(model.read_bytes())
+    x = np.random.default_rng(0).integers(-128, 128, (1, 96, 96, 16), dtype=np.int8)
+    got = create_backend("cpu", model, kernels="tflm").run([x]).outputs[0].data
+    ref = create_backend("cpu", model, kernels="ref").run([x]).outputs[0].data
+    assert np.array_equal(got, ref) and len(np.unique(got)) > 10
+
+
+def test_tflm_arena_grows_until_allocation_succeeds(tmp_path, monkeypatch):
+    from ethos_kws.synth import build_model
+
+    monkeypatch.setattr(cpu, "tflm_arena_bytes", lambda model: 4096)  # far too small on purpose
+    data = build_model("conv2d", input_shape=(1, 48, 48, 8), out_channels=8)
+    interp = cpu.tflm_interpreter(data)
+    interp.set_input(np.zeros((1, 48, 48, 8), np.int8), 0)
+    interp.invoke()
+    monkeypatch.setattr(cpu, "TFLM_ARENA_MAX_BYTES", 8192)
+    with pytest.raises(RuntimeError, match="arena up to 8192 bytes"):
+        cpu.tflm_interpreter(data)

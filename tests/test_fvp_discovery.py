@@ -274,13 +274,19 @@ def test_doctor_without_fvp(no_fvp, capsys):
     assert main(["fvp", "doctor", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["ready"] is False and doc["ready_targets"] == []
-    assert len(doc["targets"]) == 4 and all(t["fvp"]["path"] is None for t in doc["targets"])
+    assert len(doc["targets"]) == 5 and all(t["fvp"]["path"] is None for t in doc["targets"])
+    u85 = doc["targets"][4]
+    assert (u85["platform"], u85["npu"], u85["executable"]) == ("corstone-320", "U85", "FVP_Corstone_SSE-320")
+    assert u85["num_macs"] == [128, 256, 512, 1024, 2048] and u85["memory_mode"] == "Dedicated_Sram_384KB"
+    assert any("`mlia backend install corstone-320`" in f for f in doc["fix"])
+    assert any("Corstone-320" in f and "PYTHONHOME" in f for f in doc["fix"])
     assert any("FVP executable(s) not found" in m for m in doc["missing"])
     assert any("arm-ecosystem-fvps" in f for f in doc["fix"])
     assert any("EULA" in f for f in doc["fix"])
     assert main(["fvp", "doctor"]) == 0
     text = capsys.readouterr().out
     assert "Missing:" in text and "To fix:" in text and U55_300 in text
+    assert "corstone-320 Ethos-U85  [not ready]" in text and "FVP_Corstone_SSE-320 not found" in text
 
 
 def test_doctor_finds_a_double_and_asks_its_version(no_fvp, monkeypatch, tmp_path, capsys):
@@ -322,3 +328,83 @@ def test_explicit_runner_built_for_another_target(tmp_path):
     assert search_runner(get_target("corstone-300", "U55"), f).runner.version == "26.03.0"
     s = search_runner(get_target("corstone-300", "U65"), f)
     assert s.runner is None and s.probes[0].note == "built for corstone-300/U55, not corstone-300/U65"
+
+
+# ---- Corstone-320 / Ethos-U85 ------------------------------------------------------------------
+
+U85_320 = "FVP_Corstone_SSE-320"
+
+
+@pytest.fixture
+def u85_target():
+    return get_target("corstone-320", "U85")
+
+
+def test_corstone_320_install_tree_with_its_bundled_python(u85_target, tmp_path):
+    root = tmp_path / "FVP_Corstone_SSE-320"
+    exe = double(root / "models/Linux64_GCC-9.3" / U85_320)
+    (root / "python" / "lib").mkdir(parents=True)
+    install = search(u85_target, tmp_path, ETHOS_KWS_FVP_DIR=str(root)).install
+    assert install.executable == exe and install.source == f"${ENV_FVP_DIR}"
+    assert install.env["PYTHONHOME"] == str(root / "python")
+
+
+def test_corstone_320_mlia_backend(u85_target, tmp_path):
+    repo = tmp_path / "home" / ".mlia"
+    exe = double(repo / "backends" / "corstone_320" / "models/Linux64_GCC-9.3" / U85_320)
+    (repo / "mlia_config.json").write_text(json.dumps({"backends": [
+        {"name": "corstone-320", "settings": {"backend_dir": "corstone_320", "profile": "default"}}]}))
+    assert search(u85_target, tmp_path).install.executable == exe
+
+
+def test_corstone_320_avh_image(u85_target, tmp_path):
+    vht = double(tmp_path / "VHT" / "VHT_Corstone_SSE-320")
+    assert search(u85_target, tmp_path).install.executable == vht
+
+
+def test_a_corstone_300_fvp_is_not_taken_for_u85(u85_target, tmp_path):
+    s = search(u85_target, tmp_path, explicit=double(tmp_path / U55_300))
+    assert s.install is None and "corstone-300 Ethos-U55 FVP, not corstone-320/U85" in s.probes[0].note
+
+
+def test_u85_runner_from_the_installed_wheel(u85_target):
+    """mlia-ethos-u 0.1.0 (the pinned range >=0.1,<0.2) ships the Corstone-320 Ethos-U85 runner."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("mlia-ethos-u")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("mlia-ethos-u is not installed in this environment (the 'fvp' extra)")
+    r = search_runner(u85_target).require()
+    assert r.path.parent.name == "inference_runner-sse-320-26.03.0-tflm-ethos-U85-Default-noTA"
+    assert r.source == f"mlia-ethos-u {version}" and r.version == "26.03.0"
+    assert r.path.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_u55_runner_refused_for_u85(u85_target, tmp_path):
+    f = tmp_path / "inference_runner-sse-300-26.03.0-tflm-ethos-U55-Default-noTA" / "mlek_inference_runner.axf"
+    f.parent.mkdir()
+    f.write_bytes(b"x")
+    s = search_runner(u85_target, f)
+    assert s.runner is None and s.probes[0].note == "built for corstone-300/U55, not corstone-320/U85"
+
+
+def test_doctor_ready_for_corstone_320(no_fvp, monkeypatch, tmp_path, capsys):
+    from ethos_kws.cli import main
+
+    exe = double(tmp_path / "fvp" / U85_320)
+    monkeypatch.setenv(ENV_FVP_DIR, str(exe.parent))
+    assert main(["fvp", "doctor", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    t = next(t for t in doc["targets"] if t["platform"] == "corstone-320")
+    assert t["ready"] is True and t["fvp"]["path"] == str(exe) and t["fvp"]["version"] == "11.27.19"
+    assert t["runner"]["path"].endswith("inference_runner-sse-320-26.03.0-tflm-ethos-U85-Default-noTA/mlek_inference_runner.axf")
+    assert doc["ready_targets"] == ["corstone-320/U85"]
+
+
+def test_cli_run_u85_without_fvp_names_corstone_320(no_fvp, int8io_model, capsys):
+    from ethos_kws.cli import main
+
+    rc = main(["run", "--backend", "fvp", "--model", str(int8io_model), "--accel", "u85-512"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and U85_320 in err[0] and "corstone-320" in err[0]

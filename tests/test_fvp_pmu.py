@@ -68,18 +68,46 @@ def test_oldest_format_has_no_total_and_none_is_invented(fvp_logs):
     assert report.missing() == [pmu.NPU_TOTAL, pmu.AXI0_READ, pmu.AXI0_WRITE, pmu.AXI1_READ]
 
 
-def test_u85_counter_names_are_parsed_raw(fvp_logs):
+def test_u85_counters_keep_their_sram_ext_names(fvp_logs):
+    """The real Corstone-320 (Ethos-U85) profile: SRAM/EXT ports, EXT writes counted too."""
     report = pmu.parse_pmu(console(fvp_logs, "mlek_new_format_u85.txt"))
     assert report.format == "mlek-text"
-    assert report.counters[pmu.NPU_ACTIVE] == 48560
-    assert report.counters[pmu.NPU_IDLE] == 526
-    assert report.counters[pmu.NPU_TOTAL] == 49086
-    assert report.counters["NPU ETHOSU_PMU_SRAM_RD_DATA_BEAT_RECEIVED"] == 143
-    assert report.counters["NPU ETHOSU_PMU_SRAM_WR_DATA_BEAT_WRITTEN"] == 135
-    assert report.counters["NPU ETHOSU_PMU_EXT_RD_DATA_BEAT_RECEIVED"] == 7838
-    assert report.counters["NPU ETHOSU_PMU_EXT_WR_DATA_BEAT_WRITTEN"] == 36
+    assert dict(report.counters) == {
+        pmu.NPU_ACTIVE: 48560,
+        pmu.NPU_IDLE: 526,
+        pmu.NPU_TOTAL: 49086,
+        pmu.SRAM_READ: 143,
+        pmu.SRAM_WRITE: 135,
+        pmu.EXT_READ: 7838,
+        pmu.EXT_WRITE: 36,
+    }
+    assert pmu.SRAM_READ == "NPU SRAM_RD_DATA_BEAT_RECEIVED"  # the driver's ETHOSU_PMU_ dropped
+    assert report.raw["NPU ETHOSU_PMU_SRAM_RD_DATA_BEAT_RECEIVED"] == 143  # as printed
+    assert report.missing(pmu.required_counters("U85")) == []
     # U85 ports are SRAM/EXT, not AXI0/AXI1: nothing is mapped onto the U55/U65 names
     assert pmu.AXI0_READ not in report.counters
+    assert report.missing() == [pmu.AXI0_READ, pmu.AXI0_WRITE, pmu.AXI1_READ]
+
+
+def test_port_counters_per_family():
+    assert pmu.required_counters("U55") == pmu.REQUIRED_COUNTERS == pmu.required_counters("u65")
+    u85 = pmu.port_counters("U85")
+    assert (u85.sram_read, u85.sram_write, u85.ext_read, u85.ext_write) == (
+        pmu.SRAM_READ, pmu.SRAM_WRITE, pmu.EXT_READ, pmu.EXT_WRITE)
+    assert pmu.port_counters("U55").ext_write is None
+    with pytest.raises(BackendError, match="Ethos-U99"):
+        pmu.port_counters("U99")
+
+
+def test_u85_axi_port_mismatch_line():
+    """The Corstone-320 runner's driver also checks the AXI port counts (format string from the
+    runner ELF: 'NPU config mismatch. npu.num_axi_sram=%u, optimizer.num_axi_sram=%u')."""
+    line = "E: ethosu_driver.c:410: NPU config mismatch. npu.num_axi_sram=2, optimizer.num_axi_sram=4"
+    assert pmu.find_errors(line)[0].kind == "npu-config-mismatch"
+    assert pmu.axi_ports_mismatch(line) == ("sram", 2, 4)
+    assert pmu.axi_ports_mismatch(line.replace("sram", "ext")) == ("ext", 2, 4)
+    assert pmu.axi_ports_mismatch("npu.num_axi_sram=2, optimizer.num_axi_ext=4") is None
+    assert pmu.macs_mismatch(line) is None
 
 
 def test_executorch_pmu_report_with_event_names(fvp_logs):

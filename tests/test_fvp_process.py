@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ethos_kws.backends.fvp import backend as fvp_backend
+from ethos_kws.backends.fvp import run as fvp_backend  # running and checking one FVP process
 from ethos_kws.backends.fvp.command import FvpCommand, build_argv
 from ethos_kws.backends.fvp.process import run_process
 from ethos_kws.backends.fvp.targets import target_for
@@ -41,7 +41,8 @@ if argv == ["--version"]:
 def after(flag):
     return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
 
-dump_path, dump_size = re.fullmatch(r"cpu0=(.+)@Memory:0x93000000,(\\d+)", after("--dump")[0]).groups()
+instance, dump_path, dump_size = re.fullmatch(r"([\\w.]+)=(.+)@Memory:0x93000000,(\\d+)", after("--dump")[0]).groups()
+(here / "dump_instance.txt").write_text(instance)
 ifm = next(d for d in after("--data") if d.endswith("@0x92000000")).rsplit("@", 1)[0]
 ifm_bytes = Path(ifm).read_bytes()
 (here / "ifm_seen.bin").write_bytes(ifm_bytes)
@@ -107,6 +108,9 @@ class FakeFvp:
 
     def pids(self) -> list[int]:
         return json.loads((self.root / "pids.json").read_text())
+
+    def dump_instance(self) -> str:
+        return (self.root / "dump_instance.txt").read_text()
 
 
 @pytest.fixture
@@ -313,12 +317,14 @@ def test_u65_uses_the_384k_mode_and_16_byte_beats(fake, tmp_path, fvp_logs, int8
     log = success_log(fvp_logs).replace("MACs/cc:    128", "MACs/cc:    256")
     fake.configure(log=log, dump_hex="00" * 12)
     b = create_backend("fvp", int8io_model, accel="u65-256", fvp=str(fake.path),
-                       runner=str(fake.runner), kernels="ignored")  # fmt: skip
+                       runner=str(fake.runner))  # fmt: skip
     assert b.compiled.memory_mode == "Dedicated_Sram_384KB"
     result = b.run([np.zeros((1, 490), np.int8)])
     fvp = result.extra["fvp"]
     assert fvp["axi0_read_bytes"] == 217385 * 16 and fvp["memory_mode"] == "Dedicated_Sram_384KB"
-    assert result.inference_ms == pytest.approx(681172 / 1e9 * 1e3)  # Ethos_U65_High_End: 1 GHz
+    # NPU time, not the host's: Ethos_U65_High_End runs at 1 GHz
+    assert result.inference_time_ms == pytest.approx(681172 / 1e9 * 1e3)
+    assert result.inference_time_source == "fvp" and result.host_ms is not None
     assert "ethosu.num_macs=256" in fake.argv()
     assert result.to_dict()["backend"] == "fvp"
 
@@ -329,7 +335,7 @@ def test_bad_inputs_are_user_errors(fake, tmp_path, fvp_logs, int8io_model):
 
     b = make_backend(int8io_model, accel="u55-128", fvp=fake.path, runner=fake.runner)
     with pytest.raises(InputDataError, match="shape"):
-        b.run([np.zeros((1, 49, 10), np.int8)])
+        b.run([np.zeros((1, 491), np.int8)])  # the element count decides, as on every backend
     with pytest.raises(InputDataError, match="int8"):
         b.run([np.zeros((1, 490), np.float32)])
 
@@ -393,3 +399,64 @@ def test_negative_counter(fake, tmp_path, fvp_logs):
     fake.configure(log=IFM_LINE + metrics + OFM_LINE, dump_hex="00" * 12)
     with pytest.raises(BackendError, match="negative PMU counter.*NPU IDLE"):
         _run(fake, tmp_path)
+
+
+# ---- Corstone-320 / Ethos-U85 through the same test double ----------------------------------------
+
+U85_COUNTERS = "mlek_new_format_u85.txt"
+
+
+def u85_log(fvp_logs: Path, macs: int = 256) -> str:
+    """A U85 run: the recorded banner with the U85 size, the real U85 profile block, the stat tail."""
+    return success_log(fvp_logs, U85_COUNTERS).replace("MACs/cc:    128", f"MACs/cc:    {macs}")
+
+
+@pytest.mark.parametrize("accel", ["u85-128", "u85-256", "u85-512", "u85-1024", "u85-2048"])
+def test_u85_run_reads_sram_and_ext_counters(fake, tmp_path, fvp_logs, accel):
+    macs = int(accel.split("-")[1])
+    fake.configure(log=u85_log(fvp_logs, macs), dump_hex="00" * 12)
+    run = _run(fake, tmp_path, accel=accel)
+    # axi0 = the SRAM port, axi1 = the external port (Vela's axi0_port=Sram / axi1_port=Dram)
+    assert run.counters == fvp_backend.NpuCounters(48560, 526, 49086, 143, 135, 7838, "mlek-text")
+    argv = fake.argv()
+    assert argv == build_argv(_cmd(fake, tmp_path, accel=accel))[1:]
+    assert f"mps4_board.subsystem.ethosu.num_macs={macs}" in argv
+    assert fake.dump_instance() == "mps4_board.subsystem.cpu0"
+
+
+def test_u85_run_without_ext_counters_fails(fake, tmp_path, fvp_logs):
+    log = "".join(l for l in u85_log(fvp_logs).splitlines(keepends=True) if "EXT_" not in l)
+    fake.configure(log=log, dump_hex="00" * 12)
+    with pytest.raises(BackendError, match="lacks NPU EXT_RD_DATA_BEAT_RECEIVED, NPU EXT_WR_DATA_BEAT_WRITTEN"):
+        _run(fake, tmp_path, accel="u85-256")
+
+
+def test_u55_counters_on_a_u85_run_are_not_taken(fake, tmp_path, fvp_logs):
+    fake.configure(log=success_log(fvp_logs).replace("MACs/cc:    128", "MACs/cc:    256"), dump_hex="00" * 12)
+    with pytest.raises(BackendError, match="lacks NPU SRAM_RD_DATA_BEAT_RECEIVED"):
+        _run(fake, tmp_path, accel="u85-256")
+
+
+def test_u85_axi_port_mismatch(fake, tmp_path, fvp_logs):
+    line = "E: ethosu_driver.c:410: NPU config mismatch. npu.num_axi_sram=2, optimizer.num_axi_sram=4\n"
+    fake.configure(log=line + "ERROR - Invoke failed.\n")
+    with pytest.raises(BackendError, match="2 SRAM AXI port.*compiled for 4.*Sram_ports_used"):
+        _run(fake, tmp_path, accel="u85-256")
+
+
+def test_u85_end_to_end(fake, tmp_path, fvp_logs, int8io_model):
+    from ethos_kws.backends import create_backend
+    from ethos_kws.vela import compile_model
+
+    fake.configure(log=u85_log(fvp_logs), dump_hex="00" * 12)
+    b = create_backend("fvp", int8io_model, accel="u85-256", fvp=str(fake.path), runner=str(fake.runner))
+    assert b.target.platform == "corstone-320"
+    assert (b.compiled.system_config, b.compiled.memory_mode) == ("Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram_384KB")
+    result = b.run([np.zeros((1, 490), np.int8)])
+    fvp = result.extra["fvp"]
+    assert fvp["platform"] == "corstone-320" and fvp["num_macs"] == 256
+    assert (fvp["axi0_read_bytes"], fvp["axi0_write_bytes"], fvp["axi1_read_bytes"]) == (143 * 16, 135 * 16, 7838 * 16)
+    assert result.inference_ms == pytest.approx(49086 / 1e9 * 1e3)  # Ethos_U85_SYS_DRAM_Mid: 1 GHz
+    compiled = compile_model(int8io_model, "u85-256", memory_mode="Dedicated_Sram_384KB")
+    assert fvp["vela_over_fvp_cycles"] == pytest.approx(compiled.cycles_npu / 48560)
+    assert f"{compiled.compiled_model}@0x90000000" in fake.argv()

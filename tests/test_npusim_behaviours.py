@@ -11,6 +11,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
 from ethos_kws.backends.npusim.behaviours import DEFAULT, Behaviours
 from ethos_kws.synth import write_model
+from ethos_kws.synth.opcases import build_case
 
 HARDWARE_SWITCHES = [f.name for f in dataclasses.fields(Behaviours) if f.name != "litert_fc_rounding"]
 # which real case shows each behaviour (the softmax's int32 pipeline lives in DS-CNN-L)
@@ -20,6 +21,7 @@ SHOWN_BY = {
     "minmax_no_clamp_32bit": "dscnn",
     "lut_index_plus_128": "dscnn",
     "padded_avg_round_away": "avgpool_same",
+    "lrelu_alpha_in_ofm_scale": "leaky_relu_int16",
 }
 
 
@@ -40,9 +42,14 @@ def cases(int8io_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("behaviours")
     rng = np.random.default_rng(11)
     avg = write_model(root / "avg.tflite", "avgpool", seed=4, input_shape=(1, 9, 7, 24))
+    lrelu = root / "lrelu16.tflite"
+    lrelu.write_bytes(build_case("leaky_relu_int16"))
     result = {}
-    for name, model, shape in (("dscnn", int8io_model, (1, 490)), ("avgpool_same", avg, (1, 9, 7, 24))):
-        inputs = [rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(8)]
+    for name, model, shape, dtype in (("dscnn", int8io_model, (1, 490), np.int8),
+                                      ("avgpool_same", avg, (1, 9, 7, 24), np.int8),
+                                      ("leaky_relu_int16", lrelu, (1, 6, 5, 8), np.int16)):
+        info = np.iinfo(dtype)
+        inputs = [rng.integers(info.min, int(info.max) + 1, shape, dtype=dtype) for _ in range(8)]
         expected = _oracle(model, inputs)
         compiled = [compile_with_vela(model, "u55-128", root / f"{name}-{c}", legacy_core=c == "legacy")
                     for c in ("regor", "legacy")]

@@ -1,5 +1,6 @@
-"""Malformed or unmodelled command streams end in one clear CommandStreamError: no crash, no hang,
-no runaway allocation; the CLI turns them into exit code 2 and one line."""
+"""Malformed command streams end in one clear CommandStreamError (exit 2), valid streams using
+something npu-sim does not model in NotModelledError (exit 1): no crash, no hang, no runaway
+allocation; the CLI turns them into one line."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ethos_kws.backends.npusim.container import (
 from ethos_kws.backends.npusim.executor import Executor
 from ethos_kws.backends.npusim.memory import Memory
 from ethos_kws.cli import main
-from ethos_kws.errors import CommandStreamError
+from ethos_kws.errors import CommandStreamError, NotModelledError, UserError
 from ethos_kws.synth import write_model
 from ethos_kws.tflite import load_tflite
 
@@ -43,12 +44,12 @@ def softmax_op(tmp_path_factory):
     return read_ethos_u_op(m, op), compiled
 
 
-def run_words(eop, words, seconds=10.0):
+def run_words(eop, words, seconds=10.0, error=CommandStreamError):
     payload = CommandPayload(eop.payload.config, np.asarray(words, dtype=np.uint32))
     mem = Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes, eop.fast_is_scratch,
                         eop.payload.config.shram_bytes)
     start = time.perf_counter()
-    with pytest.raises(CommandStreamError) as info:
+    with pytest.raises(error) as info:
         Executor(payload).run(mem)
     assert time.perf_counter() - start < seconds
     return str(info.value)
@@ -137,14 +138,23 @@ def test_too_many_operations_capped(softmax_op):
     (cmd0("NPU_SET_OFM_REGION", 0), "read-only region 0"),
     (cmd0("NPU_SET_IFM_REGION", 5), "region 5 is not backed"),
     (cmd0("NPU_SET_OFM_PRECISION", 0x7), "unsupported element size"),
-    (cmd0("NPU_SET_ACTIVATION", 3), "TANH/SIGMOID"),
+    (cmd0("NPU_SET_ACTIVATION", 7), "ACTIVATION function 7 is not defined"),
+    (cmd0("NPU_SET_ACTIVATION", 1 << 12), "clip range 1 is not defined"),
     (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 3 << 14), "rounding mode 3"),
-    (cmd0("NPU_SET_IFM_UPSCALE", 1), "IFM_UPSCALE mode 1"),
+])
+def test_malformed_register_values(softmax_op, extra, needle):
+    eop, _ = softmax_op
+    msg = run_words(eop, with_before([int(w) for w in eop.payload.words], "NPU_OP_POOL", extra))
+    assert needle in msg
+
+
+@pytest.mark.parametrize("extra, needle", [
     (cmd0("NPU_SET_ACC_FORMAT", 2), "FP_S5_10"),
 ])
 def test_unmodelled_register_values(softmax_op, extra, needle):
     eop, _ = softmax_op
-    msg = run_words(eop, with_before([int(w) for w in eop.payload.words], "NPU_OP_POOL", extra))
+    msg = run_words(eop, with_before([int(w) for w in eop.payload.words], "NPU_OP_POOL", extra),
+                    error=NotModelledError)
     assert needle in msg
 
 
@@ -154,14 +164,23 @@ def test_unmodelled_modes(softmax_op, op):
     words = [int(w) for w in eop.payload.words]
     i = first_op_index(words, op)
     words[i] = CMD0_CODE[op] | 12 << 16
-    assert "mode 12 is not modelled" in run_words(eop, words)
+    assert "mode 12 is not defined" in run_words(eop, words)
 
 
 def test_dma_stride_modes_refused(softmax_op):
     eop, _ = softmax_op
     words = with_before([int(w) for w in eop.payload.words], "NPU_OP_DMA_START",
-                        cmd0("NPU_SET_DMA0_SRC_REGION", 1 << 9))
-    assert "stride mode 1" in run_words(eop, words)
+                        cmd0("NPU_SET_DMA0_SRC_REGION", 3 << 9))
+    assert "undefined DMA stride mode 3" in run_words(eop, words)
+
+
+def test_not_modelled_is_not_a_user_error(softmax_op):
+    """A valid feature npu-sim lacks is ours (exit 1), not a malformed stream (exit 2)."""
+    assert not issubclass(NotModelledError, UserError) and issubclass(CommandStreamError, UserError)
+    eop, _ = softmax_op
+    words = with_before([int(w) for w in eop.payload.words], "NPU_OP_POOL",
+                        cmd0("NPU_SET_IFM_UPSCALE", 1))
+    assert "IFM_UPSCALE mode NEAREST" in run_words(eop, words, error=NotModelledError)
 
 
 @pytest.mark.parametrize("header, needle", [

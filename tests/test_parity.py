@@ -134,13 +134,13 @@ def test_bad_arguments_raise_user_errors(tmp_path, kwargs, fragment):
 
 def test_real_ds_cnn_l_is_bit_exact_on_all_six_accelerators(int8io_model, audio_dir):
     _npusim()
-    report = run_parity(int8io_model, "all", vectors=4, seed=0, audio_dir=audio_dir)
+    report = run_parity(int8io_model, SIX, vectors=4, seed=0, audio_dir=audio_dir)
     assert [r.accel for r in report.results] == SIX.split(",")
     assert report.model["provenance"] == "derived" and report.vectors == 4 + len(report.clips)
     for r in report.results:
         assert r.error is None, r.error
         assert r.bit_exact_fraction == 1.0 and r.max_abs_diff_lsb == 0 and r.mismatched_elements == 0
-        assert r.top1_agreement == 1.0 and r.npu_inference_ms > 0 and r.cpu_inference_ms > 0
+        assert r.top1_agreement == 1.0 and r.npu_host_ms > 0 and r.cpu_host_ms > 0
     assert report.passed
 
 
@@ -155,7 +155,7 @@ def test_single_op_matrix_is_bit_exact_on_six_accelerators(tmp_path, case, legac
     against LiteRT's reference kernels."""
     _npusim()
     model = write_model(tmp_path / "m.tflite", case.arch, **case.build_kwargs())
-    report = run_parity(model, "all", vectors=4, seed=1, legacy_core=legacy)
+    report = run_parity(model, SIX, vectors=4, seed=1, legacy_core=legacy)
     assert [r.accel for r in report.results] == SIX.split(",")
     for r in report.results:
         assert r.error is None, f"{case.id} on {r.label}: {r.error}"
@@ -172,7 +172,7 @@ def test_ds_cnn_matrix_is_bit_exact_against_tflm(tmp_path, case, legacy):
     _npusim()
     _tflm()
     model = write_model(tmp_path / "m.tflite", case.arch, **case.build_kwargs())
-    report = run_parity(model, "all", vectors=3, oracle="tflm", legacy_core=legacy)
+    report = run_parity(model, SIX, vectors=3, oracle="tflm", legacy_core=legacy)
     assert report.oracle == "cpu (tflm)"
     for r in report.results:
         assert r.error is None, f"{case.id} on {r.label}: {r.error}"
@@ -230,6 +230,24 @@ def test_backend_failure_is_recorded_per_config(tmp_path, monkeypatch):
     assert report.to_dict()["results"][0]["passed"] is False
 
 
+def test_not_modelled_is_recorded_as_unsupported(tmp_path, monkeypatch):
+    """A valid model npu-sim cannot run names the feature: "unsupported: X", not a parity figure."""
+    from ethos_kws.errors import NotModelledError
+
+    model = write_model(tmp_path / "fc.tflite", "fc")
+    real = parity.create_backend
+
+    def unmodelled_npu_test_double(name, path, **options):
+        if name == "npu-sim":
+            raise NotModelledError("ACTIVATION function SIGMOID is not modelled (test double)")
+        return real(name, path, **options)
+
+    monkeypatch.setattr(parity, "create_backend", unmodelled_npu_test_double)
+    r = run_parity(model, "u55-128", vectors=2).results[0]
+    assert r.error == "unsupported: ACTIVATION function SIGMOID is not modelled (test double)"
+    assert not r.passed and r.bit_exact_fraction is None
+
+
 # ---- CLI ------------------------------------------------------------------------------------------
 
 
@@ -243,7 +261,7 @@ def test_cli_table_json_and_report_file(int8io_model, tmp_path, capsys):
     assert doc["npu"] == "npu-sim" and doc["model"]["sha256"] == doc["model"]["sha256"].lower()
     assert [r["accel"] for r in doc["results"]] == ["u55-128", "u65-512"]
     for key in ("vectors", "bit_exact_fraction", "max_abs_diff_lsb", "mismatched_elements",
-                "top1_agreement", "npu_inference_ms", "cpu_inference_ms", "first_differences"):
+                "top1_agreement", "npu_host_ms", "cpu_host_ms", "first_differences"):
         assert key in doc["results"][0]
     assert json.loads((out / "parity.json").read_text()) == doc
 
@@ -331,7 +349,7 @@ def test_acceptance_cli_50_vectors_all_six_bit_exact(int8io_model, audio_dir, ex
     """Issue 4's acceptance command, as a user types it."""
     from ethos_kws.cli import main
 
-    argv = ["parity", "--model", str(int8io_model), "--accel", "all", "--vectors", "50", "--json"]
+    argv = ["parity", "--model", str(int8io_model), "--accel", SIX, "--vectors", "50", "--json"]
     rc = main(argv + ([extra[0], str(audio_dir)] if extra else []))
     doc = json.loads(capsys.readouterr().out)
     assert rc == 0

@@ -17,7 +17,7 @@ from ethos_kws.cli import main
 from ethos_kws.report import ResultsError, load_results, write_report
 from ethos_kws.sweeps import sweep
 
-CORE_PLOTS = {"time_cycles.png", "memory.png", "layers.png", "compute_bound.png", "published.png"}
+CORE_PLOTS = {"time_cycles.png", "memory.png", "layers.png", "compute_bound.png", "published.png", "roofline.png", "memory_map.png"}
 CORE_FILES = {"index.html", "report.md", "results.csv", "results.json"} | CORE_PLOTS
 
 

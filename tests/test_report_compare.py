@@ -40,7 +40,7 @@ def test_unmatched_configurations_are_listed(runs, int8io_model, tmp_path):
     sweep(int8io_model, accels="u55-128,u65-512", out_dir=tmp_path / "two")
     cmp = compare_results(runs[0], tmp_path / "two")
     assert cmp.configs == ("u55-128", "u65-512")
-    assert cmp.only_in_a == ("u55-32", "u55-64", "u55-256", "u65-256")
+    assert cmp.only_in_a == ("u55-32", "u55-64", "u55-256", "u65-256", *(f"u85-{m}" for m in (128, 256, 512, 1024, 2048)))
 
 
 def test_comparison_folder_and_cli(runs, tmp_path, capsys, monkeypatch):

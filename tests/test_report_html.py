@@ -243,7 +243,7 @@ def test_report_in_chromium(browser, full_report, tmp_path):
     assert page["errors"] == []
     pngs = sorted(p.name for p in full_report.glob("*.png"))
     assert pngs == sorted(["time_cycles.png", "memory.png", "layers.png", "compute_bound.png",
-                           "parity.png", "fvp.png", "published.png"])
+                           "parity.png", "fvp.png", "published.png", "roofline.png", "memory_map.png"])
     assert len(page["images"]) == len(pngs)
     for img in page["images"]:
         assert "error" not in img, img

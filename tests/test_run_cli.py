@@ -32,7 +32,9 @@ def test_json_document_and_seeded_random_input(capsys, int8io_model):
     assert doc["backend"] == "cpu" and doc["kernels"] == "ref"
     (o,) = doc["outputs"]
     assert set(o) == {"name", "shape", "dtype", "scale", "zero_point", "data"}
-    assert len(doc["scores"]) == 12 and doc["top"]["label"] is not None
+    assert len(doc["scores"]) == 12 and doc["top"][0]["label"] is not None
+    assert [set(t) for t in doc["top"]] == [{"index", "label", "score"}] * 3
+    assert doc["host_ms"] > 0 and "inference_time_ms" not in doc and "inference_ms" not in doc
     again = _run_json(capsys, "--model", int8io_model)
     assert again["outputs"] == doc["outputs"]  # reproducible
     other = _run_json(capsys, "--model", int8io_model, "--seed", "5")
@@ -42,7 +44,7 @@ def test_json_document_and_seeded_random_input(capsys, int8io_model):
 def test_wav_int_npy_and_float_npy_inputs_agree(tmp_path, capsys, int8io_model, audio_dir):
     clip = audio_dir / "stop_mlek.wav"
     by_wav = _run_json(capsys, "--model", int8io_model, "--input", clip)
-    assert by_wav["top"]["label"] == "stop"
+    assert by_wav["top"][0]["label"] == "stop"
     feats = wav_features(clip)
     np.save(tmp_path / "f.npy", feats)
     np.save(tmp_path / "q.npy", quantize(feats, 1.0809112787246704, 101).reshape(1, 490))
@@ -53,7 +55,7 @@ def test_wav_int_npy_and_float_npy_inputs_agree(tmp_path, capsys, int8io_model, 
 def test_float_model_and_kernel_choice(capsys, float_io_model, audio_dir):
     doc = _run_json(capsys, "--model", float_io_model, "--input", audio_dir / "off_nxp.wav",
                     "--kernels", "builtin")
-    assert doc["kernels"] == "builtin" and doc["top"]["label"] == "off"
+    assert doc["kernels"] == "builtin" and doc["top"][0]["label"] == "off"
     assert doc["outputs"][0]["dtype"] == "float32" and doc["outputs"][0]["scale"] is None
 
 

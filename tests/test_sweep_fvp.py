@@ -29,7 +29,7 @@ def test_sweep_measure_fvp_puts_measurement_beside_estimate(tmp_path, fvp_logs, 
     assert row["accel"] == "u55-128" and row["npu_active_cycles"] == 680611
     assert row["vela_over_fvp_cycles"] == vela["cycles_npu"] / 680611
     assert row["sweep_cycles_total"] == vela["cycles_total"]
-    assert json.loads((out / "fvp.json").read_text()) == doc["fvp"]
+    assert json.loads((out / "fvp.json").read_text()) == {"schema_version": 1, "results": doc["fvp"]}
     assert json.loads((out / "results.json").read_text())["fvp"] == doc["fvp"]
 
 

@@ -31,8 +31,9 @@ def test_layout_contents_and_reference_outputs(tmp_path, int8io_model, audio_dir
     assert [p.name for p in ins] == [f"{i}.npy" for i in range(n)] == [p.name for p in outs]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["vectors"][3] == {"index": 3, "source": "clip", "clip": clips[0].name}
-    assert manifest["kernels"] == "ref" and manifest["runtime"].startswith("litert")
-    ref = CpuBackend(int8io_model)
+    assert manifest["schema_version"] == 1
+    assert manifest["kernels"] == "tflm" and manifest["runtime"].startswith("tflm")  # parity's oracle
+    ref = CpuBackend(int8io_model, "tflm")
     random_values = []
     for i, (pi, po) in enumerate(zip(ins, outs)):
         x, y = np.load(pi), np.load(po)
@@ -82,3 +83,20 @@ def test_refuses_foreign_directory_and_bad_arguments(tmp_path, int8io_model, cap
                  str(tmp_path / "nodir"), "--out", str(tmp_path / "x")]) == 2
     assert "is not a directory" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_vectors_write_what_parity_compares_against(tmp_path, int8io_model):
+    """Vector 32 of seed 0 puts a DS-CNN-L logit on a rounding tie where LiteRT's FC rounds once and
+    TFLM and the NPU twice: the written reference must be what the NPU produces (issue 9)."""
+    from ethos_kws.backends import create_backend
+    from ethos_kws.parity import DEFAULT_ORACLE
+    from ethos_kws.vectors import write_vectors
+
+    vs = write_vectors(int8io_model, tmp_path / "v", count=33, seed=0)
+    assert vs.kernels == DEFAULT_ORACLE
+    x = np.load(tmp_path / "v" / "testing_input" / "input_int8" / "32.npy")
+    y = np.load(tmp_path / "v" / "testing_output" / "Identity_int8" / "32.npy")
+    npu = create_backend("npu-sim", int8io_model, accel="u55-128").run([x]).outputs[0].data
+    assert np.array_equal(npu, y)
+    litert = CpuBackend(int8io_model, "ref").run([x]).outputs[0].data
+    assert not np.array_equal(litert, y)  # the tie is real: the old default wrote another output

@@ -123,16 +123,18 @@ def test_vela_refusal_is_a_clear_error(tmp_path):
         run_vela([str(tmp_path / "missing.tflite"), "--output-dir", str(tmp_path)])
 
 
-def test_sweep_six_rows_cycles_fall_with_macs(int8io_model, tmp_path):
+def test_sweep_eleven_rows_cycles_fall_with_macs(int8io_model, tmp_path):
     s = ethos_kws.sweep(int8io_model, accels="all", out_dir=tmp_path / "run")
     assert [r.accel for r in s.results] == list(ACCELERATORS)
     assert all(r.cpu_ops == 0 for r in s.results)
     u55 = [r.cycles_total for r in s.results if r.accel.startswith("u55")]
     assert u55 == sorted(u55, reverse=True) and len(set(u55)) == 4
+    u85 = [r.cycles_total for r in s.results if r.accel.startswith("u85")]
+    assert u85 == sorted(u85, reverse=True) and len(set(u85)) == 5
     df = s.to_dataframe()
-    assert len(df) == 6 and list(df["accel"]) == list(ACCELERATORS)
+    assert len(df) == 11 and list(df["accel"]) == list(ACCELERATORS)
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert doc["model"]["sha256"] == s.model.sha256 and len(doc["results"]) == 6
+    assert doc["model"]["sha256"] == s.model.sha256 and len(doc["results"]) == 11
     rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
     assert [int(r["cycles_total"]) for r in rows] == [r.cycles_total for r in s.results]
     for r in s.results:
@@ -145,7 +147,7 @@ def test_interrupted_sweep_resumes(int8io_model, monkeypatch, tmp_path):
     compiled = []
     real = vela_mod.run_vela_contained
     monkeypatch.setattr(vela_mod, "run_vela_contained", lambda argv, *a: compiled.append(argv[2]) or real(argv, *a))
-    s = ethos_kws.sweep(int8io_model, accels="all", optimise="Size", jobs=1)
+    s = ethos_kws.sweep(int8io_model, accels="u55,u65", optimise="Size", jobs=1)
     assert len(s.results) == 6
     assert sorted(compiled) == ["ethos-u55-128", "ethos-u55-256", "ethos-u55-64", "ethos-u65-512"]
 

@@ -1,13 +1,17 @@
 """Backends: where a model runs. The table below is the only list; modules are imported lazily
 so that ``ethos-kws run --backend cpu`` never pays for the NPU simulator or FVP code.
 
-Every backend module has ``make_backend(model_path, **options) -> Backend``. Options a backend
-does not use are ignored (``run`` passes the union of all backends' flags).
+Every backend module has ``make_backend(model_path, *, option=default, ...) -> Backend``: its
+keyword parameters are the backend's options, declared once. ``create_backend`` refuses an option
+the backend does not declare (``UserError`` naming it and the accepted ones); the CLI passes a
+backend only the flags it declares and says which given flags do not apply.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 
 from ..errors import BackendUnavailable, UserError
@@ -31,9 +35,7 @@ def backend_names() -> tuple[str, ...]:
     return tuple(BACKENDS)
 
 
-def create_backend(name: str, model_path: str | os.PathLike, **options) -> Backend:
-    """Build backend ``name`` for ``model_path``; raises UserError for an unknown name and
-    BackendUnavailable when the backend (or a package it needs) is not installed."""
+def _factory(name: str):
     target = BACKENDS.get(name)
     if target is None:
         raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
@@ -54,4 +56,30 @@ def create_backend(name: str, model_path: str | os.PathLike, **options) -> Backe
     factory = getattr(module, factory_name, None)
     if factory is None:
         raise BackendUnavailable(f"backend {name!r}: {module_name} has no {factory_name}()")
+    return factory
+
+
+def backend_options(name: str) -> tuple[str, ...]:
+    """The options backend ``name`` accepts: its factory's keyword-only parameters."""
+    params = inspect.signature(_factory(name)).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_backend_options(name: str, options: dict) -> None:
+    """``UserError`` for the first option ``name`` does not declare, naming the accepted ones."""
+    accepted = backend_options(name)
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(f"backend {name!r} has no option {key!r}{hint}; it accepts: "
+                            f"{', '.join(accepted) or 'no options'}")
+
+
+def create_backend(name: str, model_path: str | os.PathLike, **options) -> Backend:
+    """Build backend ``name`` for ``model_path``; raises UserError for an unknown name or an option
+    the backend does not declare, and BackendUnavailable when the backend (or a package it needs)
+    is not installed."""
+    factory = _factory(name)
+    check_backend_options(name, options)
     return factory(model_path, **options)

@@ -28,10 +28,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, BackendUnavailable, InputDataError, ModelError, UserError
+from ..errors import BackendError, BackendUnavailable, ModelError, UserError
 from ..fsutil import atomic_write_json
 from ..paths import cache_dir
-from .base import OutputTensor, RunResult, TensorSpec
+from .base import OutputTensor, RunResult, TensorSpec, check_inputs
 
 PROBE_TIMEOUT_S = 120.0
 BATCH_CHUNK = 256  # inputs per resized invoke
@@ -44,6 +44,7 @@ class KernelChoice:
     summary: str
 
 
+DEFAULT_KERNELS = "ref"
 KERNELS: dict[str, KernelChoice] = {
     "ref": KernelChoice("litert", "BUILTIN_REF", "LiteRT reference kernels"),
     "builtin": KernelChoice("litert", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "LiteRT optimized kernels"),
@@ -101,14 +102,64 @@ class _LiteRT:
         self._interp.allocate_tensors()
 
 
+# TFLite Micro has one static arena. Its Python default (10x the model file) is too small for a
+# model with small weights and large activations, so the arena is sized from the model and grown
+# until allocation succeeds, up to a limit.
+TFLM_ARENA_MIN_BYTES = 64 << 10
+TFLM_ARENA_MAX_BYTES = 256 << 20
+
+
+def tflm_arena_bytes(model) -> int:
+    """First arena to try: every non-constant tensor once (no reuse: an upper bound of TFLM's
+    plan) twice over for its bookkeeping, and never below TFLM's own default."""
+    activations = 0
+    for sg in range(model.model.SubgraphsLength()):
+        for i in range(model.model.Subgraphs(sg).TensorsLength()):
+            t = model.tensor(i, sg)
+            if model.model.Buffers(t.Buffer()).DataLength() == 0:
+                n = int(np.prod(t.ShapeAsNumpy(), dtype=np.int64)) if t.ShapeLength() else 1
+                activations += n * 8  # widest element type; cheap to over-estimate
+    return max(TFLM_ARENA_MIN_BYTES, 10 * model.size_bytes, 2 * activations)
+
+
+def tflm_interpreter(model_data: bytes, model=None):
+    """A TFLite Micro interpreter for ``model_data`` whose arena fits the model: start at
+    ``tflm_arena_bytes`` and double on "failed to allocate" up to ``TFLM_ARENA_MAX_BYTES``."""
+    import tflite_micro
+
+    from ..tflite import parse_tflite
+
+    model = model or parse_tflite(model_data)
+
+    def attempt(size: int):
+        try:
+            return tflite_micro.runtime.Interpreter.from_bytes(model_data, arena_size=size), None
+        except RuntimeError as e:
+            return None, e
+
+    arena = tflm_arena_bytes(model)
+    interp, err = attempt(arena)
+    if interp is not None:
+        return interp
+    # TFLM says "failed to allocate tensors" for a kernel that refuses to prepare as well as for
+    # a small arena: one try at the limit tells them apart before growing step by step
+    limit = max(arena, TFLM_ARENA_MAX_BYTES)
+    if arena >= limit or attempt(limit)[0] is None:
+        raise RuntimeError(f"{_one_line(err)} (arena up to {limit} bytes)")
+    while interp is None:
+        arena = min(2 * arena, limit)
+        interp, err = attempt(arena)
+    return interp
+
+
 class _Tflm:
     def __init__(self, model_path: Path, resolver: None, threads: int | None):
-        import tflite_micro
+        from ..tflite import parse_tflite
 
-        from ..tflite import load_tflite
-
-        self._n_out = len(load_tflite(model_path).output_specs)
-        self._interp = tflite_micro.runtime.Interpreter.from_file(str(model_path))
+        data = Path(model_path).read_bytes()
+        model = parse_tflite(data, model_path)
+        self._n_out = len(model.output_specs)
+        self._interp = tflm_interpreter(data, model)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         for i, x in enumerate(inputs):
@@ -319,17 +370,7 @@ class CpuBackend:
         return self._outputs
 
     def _check(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != len(self._inputs):
-            raise InputDataError(f"the model has {len(self._inputs)} inputs, got {len(inputs)}")
-        out = []
-        for x, spec in zip(inputs, self._inputs):
-            a = np.asarray(x)
-            if a.dtype != np.dtype(spec.dtype):
-                raise InputDataError(f"input {spec.name!r} must be {spec.dtype}, got {a.dtype}")
-            if a.size != int(np.prod(spec.shape)):
-                raise InputDataError(f"input {spec.name!r} must have shape {spec.shape}, got {a.shape}")
-            out.append(np.ascontiguousarray(a.reshape(spec.shape)))
-        return out
+        return check_inputs(inputs, self._inputs)
 
     def _invoke(self, rt, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         try:
@@ -346,7 +387,7 @@ class CpuBackend:
         outputs = tuple(OutputTensor(s, np.asarray(r).reshape(s.shape)) for s, r in zip(self._outputs, raw))
         return RunResult(
             backend=self.name, model_sha256=self.model_sha256, outputs=outputs,
-            inference_ms=round(ms, 3),
+            host_ms=round(ms, 3),
             extra={"kernels": self.kernels,
                    "runtime": f"{self._choice.runtime} {self._runtime_version}"},
             labels=self.labels,
@@ -387,11 +428,10 @@ class CpuBackend:
         return rt
 
 
-def make_backend(model_path: str | os.PathLike, **options) -> CpuBackend:
-    """Registry factory. Options used: ``kernels`` (default "ref"), ``threads``, ``labels``."""
-    kernels = options.get("kernels") or "ref"
-    return CpuBackend(model_path, kernels, threads=options.get("threads", 1),
-                      labels=options.get("labels"))
+def make_backend(model_path: str | os.PathLike, *, kernels: str | None = None, threads: int | None = 1,
+                 labels: Sequence[str] | None = None) -> CpuBackend:
+    """Registry factory: ``kernels`` (DEFAULT_KERNELS when None), ``threads``, ``labels``; nothing else."""
+    return CpuBackend(model_path, kernels or DEFAULT_KERNELS, threads=threads, labels=labels)
 
 
 if __name__ == "__main__":

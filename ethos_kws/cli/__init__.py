@@ -8,39 +8,57 @@ is the only place that lists them. Errors become exit codes here and nowhere els
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 import sys
 import threading
 
 from ..errors import EthosKwsError, UserError
 
-# order = order in --help
-COMMAND_MODULES = (
-    "configs_cmd",
-    "model_cmd",
-    "compile_cmd",
-    "sweep_cmd",
-    "run_cmd",
-    "features_cmd",
-    "classify_cmd",
-    "vectors_cmd",
-    "disasm_cmd",
-    "parity_cmd",
-    "fvp_cmd",
-    "report_cmd",
-    "check_cmd",
+from . import (
+    accuracy_cmd,
+    check_cmd,
+    classify_cmd,
+    compile_cmd,
+    configs_cmd,
+    disasm_cmd,
+    features_cmd,
+    fvp_cmd,
+    model_cmd,
+    parity_cmd,
+    report_cmd,
+    run_cmd,
+    sweep_cmd,
+    vectors_cmd,
+)
+
+# order = order in --help; imported directly, so a broken command module fails loudly (it can never
+# silently drop out of --help)
+COMMANDS = (
+    configs_cmd,
+    model_cmd,
+    compile_cmd,
+    sweep_cmd,
+    run_cmd,
+    features_cmd,
+    classify_cmd,
+    accuracy_cmd,
+    vectors_cmd,
+    disasm_cmd,
+    parity_cmd,
+    fvp_cmd,
+    report_cmd,
+    check_cmd,
 )
 
 DESCRIPTION = """\
 Keyword spotting on Arm Ethos-U NPUs: compile a TFLite model with Vela for every Ethos-U55/U65
-configuration, run it on the CPU (LiteRT), on ethos-kws' bit-exact NPU simulator or on a Corstone
-FVP, check NPU-vs-CPU parity and write reports.
+configuration, run it on the CPU (LiteRT / TFLite Micro), on ethos-kws' bit-exact NPU simulator or
+on a Corstone FVP, check NPU-vs-CPU parity and write reports.
 
 Typical session:
   ethos-kws model fetch                 # download DS-CNN Clustered INT8 from Arm ML-zoo
   ethos-kws sweep                       # Vela on all six configs, one table
-  ethos-kws parity --accel all          # NPU simulator vs LiteRT reference kernels
+  ethos-kws parity --accel all          # NPU simulator vs the CPU oracle (TFLite Micro), bit for bit
   ethos-kws classify clip.wav           # MFCC front end + model on real audio
 """
 
@@ -55,13 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"ethos-kws {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{name}":
-                continue  # command not built yet
-            raise
+    for module in COMMANDS:
         module.register(sub)
     return parser
 

@@ -12,15 +12,22 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "check",
-        help="fail (exit 1) when cycles or memory grew against a baseline",
+        help="fail (exit 1) when cycles, memory, CPU operators or any layer grew against a baseline",
         description="Compare current results with a baseline results.json and exit 1 when any "
         "configuration's cycles (total or NPU) or memory (SRAM, flash, DRAM) grew by more than "
-        "--max-regression percent, or a baseline configuration is missing; each regression is "
-        "named (config and metric). Exit 0 otherwise.\n\n"
+        "--max-regression percent, a baseline configuration is missing, more operators run on the "
+        "CPU, any layer's cycles grew by more than --max-layer-regression percent (the layer is "
+        "named), or the model's sha256, the Vela version or the Vela ini differ (unless "
+        "--allow-model-change); each regression is named (config and metric). A baseline that "
+        "lacks a field the current run has is an error (exit 2): regenerate it. Exit 0 otherwise."
+        "\n\n"
         "Without --current, the baseline's configurations are compiled now (--model, else the "
         "baseline's model file, else the usual model resolution), so a Vela upgrade or a model "
         "change is caught.\n\n"
-        "example: ethos-kws check --baseline ci/baseline.json --max-regression 1",
+        "examples:\n"
+        "  ethos-kws check --baseline ci/baseline.json --max-regression 1\n"
+        "  ethos-kws check --baseline ci/baseline.json --current reports/runs/ds_cnn --max-layer-regression 5\n"
+        "  ethos-kws check --baseline old.json --model retrained.tflite --allow-model-change",
         func=run,
     )
     p.add_argument("--baseline", required=True, metavar="RESULTS", help="baseline results.json or run folder")
@@ -28,6 +35,11 @@ def register(sub) -> None:
     add_model_arg(p)
     p.add_argument("--max-regression", type=float, default=0.0, metavar="PCT",
                    help="allowed growth in percent (Vela is deterministic, so 0 means any growth fails)")
+    p.add_argument("--max-layer-regression", type=float, default=None, metavar="PCT",
+                   help="allowed growth of any one layer's cycles in percent (default: --max-regression)")
+    p.add_argument("--allow-model-change", action="store_true",
+                   help="compare even when the model sha256, Vela version or ini differ (layers are "
+                   "then matched by name where they still exist)")
     add_json_arg(p)
 
 
@@ -68,9 +80,13 @@ def run(args) -> int:
     else:
         current = current_by_compiling(baseline, args.model)
         label = f"{current['model'].get('path')} compiled now"
-    regressions = check_regression(baseline, current, args.max_regression)
+    regressions = check_regression(baseline, current, args.max_regression,
+                                   max_layer_regression_pct=args.max_layer_regression,
+                                   allow_model_change=args.allow_model_change)
     if args.json:
         print_json({"passed": not regressions, "max_regression_pct": args.max_regression,
+                    "max_layer_regression_pct": args.max_layer_regression,
+                    "allow_model_change": args.allow_model_change,
                     "baseline": args.baseline, "current": label,
                     "regressions": [r.to_dict() for r in regressions]})
     elif regressions:

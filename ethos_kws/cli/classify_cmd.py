@@ -1,56 +1,129 @@
-"""``ethos-kws classify CLIP.wav``: keyword spotting on a WAV file with any backend."""
+"""``ethos-kws classify A.wav [B.wav | DIR ...]``: keyword spotting on recordings, any backend."""
 
 from __future__ import annotations
 
 from .common import add_command, add_json_arg, add_model_arg, print_json
 from .run_cmd import add_backend_args, backend_stdout, open_backend
 
+EXAMPLES = """examples:
+  ethos-kws classify yes.wav                        one clip: label, score, top 3
+  ethos-kws classify a.wav b.flac clips/ --json     many files / a folder: a table, one JSON document
+  ethos-kws classify meeting.wav --stride-ms 100 --average-ms 300 --threshold 0.8
+                                                    stream a long recording: merged keyword events
+  ethos-kws classify rec.wav --backend npu-sim --accel u55-128 --report out/   timeline plot
+"""
+
 
 def register(sub) -> None:
-    from ..classify import DEFAULT_THRESHOLD
+    from ..classify import DEFAULT_AVERAGE_MS, DEFAULT_STRIDE_MS, DEFAULT_THRESHOLD
 
     p = add_command(
         sub, "classify",
-        help="classify a WAV clip (MFCC front end + model): label, score, top 3",
-        description="Compute the MFCC features of a 16 kHz mono WAV file and run the model. A clip "
-        "of up to 1 s gives its label, score and top 3. A longer recording is scanned with a 1 s "
-        "window every 0.5 s; every window whose top label is a keyword scoring at least "
-        "--threshold is reported with its time.",
+        help="classify audio files (MFCC front end + model): label, score, top 3, keyword events",
+        description="Compute the MFCC features of audio files (any rate or channel count; resampled "
+        "to 16 kHz mono with soxr when needed, and said so) and run the model. A clip of up to 1 s "
+        "gives its label, score and top 3. A longer recording is streamed as Arm's ML evaluation "
+        "kit does: a 1 s window every --stride-ms, the posteriors of the windows within "
+        "--average-ms averaged, and every window whose averaged top label is a keyword scoring at "
+        "least --threshold is a detection; overlapping detections of one keyword merge into one "
+        "event with start and end times. Several files or a folder give a table (or one JSON "
+        "document with --json).\n\n" + EXAMPLES,
         func=run,
     )
-    p.add_argument("clip", metavar="CLIP.wav", help="16 kHz mono WAV file")
+    p.add_argument("clips", nargs="+", metavar="AUDIO",
+                   help="audio files (WAV of any rate/channels, FLAC, Ogg, AIFF) or folders of them")
     add_model_arg(p)
     p.add_argument("--labels", metavar="FILE", help="labels, one per line in output order (default: the 12 DS-CNN labels)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="detection score threshold (0..1)")
+    p.add_argument("--stride-ms", type=float, default=DEFAULT_STRIDE_MS,
+                   help="window stride on long recordings (a multiple of the 20 ms MFCC frame stride)")
+    p.add_argument("--average-ms", type=float, default=DEFAULT_AVERAGE_MS,
+                   help="average the posteriors of the windows that start within this span "
+                   "(0 or <= stride: no averaging)")
+    p.add_argument("--report", metavar="DIR", help="also write a report (timeline plot of every "
+                   "recording longer than 1 s) into this new folder")
     add_backend_args(p)
     add_json_arg(p)
 
 
+def _document(results, resolved) -> dict:
+    return {"model": str(resolved.path), "model_provenance": resolved.provenance,
+            "model_sha256": resolved.sha256, "count": len(results),
+            "results": [r.to_dict() for r in results]}
+
+
 def run(args) -> int:
-    from ..classify import classify_wav
+    from ..classify import Detector, classify_files, collect_audio
     from ..labels import load_labels
 
+    detector = Detector(args.threshold, args.stride_ms, args.average_ms)
+    files = collect_audio(args.clips)
     labels = load_labels(args.labels) if args.labels else None
     resolved, backend = open_backend(args)
     with backend_stdout():
-        r = classify_wav(args.clip, backend, labels=labels, threshold=args.threshold,
-                         model_sha256=resolved.sha256)
+        results = classify_files(files, backend, labels=labels, detector=detector,
+                                 model_sha256=resolved.sha256)
+    doc = _document(results, resolved)
+    if args.report:
+        from ..report.kws import write_kws_report
+
+        write_kws_report({"detection": doc}, args.report)
+    single = len(args.clips) == 1 and len(results) == 1 and not _is_dir(args.clips[0])
     if args.json:
-        d = r.to_dict()
-        d["model"] = str(resolved.path)
-        d["model_provenance"] = resolved.provenance
-        print_json(d)
+        if single:  # one clip: its own document, as before
+            d = results[0].to_dict()
+            d["model"] = str(resolved.path)
+            d["model_provenance"] = resolved.provenance
+            print_json(d)
+        else:
+            print_json(doc)
         return 0
+    if single:
+        _print_one(results[0], resolved)
+    else:
+        _print_table(results, resolved)
+    if args.report:
+        print(f"report: {args.report}")
+    return 0
+
+
+def _is_dir(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_dir()
+
+
+def _print_one(r, resolved) -> None:
     best = r.best
-    print(f"{args.clip}: {best.label} ({best.score:.3f})  [{resolved.path.name} on {r.backend}]")
-    print("  top 3     " + ", ".join(f"{lab} {s:.3f}" for lab, s in best.top))
+    print(f"{r.clip}: {best.label} ({best.score:.3f})  [{resolved.path.name} on {r.backend}]")
+    print("  top 3     " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in best.top))
+    if r.audio is not None and r.audio.conversion:
+        print(f"  audio     {r.audio.encoding}, {r.audio.conversion}")
     if len(r.windows) > 1:
-        print(f"  windows   {len(r.windows)} of 1 s every 0.5 s over {r.duration_s:.2f} s")
-        if r.detections:
-            for w in r.detections:
-                print(f"  {w.start_s:7.2f} s  {w.label} ({w.score:.3f})")
+        stride = r.detector.stride_samples / 16000
+        avg = r.detector.average_windows
+        print(f"  windows   {len(r.windows)} of 1 s every {stride:g} s over {r.duration_s:.2f} s"
+              + (f", posteriors averaged over {avg} windows" if avg > 1 else ""))
+        if r.events:
+            for e in r.events:
+                print(f"  {e.start_s:7.2f} s  {e.label} ({e.score:.3f})  until {e.end_s:.2f} s"
+                      + (f", {e.windows} windows" if e.windows > 1 else ""))
         else:
             print(f"  no keyword scored at or above {r.threshold}")
     elif best.score < r.threshold:
         print(f"  (score below the threshold {r.threshold})")
-    return 0
+
+
+def _print_table(results, resolved) -> None:
+    rows = []
+    for r in results:
+        events = ", ".join(f"{e.label}@{e.start_s:g}-{e.end_s:g}s" for e in r.events) if len(r.windows) > 1 else ""
+        rows.append((str(r.clip), r.best.label, f"{r.best.score:.3f}", f"{r.duration_s:.2f}",
+                     str(len(r.windows)), events or "-",
+                     r.audio.conversion if r.audio and r.audio.conversion else "-"))
+    head = ("file", "label", "score", "duration_s", "windows", "events", "audio")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    print(f"{len(results)} files, {resolved.path.name} on {results[0].backend}")
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())

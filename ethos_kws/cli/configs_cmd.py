@@ -13,7 +13,10 @@ def register(sub) -> None:
         help="list accelerators, system configs and memory modes",
         description="List the Ethos-U accelerators ethos-kws compiles for, with their default "
         "system config and memory mode, and the system configs (clocks, AXI ports) and memory "
-        "modes of the Vela ini it passes to Vela explicitly.",
+        "modes of the Vela ini it passes to Vela explicitly: the one inside the installed Vela "
+        "(ethosu/config_files/Arm/vela.ini). U85 system configs also say how many NPU AXI ports "
+        "reach each memory (Vela's <Memory>_ports_used).\n\n"
+        "examples:\n  ethos-kws configs\n  ethos-kws configs --json",
         func=run,
     )
     add_json_arg(p)
@@ -35,7 +38,9 @@ def configs_document() -> dict:
             for a in ACCELERATORS.values()
         ],
         "system_configs": [
-            {"name": s.name, "core_clock_hz": s.core_clock_hz, "axi0_port": s.axi0_port, "axi1_port": s.axi1_port}
+            {"name": s.name, "core_clock_hz": s.core_clock_hz, "axi0_port": s.axi0_port,
+             "axi1_port": s.axi1_port, "axi0_ports_used": s.axi0_ports_used,
+             "axi1_ports_used": s.axi1_ports_used}
             for s in system_configs().values()
         ],
         "memory_modes": [{"name": k, **v} for k, v in memory_modes().items()],
@@ -55,7 +60,9 @@ def run(args) -> int:
         )
     print("\nSystem configs:")
     for s in doc["system_configs"]:
-        print(f"  {s['name']:<30} {s['core_clock_hz'] / 1e6:>6.0f} MHz  AXI0={s['axi0_port']}  AXI1={s['axi1_port']}")
+        ports = [f" ({n} ports)" if n > 1 else "" for n in (s["axi0_ports_used"], s["axi1_ports_used"])]
+        print(f"  {s['name']:<30} {s['core_clock_hz'] / 1e6:>6.0f} MHz  AXI0={s['axi0_port']}{ports[0]}"
+              f"  AXI1={s['axi1_port']}{ports[1]}")
     print("\nMemory modes:")
     for m in doc["memory_modes"]:
         extra = ", ".join(f"{k}={v}" for k, v in m.items() if k != "name")

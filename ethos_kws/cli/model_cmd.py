@@ -39,7 +39,8 @@ def register(sub) -> None:
         description="Describe a TFLite model: path, sha256, size, inputs/outputs (shape, dtype, "
         "scale, zero point), operator counts, MACs, and per weight tensor its element count and "
         "number of unique values (a 32-cluster model shows at most 32 per kernel). Also compiles it "
-        "for u55-128 (cached) to report the ops Vela leaves on the CPU.",
+        "for u55-128 (cached) to name every operator Vela leaves on the CPU and Vela's reason.\n\n"
+        "example: ethos-kws model info ds_cnn_l_quantized.tflite",
         formatter_class=HelpFormatter,
     )
     i.add_argument("model", nargs="?", help="TFLite file (default: the resolved model, see --help of sweep)")
@@ -90,8 +91,10 @@ def run_info(args) -> int:
 
         r = compile_model(resolved.path, "u55-128")
         doc["vela_cpu_ops"] = list(r.cpu_op_names)
+        doc["vela_cpu_operators"] = [c.to_dict() for c in r.cpu_operators]
         if r.cpu_ops:
-            warnings.append(f"Vela leaves {r.cpu_ops} op(s) on the CPU: {', '.join(r.cpu_op_names)}")
+            warnings.append(f"Vela leaves {r.cpu_ops} op(s) on the CPU: {', '.join(r.cpu_op_names)}; "
+                            f"its figures cover the NPU part only")
     doc["warnings"] = warnings
     if args.json:
         print_json(doc)
@@ -113,6 +116,8 @@ def run_info(args) -> int:
         print("weights    (tensor, op, elements, unique values)")
         for w in doc["weights"]:
             print(f"  {w['elements']:>8,}  {w['unique_values']:>5}  {w['op']:<18} {w['tensor']}")
+    for c in doc.get("vela_cpu_operators", []):
+        print(f"on the CPU #{c['index']} {c['op']} '{c['ofm']}': {c['reason']}")
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0

@@ -13,14 +13,25 @@ from ..parity import (
     run_parity,
     write_report,
 )
-from .common import add_command, add_json_arg, add_model_arg, is_terminal, print_json
+from .common import (
+    add_command,
+    add_count_arg,
+    add_deprecated_alias,
+    add_fvp_group,
+    add_model_arg,
+    add_output_group,
+    add_vela_group,
+    backend_options_from_args,
+    is_terminal,
+    print_json,
+)
 
 DESCRIPTION = """\
 Run the same inputs through the CPU oracle (TFLite Micro's reference kernels on the original
 model, as on the Cortex-M next to the NPU; --oracle ref: LiteRT BUILTIN_REF) and an NPU backend (npu-sim: ethos-kws' bit-exact simulator on Vela's output; fvp: a
 Corstone FVP) for each accelerator configuration, and compare every output element.
 
-Inputs: --vectors uniform random tensors over the input's quantized range (seeded; the same as
+Inputs: --count uniform random tensors over the input's quantized range (seeded; the same as
 `ethos-kws vectors --seed S`), plus with --audio DIR the MFCC features of every .wav in DIR.
 Why TFLite Micro by default: LiteRT 2.x rounds int8 FULLY_CONNECTED once; TFLM and the NPU's TFL
 rounding mode round twice. With --oracle ref, about 1-2% of random DS-CNN-L vectors differ (1 LSB
@@ -30,7 +41,7 @@ Exit status: 0 when no element differs by more than --tolerance LSB on any confi
 1 otherwise (or when a backend fails on a configuration), 2 for bad arguments.
 
 examples:
-  ethos-kws parity --accel all --vectors 100
+  ethos-kws parity --accel all --count 100
   ethos-kws parity --model ds_cnn_l_int8io.tflite --audio ../shared/data/audio --json
 """
 DEFAULT_VECTORS = 50
@@ -40,10 +51,9 @@ def register(sub) -> None:
     p = add_command(sub, "parity", help="compare an NPU backend with the CPU oracle, bit for bit",
                     description=DESCRIPTION, func=run)
     add_model_arg(p)
-    p.add_argument("--accel", default="all", metavar="all|LIST",
-                   help="accelerators, e.g. u55-128,u65-512")
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
-    p.add_argument("--vectors", type=int, default=DEFAULT_VECTORS, metavar="N", help="random input vectors")
+    add_count_arg(p, default=DEFAULT_VECTORS)
+    add_deprecated_alias(p, "--vectors", "--count", dest="count", type=int)
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
@@ -51,17 +61,19 @@ def register(sub) -> None:
     p.add_argument("--oracle", choices=ORACLE_KERNELS, default=DEFAULT_ORACLE,
                    help="CPU oracle kernels: TFLite Micro (tflm, what runs on the Cortex-M; rounds "
                    "FULLY_CONNECTED like the NPU) or LiteRT BUILTIN_REF (ref)")
-    p.add_argument("--legacy-core", action="store_true",
-                   help="compile with Vela's legacy compiler (--debug-force-legacy-core)")
-    p.add_argument("--out", metavar="DIR", default=None, help=f"also write DIR/{REPORT_FILE}")
-    add_json_arg(p)
+    add_vela_group(p, accel="list")
+    add_fvp_group(p)
+    add_output_group(p, out=f"also write DIR/{REPORT_FILE}")
 
 
 def run(args) -> int:
     from ..model import resolve_model
     from ..parity import check_arguments
 
-    check_arguments(npu=args.npu, vectors=args.vectors, oracle=args.oracle, tolerance=args.tolerance)
+    check_arguments(npu=args.npu, vectors=args.count, oracle=args.oracle, tolerance=args.tolerance)
+    options = backend_options_from_args(args, args.npu)
+    options.pop("accel", None)  # one per configuration, from --accel's list
+    legacy_core = bool(options.pop("legacy_core", False))
     resolved = resolve_model(args.model)
     bar = None
     progress = None
@@ -77,9 +89,10 @@ def run(args) -> int:
             bar.refresh()
 
     try:
-        report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.vectors, seed=args.seed,
+        report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.count, seed=args.seed,
                             audio_dir=args.audio, tolerance=args.tolerance,
-                            legacy_core=args.legacy_core, oracle=args.oracle, progress=progress)
+                            legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
+                            progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -113,15 +126,15 @@ def format_report(report: ParityReport) -> str:
         "",
     ]
     header = ("config", "vectors", "bit-exact", "max diff LSB", "mismatched", "top-1 agree",
-              "npu ms/inf", "cpu ms/inf", "result")
+              "npu host ms", "cpu host ms", "result")
     rows = []
     for r in report.results:
         if r.error:
-            rows.append((r.label, str(r.vectors), "-", "-", "-", "-", "-", _ms(r.cpu_inference_ms), "ERROR"))
+            rows.append((r.label, str(r.vectors), "-", "-", "-", "-", "-", _ms(r.cpu_host_ms), "ERROR"))
             continue
         rows.append((r.label, str(r.vectors), _pct(r.bit_exact_fraction), f"{r.max_abs_diff_lsb:g}",
-                     str(r.mismatched_elements), _pct(r.top1_agreement), _ms(r.npu_inference_ms),
-                     _ms(r.cpu_inference_ms), "PASS" if r.passed else "FAIL"))
+                     str(r.mismatched_elements), _pct(r.top1_agreement), _ms(r.npu_host_ms),
+                     _ms(r.cpu_host_ms), "PASS" if r.passed else "FAIL"))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     lines.append(fmt(header))

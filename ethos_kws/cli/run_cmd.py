@@ -9,51 +9,25 @@ import sys
 
 import numpy as np
 
-from .common import add_command, add_json_arg, add_model_arg, print_json
+from .common import (
+    add_backend_group,
+    add_command,
+    add_fvp_group,
+    add_json_arg,
+    add_model_arg,
+    add_vela_group,
+    backend_options_from_args,
+    print_json,
+)
 
 DEFAULT_SEED = 0
 
-# CLI flag (argparse dest) -> create_backend option; a flag left unset is not passed, so each
-# backend applies its own default
-BACKEND_OPTIONS = {
-    "kernels": "kernels",
-    "accel": "accel",
-    "system_config": "system_config",
-    "memory_mode": "memory_mode",
-    "legacy_core": "legacy_core",
-    "platform": "platform",
-    "fvp": "fvp",
-    "runner": "runner",
-    "timeout": "timeout_s",
-}
-
 
 def add_backend_args(p, *, default_backend: str = "cpu") -> None:
-    from ..backends import BACKENDS
-    from ..backends.cpu import KERNELS
-
-    p.add_argument("--backend", default=default_backend, choices=list(BACKENDS),
-                   help="where the model runs")
-    g = p.add_argument_group("cpu backend")
-    g.add_argument("--kernels", choices=list(KERNELS), default=None,
-                   help="CPU kernels: ref (LiteRT reference kernels; default), builtin "
-                   "(optimized), xnnpack (LiteRT's default delegate), tflm (TFLite Micro, the parity oracle)")
-    g = p.add_argument_group("npu-sim / fvp backends")
-    g.add_argument("--accel", metavar="ACCEL", help="accelerator, e.g. u55-128 (default: the backend's)")
-    g.add_argument("--system-config", metavar="NAME", help="Vela system config")
-    g.add_argument("--memory-mode", metavar="NAME", help="Vela memory mode")
-    g.add_argument("--legacy-core", action="store_true", default=None,
-                   help="compile with Vela's legacy core (--debug-force-legacy-core)")
-    g = p.add_argument_group("fvp backend")
-    g.add_argument("--platform", choices=["corstone-300", "corstone-310"], help="Corstone platform")
-    g.add_argument("--fvp", metavar="PATH", help="FVP executable")
-    g.add_argument("--runner", metavar="PATH", help="runner application (.axf/.elf)")
-    g.add_argument("--timeout", type=float, metavar="S", help="FVP run time limit in seconds")
-
-
-def backend_options(args) -> dict:
-    return {opt: getattr(args, dest) for dest, opt in BACKEND_OPTIONS.items()
-            if getattr(args, dest, None) is not None}
+    """Every flag a backend can take: the backend, Vela and FVP groups of ``cli.common``."""
+    add_backend_group(p, default_backend=default_backend)
+    add_vela_group(p, accel="optional")
+    add_fvp_group(p)
 
 
 @contextlib.contextmanager
@@ -84,8 +58,9 @@ def open_backend(args):
     from ..model import resolve_model
 
     resolved = resolve_model(args.model)
+    options = backend_options_from_args(args, args.backend)
     with backend_stdout():
-        return resolved, create_backend(args.backend, resolved.path, **backend_options(args))
+        return resolved, create_backend(args.backend, resolved.path, **options)
 
 
 def register(sub) -> None:
@@ -140,8 +115,10 @@ def _print_human(result, resolved, source: str) -> None:
     print(f"{resolved.path.name} on {result.backend}" + (f" ({extra})" if extra else ""))
     print(f"  model     sha256 {result.model_sha256[:16]}... ({resolved.provenance})")
     print(f"  input     {source}")
-    if result.inference_ms is not None:
-        print(f"  time      {result.inference_ms:.3f} ms (host wall clock)")
+    if result.inference_time_ms is not None:
+        print(f"  NPU time  {result.inference_time_ms:.3f} ms ({result.inference_time_source})")
+    if result.host_ms is not None:
+        print(f"  host time {result.host_ms:.3f} ms (host wall clock)")
     for o in result.outputs:
         q = f", scale {o.spec.scale:.6g}, zero point {o.spec.zero_point}" if o.spec.scale is not None else ""
         print(f"  output    {o.spec.name} {o.spec.dtype}{list(o.spec.shape)}{q}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..accel import ACCELERATORS
+from ..accel import ACCELERATORS, families, parse_accelerator_list
 from ..model import resolve_model
 from ..sweeps import (
     check_fvp_available,
@@ -16,8 +16,16 @@ from ..sweeps import (
     sweep,
     write_sweep,
 )
-from .common import add_command, add_json_arg, add_model_arg, is_terminal, print_json
-from .compile_cmd import add_vela_args
+from .common import (
+    add_command,
+    add_fvp_group,
+    add_model_arg,
+    add_output_group,
+    add_vela_group,
+    is_terminal,
+    optimise_of,
+    print_json,
+)
 
 
 def register(sub) -> None:
@@ -33,23 +41,21 @@ def register(sub) -> None:
         "instant and an interrupted sweep resumes.\n\n"
         "Without --model / $ETHOS_KWS_MODEL / a cached or downloadable ML-zoo model, the sweep runs "
         "on a synthetic 32-cluster DS-CNN-L and labels every result 'synthetic stand-in'.\n\n"
-        f"accelerators: all = {', '.join(ACCELERATORS)}",
+        f"accelerators: all = {', '.join(ACCELERATORS)}; families: {', '.join(families())}\n\n"
+        "examples:\n"
+        "  ethos-kws sweep                                  # all eleven configurations\n"
+        "  ethos-kws sweep --accel u85                      # the five Ethos-U85 sizes\n"
+        "  ethos-kws sweep --accel u55-128,u85-256 --json\n"
+        "  ethos-kws sweep --accel u85 --system-config Ethos_U85_SYS_DRAM_High",
         func=run,
     )
     add_model_arg(p)
-    p.add_argument("--accel", default="all", metavar="all|LIST", help="comma-separated accelerators, or all")
-    add_vela_args(p, accel_required=False)
-    p.add_argument("--out", metavar="DIR", help="output folder (default: reports/runs/<model>)")
+    add_vela_group(p, accel="list")
     p.add_argument("--jobs", type=int, metavar="N", help="parallel Vela processes (default: CPU count)")
     p.add_argument("--report", action="store_true", help="also write the HTML/Markdown report into reports/<model>/")
     p.add_argument("--report-out", metavar="DIR", help="report folder (default: reports/<model>)")
-    fvp = p.add_argument_group("FVP measurement (needs an installed Corstone FVP; see `ethos-kws fvp doctor`)")
-    fvp.add_argument("--measure", choices=("fvp",), help="measure every config on a Corstone FVP beside Vela's estimate")
-    fvp.add_argument("--platform", choices=("corstone-300", "corstone-310"), help="FVP platform (default corstone-300)")
-    fvp.add_argument("--fvp", metavar="PATH", help="FVP executable or install folder")
-    fvp.add_argument("--runner", metavar="PATH", help="inference runner ELF (default: from mlia-ethos-u)")
-    fvp.add_argument("--fvp-timeout", type=float, metavar="S", help="per-run FVP time limit in seconds")
-    add_json_arg(p)
+    add_fvp_group(p, measure=True)
+    add_output_group(p, out="output folder (default: reports/runs/<model>)")
 
 
 def run(args) -> int:
@@ -66,7 +72,7 @@ def run(args) -> int:
     if is_terminal() and not args.json:
         from tqdm import tqdm
 
-        n = len(ACCELERATORS) if args.accel == "all" else len([a for a in args.accel.split(",") if a.strip()])
+        n = len(parse_accelerator_list(args.accel))
         bar = tqdm(total=n, desc="Vela", unit="config", file=sys.stderr, leave=False)
 
         def progress(r) -> None:
@@ -76,7 +82,7 @@ def run(args) -> int:
     try:
         result = sweep(
             resolved, accels=args.accel, system_config=args.system_config, memory_mode=args.memory_mode,
-            optimise=args.optimise, arena_cache_size=args.arena_cache_size, legacy_core=args.legacy_core,
+            optimise=optimise_of(args), arena_cache_size=args.arena_cache_size, legacy_core=bool(args.legacy_core),
             out_dir=None if args.measure else out, jobs=args.jobs, progress=progress,
         )  # fmt: skip
     finally:

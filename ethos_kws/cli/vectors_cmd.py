@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_json_arg, add_model_arg, print_json
+from .common import add_command, add_count_arg, add_model_arg, add_output_group, print_json
 
 
 def register(sub) -> None:
     from ..backends.cpu import KERNELS
+    from ..vectors import DEFAULT_ORACLE
 
     p = add_command(
         sub, "vectors",
@@ -15,16 +16,19 @@ def register(sub) -> None:
         "(ML-zoo's layout, named after the model's tensors) plus OUT/manifest.json. Vectors "
         "0..COUNT-1 are uniform over the input's quantized range (reproducible from --seed); "
         "then one per WAV clip in --audio DIR (its MFCC features, quantized). Outputs come from "
-        "the CPU backend (LiteRT reference kernels by default).",
+        "the CPU oracle: TFLite Micro's reference kernels by default, the same oracle as "
+        "`ethos-kws parity` (--oracle ref: LiteRT BUILTIN_REF).\n\n"
+        "example: ethos-kws vectors --count 50 --seed 0 --out vectors/",
         func=run,
     )
     add_model_arg(p)
-    p.add_argument("--count", type=int, default=10, help="number of random vectors")
+    add_count_arg(p, default=10)
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
     p.add_argument("--audio", metavar="DIR", help="also add the MFCC features of every *.wav in DIR")
-    p.add_argument("--kernels", choices=list(KERNELS), default="ref", help="CPU kernels for the reference outputs")
-    p.add_argument("--out", metavar="DIR", required=True, help="output directory (replaced atomically)")
-    add_json_arg(p)
+    p.add_argument("--oracle", "--kernels", dest="kernels", choices=list(KERNELS), default=DEFAULT_ORACLE,
+                   help="CPU kernels of the reference outputs; the default is parity's oracle, so "
+                   "the files hold what `ethos-kws parity` compares the NPU against")
+    add_output_group(p, out="output directory (replaced atomically)", required=True)
 
 
 def run(args) -> int:

@@ -1,7 +1,9 @@
-"""The regression gate: did cycles or memory grow past a threshold since the baseline?
+"""The regression gate: did cycles or memory grow past a threshold since the baseline, did an
+operator fall back to the CPU, did any layer get slower, is the baseline about the same model?
 
 Vela is deterministic, so the default threshold is 0 %: any growth fails. The gate fails closed:
-a configuration or metric that the baseline has and the current results lack is a regression too.
+a configuration or metric that the baseline has and the current results lack is a regression too,
+and a field the current run has and the baseline lacks is an error (``gate.BaselineIncomplete``).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..records import metric_fields
+from ..vela import CompileResult
 from .compare import compare_results
+from .gate import Finding, gate_findings
 from .load import ResultsError
 
-# Lower is better for all of these.
-CHECKED_METRICS = ("cycles_total", "cycles_npu", "sram_bytes", "flash_bytes", "dram_bytes")
+# The compile figures declared with gate=True (records.metric); lower is better for all of them.
+CHECKED_METRICS = tuple(f.name for f in metric_fields(CompileResult) if f.metadata["gate"])
 
 
 @dataclass(frozen=True)
@@ -41,21 +46,41 @@ class Regression:
                 "message": str(self)}
 
 
-def check_regression(baseline: Any, current: Any, max_regression_pct: float = 0.0) -> list[Regression]:
-    """Regressions of ``current`` against ``baseline`` (documents, results files or run folders)."""
-    if not isinstance(max_regression_pct, (int, float)) or not math.isfinite(max_regression_pct) \
-            or max_regression_pct < 0:
-        raise ResultsError(f"--max-regression must be a percentage >= 0, not {max_regression_pct!r}")
+def _check_pct(value: Any, flag: str) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ResultsError(f"{flag} must be a percentage >= 0, not {value!r}")
+
+
+def check_regression(
+    baseline: Any,
+    current: Any,
+    max_regression_pct: float = 0.0,
+    *,
+    max_layer_regression_pct: float | None = None,
+    allow_model_change: bool = False,
+) -> list[Regression | Finding]:
+    """Regressions of ``current`` against ``baseline`` (documents, results files or run folders).
+
+    Besides the whole-network metrics: a changed model sha256, Vela version or ini (unless
+    ``allow_model_change``), more operators on the CPU, and any layer whose cycles grew by more
+    than ``max_layer_regression_pct`` (default: ``max_regression_pct``). A baseline that lacks a
+    field the current run has raises ``BaselineIncomplete``.
+    """
+    _check_pct(max_regression_pct, "--max-regression")
+    if max_layer_regression_pct is None:
+        max_layer_regression_pct = max_regression_pct
+    _check_pct(max_layer_regression_pct, "--max-layer-regression")
     cmp = compare_results(baseline, current)
-    found = [Regression(c, "config", None, None, None) for c in cmp.only_in_a]
+    found: list[Regression | Finding] = [Regression(c, "config", None, None, None) for c in cmp.only_in_a]
     for config in cmp.configs:
         deltas = {d.metric: d for d in cmp.for_config(config)}
         for metric in CHECKED_METRICS:
             d = deltas.get(metric)
             if d is None or d.a is None:
-                continue  # the baseline never had it: nothing to hold the current run to
+                continue  # neither has it (the baseline lacking what the current has fails in gate)
             if d.b is None:
                 found.append(Regression(config, metric, d.a, None, None))
             elif d.b > d.a and d.delta_pct > max_regression_pct:
                 found.append(Regression(config, metric, d.a, d.b, d.delta_pct))
-    return found
+    return found + gate_findings(cmp.a, cmp.b, max_layer_regression_pct=max_layer_regression_pct,
+                                 allow_model_change=allow_model_change)

@@ -16,33 +16,15 @@ from .document import Banner, Document, Heading, KeyValues, Para, TableBlock
 from .html import render_html
 from .load import RunResults, config_key, config_labels, load_results
 from .markdown import render_markdown
-from .tables import (
-    Table,
-    fmt_float,
-    fmt_int,
-    fmt_kib,
-    fmt_pct,
-    fmt_signed,
-    fmt_signed_pct,
-)
+from ..records import metric_fields
+from ..vela import CompileResult
+from .tables import COMPILE_COLUMNS, Table, fmt_signed_pct
 from .writer import REPORTS_DIR, check_destination, check_name, safe_name
 
-# (field, label, value formatter, delta formatter); lower is better for all but the last two
-COMPARED_METRICS = (
-    ("cycles_total", "cycles (total)", fmt_int, fmt_signed(0)),
-    ("cycles_npu", "cycles (NPU)", fmt_int, fmt_signed(0)),
-    ("inference_time_ms", "inference time (ms)", fmt_float(3), fmt_signed(3)),
-    ("sram_bytes", "SRAM (KiB)", fmt_kib, lambda v: fmt_signed(1)(None if v is None else v / 1024)),
-    ("flash_bytes", "flash (KiB)", fmt_kib, lambda v: fmt_signed(1)(None if v is None else v / 1024)),
-    ("dram_bytes", "DRAM (KiB)", fmt_kib, lambda v: fmt_signed(1)(None if v is None else v / 1024)),
-    ("encoded_weights_bytes", "encoded weights (KiB)", fmt_kib,
-     lambda v: fmt_signed(1)(None if v is None else v / 1024)),
-    ("npu_ops", "NPU ops", fmt_int, fmt_signed(0)),
-    ("cpu_ops", "CPU ops", fmt_int, fmt_signed(0)),
-    ("inferences_per_second", "inferences/s", fmt_float(1), fmt_signed(1)),
-    ("mac_utilization", "MAC utilization", fmt_pct, lambda v: fmt_signed(2)(None if v is None else v * 100)),
-)
-METRIC_LABELS = {f: label for f, label, _, _ in COMPARED_METRICS}
+# The compile figures with a "better" direction (records.metric), in field order
+COMPARED_METRICS = tuple(c for c in COMPILE_COLUMNS.values()
+                         if c.field in {f.name for f in metric_fields(CompileResult) if f.metadata["better"]})
+METRIC_LABELS = {c.field: c.header for c in COMPARED_METRICS}
 
 
 def _num(v: Any) -> float | None:
@@ -131,7 +113,7 @@ def compare_results(a: Any, b: Any) -> Comparison:
         if label_a[key] in matched:
             continue  # a duplicate config in A: compare the first only
         matched.append(label_a[key])
-        for metric, *_ in COMPARED_METRICS:
+        for metric in METRIC_LABELS:
             va, vb = _num(r.get(metric)), _num(other.get(metric))
             if va is None and vb is None:
                 continue
@@ -143,7 +125,7 @@ def compare_results(a: Any, b: Any) -> Comparison:
 
 # ---- Rendering ------------------------------------------------------------------------------------
 
-_FORMATS = {f: (fv, fd) for f, _, fv, fd in COMPARED_METRICS}
+_FORMATS = {c.field: (c.fmt, c.delta_fmt) for c in COMPARED_METRICS}
 
 
 def _config_table(cmp: Comparison, config: str) -> Table:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
+from .layers_section import cpu_blocks, layer_blocks
+from .memory_section import memory_blocks
+from .roofline import roofline_blocks
 from .load import RunResults
 from .plots import Plot
 from .tables import (
@@ -162,6 +165,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
     blocks += [Heading(2, "Model", "model"), *model_blocks(run)]
     blocks += [
         Heading(2, "Summary", "summary"),
+        *cpu_blocks(run),
         TableBlock(performance_table(run)),
         TableBlock(memory_table(run)),
         *fig("time_cycles.png"),
@@ -180,12 +184,18 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
                    f"{fmt_float(3)(row.get('inference_time_ms'))} ms, "
                    f"SRAM {fmt_kib(row.get('sram_bytes'))} KiB")
         blocks.append(Collapsible(summary, tuple(inner)))
+    blocks += layer_blocks(run)
+    blocks += roofline_blocks(run, fig("roofline.png"))
+    blocks += memory_blocks(run, fig("memory_map.png"))
     parity = parity_table(run)
     if parity is not None:
         blocks += [Heading(2, "NPU vs CPU parity", "parity"), TableBlock(parity), *fig("parity.png")]
     fvp = fvp_table(run)
     if fvp is not None:
         blocks += [Heading(2, "Vela estimate vs FVP measurement", "fvp"), TableBlock(fvp), *fig("fvp.png")]
+    from .kws import kws_blocks  # accuracy / detection sections, when the document has them
+
+    blocks += kws_blocks(run.document, plots)
     blocks += [
         Heading(2, "Published reference figures (not ours)", "published"),
         Banner("The figures in the PUBLISHED column are Arm's published measurements (2021) of DS-CNN "

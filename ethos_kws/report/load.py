@@ -16,17 +16,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
+from ..parity import LEGACY_KEYS, ConfigParity
+from ..records import check_schema, numeric_fields, versioned
+from ..vela import CompileResult, LayerResult
 
 RESULTS_FILE = "results.json"
 PARITY_FILE = "parity.json"
 FVP_FILE = "fvp.json"
 
-# Fields of a compile result (issue 2 contract) that must be numbers when present.
-NUMERIC_FIELDS = (
-    "core_clock_hz", "cycles_npu", "cycles_total", "inference_time_ms", "inferences_per_second",
-    "sram_bytes", "flash_bytes", "dram_bytes", "npu_ops", "cpu_ops", "macs", "mac_utilization",
-    "encoded_weights_bytes", "original_weights_bytes", "macs_per_cycle",
-)
+# Fields that must be numbers when present: the numeric fields of each result dataclass.
+NUMERIC_FIELDS = numeric_fields(CompileResult)
+LAYER_NUMERIC_FIELDS = numeric_fields(LayerResult)
+PARITY_NUMERIC_FIELDS = numeric_fields(ConfigParity)
 REQUIRED_FIELDS = ("accel", "cycles_total")
 # What tells two configurations apart; the accelerator alone is enough in a default sweep.
 CONFIG_KEY_FIELDS = ("accel", "system_config", "memory_mode", "optimise")
@@ -61,7 +62,7 @@ class RunResults:
             doc["parity"] = self.parity
         if self.fvp is not None:
             doc["fvp"] = list(self.fvp)
-        return doc
+        return versioned(doc)
 
 
 def config_key(result: Mapping[str, Any]) -> tuple[str, ...]:
@@ -141,7 +142,7 @@ def _check_results(doc: Any, source: str) -> None:
         ):
             raise ResultsError(f"{source}: results[{i}].layers must be a list of objects")
         for j, layer in enumerate(layers or []):
-            for k in ("cycles", "macs", "mac_utilization"):
+            for k in LAYER_NUMERIC_FIELDS:
                 if k in layer and not _number_ok(layer[k]):
                     raise ResultsError(
                         f"{source}: results[{i}].layers[{j}].{k} is {layer[k]!r}, expected a number"
@@ -153,15 +154,17 @@ def _normalise_parity(p: Any, source: str) -> dict[str, Any] | None:
         return None
     if isinstance(p, list):  # a bare list of per-config rows
         p = {"results": p}
+    check_schema(p, source)
     if not isinstance(p, dict) or not isinstance(p.get("results", []), list):
         raise ResultsError(f"{source}: parity must be an object with a 'results' list")
+    p = {**p, "results": [{LEGACY_KEYS.get(k, k): v for k, v in r.items()} if isinstance(r, dict) else r
+                          for r in p.get("results", [])]}
     for i, r in enumerate(p.get("results", [])):
         if not isinstance(r, dict) or not isinstance(r.get("accel"), str):
             raise ResultsError(f"{source}: parity results[{i}] needs an 'accel' string")
         if r.get("error") is not None and not isinstance(r["error"], str):
             raise ResultsError(f"{source}: parity results[{i}].error must be a string")
-        for k in ("vectors", "bit_exact_fraction", "max_abs_diff_lsb", "mismatched_elements",
-                  "top1_agreement", "npu_inference_ms", "cpu_inference_ms"):
+        for k in PARITY_NUMERIC_FIELDS:
             if k in r and not _number_ok(r[k]):
                 raise ResultsError(f"{source}: parity results[{i}].{k} is {r[k]!r}, expected a number")
     return p
@@ -170,17 +173,24 @@ def _normalise_parity(p: Any, source: str) -> dict[str, Any] | None:
 def _normalise_fvp(f: Any, source: str) -> tuple[dict[str, Any], ...] | None:
     if f is None:
         return None
-    if isinstance(f, dict):  # {"results": [...]} or a single run
+    if isinstance(f, dict):  # {"schema_version", "results": [...]} or a single run
+        check_schema(f, source)
         f = f.get("results", [f])
     if not isinstance(f, list):
         raise ResultsError(f"{source}: fvp must be a list of per-config runs")
     for i, r in enumerate(f):
         if not isinstance(r, dict) or not isinstance(r.get("accel"), str):
             raise ResultsError(f"{source}: fvp[{i}] needs an 'accel' string")
-        for k, v in r.items():
-            if (k.endswith(("_cycles", "_bytes", "_ms")) or k == "vela_over_fvp_cycles") and not _number_ok(v):
-                raise ResultsError(f"{source}: fvp[{i}].{k} is {v!r}, expected a number")
+        for k in _fvp_numeric_fields():
+            if k in r and not _number_ok(r[k]):
+                raise ResultsError(f"{source}: fvp[{i}].{k} is {r[k]!r}, expected a number")
     return tuple(f)
+
+
+def _fvp_numeric_fields() -> tuple[str, ...]:
+    from ..backends.fvp.measurement import FvpMeasurement
+
+    return numeric_fields(FvpMeasurement) + ("sweep_cycles_total",)
 
 
 def load_results(
@@ -211,6 +221,7 @@ def load_results(
             # Only a file named like a sweep's output has meaningful siblings.
             folder = path.parent if path.name == RESULTS_FILE else None
         doc, source = _read_json(path, "results file"), str(path)
+    check_schema(doc, source)
     _check_results(doc, source)
 
     def section(given: Any, embedded_key: str, filename: str) -> tuple[Any, str]:

@@ -257,6 +257,18 @@ def published_plot(run: RunResults) -> Plot | None:
                 "Grey hatched bar: published by Arm (2021), not measured by ethos-kws.")
 
 
+def roofline_plot(run: RunResults) -> Plot | None:
+    from .roofline import roofline_plot as build  # its module renders report blocks too
+
+    return build(run)
+
+
+def memory_map_plot(run: RunResults) -> Plot | None:
+    from .memory_section import memory_map_plot as build
+
+    return build(run)
+
+
 PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
     time_and_cycles_plot,
     memory_plot,
@@ -265,8 +277,12 @@ PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
     parity_plot,
     fvp_plot,
     published_plot,
+    roofline_plot,
+    memory_map_plot,
 )
 
 
 def make_plots(run: RunResults) -> list[Plot]:
-    return [p for p in (build(run) for build in PLOT_BUILDERS) if p is not None]
+    from .kws import kws_plots  # keyword-spotting sections (accuracy, detection), when present
+
+    return [p for p in (build(run) for build in PLOT_BUILDERS) if p is not None] + kws_plots(run.document)

@@ -51,12 +51,65 @@ def fmt_signed(digits: int) -> Formatter:
     return _guard(lambda v: f"{float(v):+,.{digits}f}")
 
 
+def _scaled(f: Formatter, scale: float) -> Formatter:
+    return lambda v: f(None if is_missing(v) else float(v) / scale)
+
+
+# unit of a metric field (``records.metric``) -> (header suffix, value format, delta format): the
+# one place a unit's display is defined; every table and the comparison take it from here
+UNIT_FORMATS: dict[str, tuple[str, Formatter, Formatter]] = {
+    "cycles": ("", fmt_int, fmt_signed(0)),
+    "count": ("", fmt_int, fmt_signed(0)),
+    "ms": (" (ms)", fmt_float(3), fmt_signed(3)),
+    "per_s": ("", fmt_float(1), fmt_signed(1)),
+    "bytes": (" (KiB)", fmt_kib, _scaled(fmt_signed(1), KIB)),
+    "ratio": ("", fmt_pct, _scaled(fmt_signed(2), 0.01)),
+    "hz": (" (MHz)", fmt_mhz, _scaled(fmt_signed(0), 1e6)),
+}
+
+
 @dataclass(frozen=True)
 class Column:
     field: str  # key in the source row
     header: str
     fmt: Formatter = fmt_text
     numeric: bool = True
+    delta_fmt: Formatter = fmt_text
+
+
+def metric_columns(cls: type) -> dict[str, Column]:
+    """A ``Column`` per metric field of the dataclass ``cls``: header = its label and unit,
+    formats from ``UNIT_FORMATS``."""
+    from ..records import metric_fields
+
+    out = {}
+    for f in metric_fields(cls):
+        suffix, fmt, delta = UNIT_FORMATS[f.metadata["unit"]]
+        out[f.name] = Column(f.name, f.metadata["label"] + suffix, fmt, True, delta)
+    return out
+
+
+def _compile_columns() -> dict[str, Column]:
+    from ..vela import CompileResult, LayerResult
+
+    cols = metric_columns(CompileResult)
+    for name, header in (("accel", "accelerator"), ("system_config", "system config"),
+                         ("memory_mode", "memory mode"), ("optimise", "optimise"),
+                         ("compiler", "Vela compiler"), ("vela_version", "Vela version"),
+                         ("compiled_model", "compiled model")):
+        cols[name] = Column(name, header, fmt_text, numeric=False)
+    cols["config"] = Column("config", "config", fmt_text, numeric=False)
+    # derived in this report (metrics.py), not fields of a compile
+    cols["compute_bound_cycles"] = Column("compute_bound_cycles", "compute bound (cycles)", fmt_int)
+    cols["bound_ratio"] = Column("bound_ratio", "cycles ÷ compute bound", fmt_ratio)
+    return cols
+
+
+COMPILE_COLUMNS = _compile_columns()
+
+
+def columns(*names: str) -> tuple[Column, ...]:
+    return tuple(COMPILE_COLUMNS[n] for n in names)
 
 
 @dataclass(frozen=True)
@@ -129,55 +182,20 @@ def to_html(table: Table, css_class: str = "data") -> str:
 
 # ---- The tables of a run -------------------------------------------------------------------------
 
-PERFORMANCE_COLUMNS = (
-    Column("config", "config", fmt_text, numeric=False),
-    Column("system_config", "system config", fmt_text, numeric=False),
-    Column("core_clock_hz", "clock (MHz)", fmt_mhz),
-    Column("cycles_total", "cycles", fmt_int),
-    Column("cycles_npu", "NPU cycles", fmt_int),
-    Column("inference_time_ms", "time (ms)", fmt_float(3)),
-    Column("inferences_per_second", "inferences/s", fmt_float(1)),
-    Column("macs", "MACs", fmt_int),
-    Column("mac_utilization", "MAC utilization", fmt_pct),
-    Column("compute_bound_cycles", "compute bound (cycles)", fmt_int),
-    Column("bound_ratio", "cycles ÷ bound", fmt_ratio),
+PERFORMANCE_COLUMNS = columns(
+    "config", "system_config", "core_clock_hz", "cycles_total", "cycles_npu", "inference_time_ms",
+    "inferences_per_second", "macs", "mac_utilization", "compute_bound_cycles", "bound_ratio",
 )
-MEMORY_COLUMNS = (
-    Column("config", "config", fmt_text, numeric=False),
-    Column("memory_mode", "memory mode", fmt_text, numeric=False),
-    Column("sram_bytes", "SRAM (KiB)", fmt_kib),
-    Column("flash_bytes", "flash (KiB)", fmt_kib),
-    Column("dram_bytes", "DRAM (KiB)", fmt_kib),
-    Column("encoded_weights_bytes", "encoded weights (KiB)", fmt_kib),
-    Column("original_weights_bytes", "original weights (KiB)", fmt_kib),
-    Column("npu_ops", "NPU ops", fmt_int),
-    Column("cpu_ops", "CPU ops", fmt_int),
+MEMORY_COLUMNS = columns(
+    "config", "memory_mode", "sram_bytes", "flash_bytes", "dram_bytes", "encoded_weights_bytes",
+    "original_weights_bytes", "npu_ops", "cpu_ops",
 )
-# The per-configuration table: (field, label, formatter); a table, not an if-chain.
-CONFIG_DETAIL = (
-    ("accel", "accelerator", fmt_text),
-    ("system_config", "system config", fmt_text),
-    ("memory_mode", "memory mode", fmt_text),
-    ("optimise", "optimise", fmt_text),
-    ("core_clock_hz", "core clock (MHz)", fmt_mhz),
-    ("cycles_total", "cycles (total)", fmt_int),
-    ("cycles_npu", "cycles (NPU)", fmt_int),
-    ("inference_time_ms", "inference time (ms)", fmt_float(3)),
-    ("inferences_per_second", "inferences per second", fmt_float(1)),
-    ("sram_bytes", "SRAM (KiB)", fmt_kib),
-    ("flash_bytes", "flash (KiB)", fmt_kib),
-    ("dram_bytes", "DRAM (KiB)", fmt_kib),
-    ("npu_ops", "NPU ops", fmt_int),
-    ("cpu_ops", "CPU ops", fmt_int),
-    ("macs", "MACs", fmt_int),
-    ("mac_utilization", "MAC utilization", fmt_pct),
-    ("compute_bound_cycles", "compute bound (cycles)", fmt_int),
-    ("bound_ratio", "cycles ÷ compute bound", fmt_ratio),
-    ("encoded_weights_bytes", "encoded weights (KiB)", fmt_kib),
-    ("original_weights_bytes", "original weights (KiB)", fmt_kib),
-    ("compiler", "Vela compiler", fmt_text),
-    ("vela_version", "Vela version", fmt_text),
-    ("compiled_model", "compiled model", fmt_text),
+# The per-configuration table: one metric per row.
+CONFIG_DETAIL = columns(
+    "accel", "system_config", "memory_mode", "optimise", "core_clock_hz", "cycles_total", "cycles_npu",
+    "inference_time_ms", "inferences_per_second", "sram_bytes", "flash_bytes", "dram_bytes", "npu_ops",
+    "cpu_ops", "macs", "mac_utilization", "compute_bound_cycles", "bound_ratio",
+    "encoded_weights_bytes", "original_weights_bytes", "compiler", "vela_version", "compiled_model",
 )
 LAYER_COLUMNS = (
     Column("rank", "#", fmt_int),
@@ -196,8 +214,8 @@ PARITY_COLUMNS = (
     Column("max_abs_diff_lsb", "max |diff| (LSB)", fmt_int),
     Column("mismatched_elements", "mismatched elements", fmt_int),
     Column("top1_agreement", "top-1 agreement", fmt_pct),
-    Column("npu_inference_ms", "NPU run (ms)", fmt_float(3)),
-    Column("cpu_inference_ms", "CPU run (ms)", fmt_float(3)),
+    Column("npu_host_ms", "NPU backend, host time (ms)", fmt_float(3)),
+    Column("cpu_host_ms", "CPU oracle, host time (ms)", fmt_float(3)),
 )
 FVP_COLUMNS = (
     Column("config", "config", fmt_text, numeric=False),
@@ -249,8 +267,8 @@ def memory_table(run: RunResults) -> Table:
 def config_detail_table(label: str, row: Mapping[str, Any]) -> Table:
     """One configuration, one metric per row (formatted here: each row has its own unit)."""
     frame = pd.DataFrame(
-        {"metric": [lab for _, lab, _ in CONFIG_DETAIL],
-         "value": [fmt(row.get(f)) for f, _, fmt in CONFIG_DETAIL]},
+        {"metric": [c.header for c in CONFIG_DETAIL],
+         "value": [c.fmt(row.get(c.field)) for c in CONFIG_DETAIL]},
         dtype=object,
     )
     return Table("", frame, {}, frozenset({"value"}), wrap=frozenset({"value"}))
@@ -375,13 +393,3 @@ def published_table(run: RunResults) -> Table:
         f"Published: {PUBLISHED_SOURCE}. A different build of the model (clustered INT8) and older "
         "tools, so expect differences; ours are this run's figures for our model.",
     )
-
-
-def results_frame(run: RunResults) -> pd.DataFrame:
-    """One row per configuration, every scalar field: the ``results.csv`` of the report."""
-    rows = []
-    for row in result_rows(run):
-        rows.append({k: v for k, v in row.items() if not isinstance(v, (list, dict))})
-    frame = pd.DataFrame(rows)
-    first = ["config"] + [c for c in ("accel", "system_config", "memory_mode", "optimise") if c in frame]
-    return frame[first + [c for c in frame.columns if c not in first]]

@@ -11,13 +11,13 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..results import csv_text
 from ..fsutil import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .content import build_document, model_name
 from .html import render_html
 from .load import ResultsError, RunResults, load_results
 from .markdown import render_markdown
 from .plots import make_plots
-from .tables import results_frame
 
 REPORTS_DIR = "reports"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -87,6 +87,6 @@ def write_report(
             atomic_write_bytes(tmp / p.filename, p.png)
         atomic_write_text(tmp / "index.html", render_html(doc, footer))
         atomic_write_text(tmp / "report.md", render_markdown(doc, footer))
-        atomic_write_text(tmp / "results.csv", results_frame(run).to_csv(index=False))
+        atomic_write_text(tmp / "results.csv", csv_text(run.results))  # the layout `sweep` writes
         atomic_write_json(tmp / "results.json", run.to_document())
     return dest

@@ -44,7 +44,7 @@ def _check_path(path: Path, what: str) -> str:
 
 
 def headless_params(target: FvpTarget, num_macs: int) -> list[str]:
-    """``-C`` parameters, in the order of the notes."""
+    """``-C`` parameters, in the order of the notes, then the platform's own (``extra_params``)."""
     board, npu = target.board_prefix, target.npu_prefix
     return [
         f"{board}visualisation.disable-visualisation=1",
@@ -52,6 +52,7 @@ def headless_params(target: FvpTarget, num_macs: int) -> list[str]:
         f"{board}uart0.out_file=-",
         f"{board}uart0.shutdown_on_eot=1",
         f"{npu}num_macs={target.check_macs(num_macs)}",
+        *target.extra_params,
     ]
 
 

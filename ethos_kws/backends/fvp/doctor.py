@@ -155,15 +155,21 @@ def diagnose(
             )
         platforms = sorted({s.target.platform for s in no_fvp})
         fix += [
-            f"download the {' and '.join(p.title() for p in platforms)} FVP(s) for your host from "
+            f"download the {', '.join(p.title() for p in platforms)} FVP(s) for your host from "
             f"Arm: {FVP_DOWNLOAD_URL} (ethos-kws never downloads an FVP)",
             "run the FVP's installer yourself, e.g. `./FVP_Corstone_SSE-300.sh -d "
             "~/FVP_Corstone_SSE-300`; it asks you to accept Arm's EULA, which only you can do",
             f"then either `export {ENV_FVP_DIR}=~/FVP_Corstone_SSE-300`, or add "
             "`~/FVP_Corstone_SSE-300/models/Linux64_GCC-9.3` to PATH, or pass `--fvp PATH`",
-            "MLIA users: `mlia backend install corstone-300` installs it where ethos-kws also "
-            "looks ($VIRTUAL_ENV/.mlia or ~/.mlia)",
+            "MLIA users: "
+            + ", ".join(f"`mlia backend install {b}`" for b in sorted({x.target.mlia_backend for x in no_fvp}))
+            + " installs it where ethos-kws also looks ($VIRTUAL_ENV/.mlia or ~/.mlia)",
         ]
+        if any(x.target.platform == "corstone-320" for x in no_fvp):
+            fix.append(
+                "Corstone-320 (Ethos-U85) links the Python 3.9 it ships in <install>/python: keep "
+                "that folder beside models/ (ethos-kws then sets PYTHONHOME and LD_LIBRARY_PATH)"
+            )
     for s in statuses:
         if s.fvp_problem:
             missing.append(f"{s.target.executable} at {s.fvp_path} does not start: {s.fvp_problem}")
@@ -222,7 +228,7 @@ def format_report(report: DoctorReport) -> str:
             lines.append(f"    runner  {s.runner_path} ({s.runner_source}{v})")
         else:
             lines.append("    runner  not found")
-        lines.append(f"    Vela    --memory-mode {t.memory_mode}; ethosu.num_macs "
+        lines.append(f"    Vela    --memory-mode {t.memory_mode}; {t.npu_prefix}num_macs "
                      f"{'/'.join(map(str, t.num_macs))}")
     lines.append(f"  {RUNNER_DIST}: {report.runner_package_version or 'not installed'}; "
                  f"ethos-u-vela {report.vela_version}; host {report.host['system']} "

@@ -12,8 +12,13 @@ Every counter format seen in recorded console output is accepted (fixtures in
   names taken from an ``Ethos-U PMU Events:[...]`` line when one is printed.
 
 Counter names are normalised to the evaluation kit's spelling (``NPU ACTIVE``, ``NPU TOTAL``,
-``NPU AXI0_RD_DATA_BEAT_RECEIVED``...). Nothing is inferred: a counter the log does not print is
-absent, never computed from others.
+``NPU AXI0_RD_DATA_BEAT_RECEIVED``...), without the driver's ``ETHOSU_PMU_`` prefix (the U85
+runner prints ``NPU ETHOSU_PMU_SRAM_RD_DATA_BEAT_RECEIVED``: ``NPU SRAM_RD_DATA_BEAT_RECEIVED``).
+Nothing is inferred: a counter the log does not print is absent, never computed from others.
+
+Each family names its memory-port counters its own way (``PORT_COUNTERS``): U55/U65 by AXI port
+(AXI0 is the SRAM port, AXI1 the flash/DRAM one), U85 by the memory behind the port (SRAM, EXT)
+and it also counts EXT writes. Nothing maps one family's names onto another's here.
 """
 
 from __future__ import annotations
@@ -33,8 +38,47 @@ NPU_TOTAL = "NPU TOTAL"
 AXI0_READ = "NPU AXI0_RD_DATA_BEAT_RECEIVED"
 AXI0_WRITE = "NPU AXI0_WR_DATA_BEAT_WRITTEN"
 AXI1_READ = "NPU AXI1_RD_DATA_BEAT_RECEIVED"
+SRAM_READ = "NPU SRAM_RD_DATA_BEAT_RECEIVED"  # Ethos-U85
+SRAM_WRITE = "NPU SRAM_WR_DATA_BEAT_WRITTEN"
+EXT_READ = "NPU EXT_RD_DATA_BEAT_RECEIVED"
+EXT_WRITE = "NPU EXT_WR_DATA_BEAT_WRITTEN"
 INFERENCE_GROUP = "Inference"
 REQUIRED_COUNTERS = (NPU_ACTIVE, NPU_IDLE, NPU_TOTAL, AXI0_READ, AXI0_WRITE, AXI1_READ)
+
+
+@dataclass(frozen=True)
+class PortCounters:
+    """The counters of one family's memory ports, named by what they count: beats read from and
+    written to the SRAM, read from (and, where counted, written to) the external memory."""
+
+    sram_read: str
+    sram_write: str
+    ext_read: str
+    ext_write: str | None  # the U55/U65 runners count no AXI1 writes
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n in (self.sram_read, self.sram_write, self.ext_read, self.ext_write) if n)
+
+
+_AXI_PORTS = PortCounters(AXI0_READ, AXI0_WRITE, AXI1_READ, None)
+PORT_COUNTERS: dict[str, PortCounters] = {
+    "U55": _AXI_PORTS,
+    "U65": _AXI_PORTS,
+    "U85": PortCounters(SRAM_READ, SRAM_WRITE, EXT_READ, EXT_WRITE),
+}
+
+
+def port_counters(npu: str) -> PortCounters:
+    try:
+        return PORT_COUNTERS[npu.upper()]
+    except KeyError:
+        raise BackendError(f"no PMU counter names known for Ethos-{npu}") from None
+
+
+def required_counters(npu: str) -> tuple[str, ...]:
+    """What a finished inference must have printed on that family's runner."""
+    return (NPU_ACTIVE, NPU_IDLE, NPU_TOTAL, *port_counters(npu).names)
 
 # ---- PMU counters ------------------------------------------------------------------------------
 
@@ -51,11 +95,14 @@ _PMU_EVENTS_LIST_RE = re.compile(r"Ethos-U PMU Events:\s*\[([^\]]*)\]")
 
 
 def canonical_counter(name: str) -> str:
-    """``NPU total`` -> ``NPU TOTAL``; ``ETHOSU_PMU_NPU_IDLE`` -> ``NPU IDLE``."""
+    """``NPU total`` -> ``NPU TOTAL``; ``ETHOSU_PMU_NPU_IDLE`` -> ``NPU IDLE``;
+    ``NPU ETHOSU_PMU_SRAM_RD_DATA_BEAT_RECEIVED`` -> ``NPU SRAM_RD_DATA_BEAT_RECEIVED``."""
     name = " ".join(name.split())
     if name.upper().startswith("ETHOSU_PMU_"):
         event = name[len("ETHOSU_PMU_") :].upper()
         return {"NPU_IDLE": NPU_IDLE, "NPU_ACTIVE": NPU_ACTIVE}.get(event, f"NPU {event}")
+    if name.upper().startswith("NPU ETHOSU_PMU_"):  # the U85 evaluation kit runner's spelling
+        return canonical_counter(name[len("NPU ") :])
     head, _, rest = name.partition(" ")
     return f"{head.upper()} {rest.upper() if rest.lower() in ('active', 'idle', 'total') else rest}"
 
@@ -298,6 +345,17 @@ def macs_mismatch(text: str) -> tuple[int, int] | None:
     """``(FVP MACs, model MACs)`` from an "NPU config mismatch" on macs_per_cc (log2 values)."""
     m = _MACS_MISMATCH_RE.search(text)
     return (1 << int(m.group(1)), 1 << int(m.group(2))) if m else None
+
+
+# the U85 driver also checks the AXI port counts Vela compiled for (<Memory>_ports_used of the
+# system config) against the NPU's; format string from the Corstone-320 runner ELF
+_AXI_MISMATCH_RE = re.compile(r"npu\.num_axi_(sram|ext)=(\d+),?\s+optimizer\.num_axi_\1=(\d+)")
+
+
+def axi_ports_mismatch(text: str) -> tuple[str, int, int] | None:
+    """``("sram"|"ext", FVP ports, model ports)`` from a U85 "NPU config mismatch" on AXI ports."""
+    m = _AXI_MISMATCH_RE.search(text)
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
 
 
 # ---- runner facts ------------------------------------------------------------------------------

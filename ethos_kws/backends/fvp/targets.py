@@ -2,13 +2,14 @@
 
 One row per (platform, NPU): the FVP executable, the MAC counts it can emulate, the parameter
 prefixes, the generic inference runner to load and the Vela memory mode that runner was built for.
+Corstone-300/310 carry Ethos-U55/U65 (MPS3 board), Corstone-320 the Ethos-U85 (MPS4 board).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...accel import Accelerator, get_accelerator
@@ -16,8 +17,8 @@ from ...errors import AcceleratorError, UserError
 from ...paths import resource_dir
 
 TARGETS_FILE = "targets.json"
-PLATFORMS = ("corstone-300", "corstone-310")
-DEFAULT_PLATFORM = "corstone-300"
+PLATFORMS = ("corstone-300", "corstone-310", "corstone-320")
+DEFAULT_PLATFORM = "corstone-300"  # for U55/U65; an NPU only one platform carries gets that one
 
 
 @dataclass(frozen=True)
@@ -37,18 +38,19 @@ class MemoryMap:
 @dataclass(frozen=True)
 class FvpTarget:
     platform: str  # "corstone-300"
-    npu: str  # "U55" / "U65"
+    npu: str  # "U55" / "U65" / "U85"
     cpu: str
     executable: str  # FVP_Corstone_SSE-300_Ethos-U55
     avh_executable: str  # VHT_Corstone_SSE-300_Ethos-U55 (Arm Virtual Hardware, /opt/VHT)
     mlia_backend: str  # name in MLIA's mlia_config.json
     num_macs: tuple[int, ...]
     default_macs: int
-    board_prefix: str  # "mps3_board."
-    npu_prefix: str  # "ethosu."
+    board_prefix: str  # "mps3_board." (Corstone-300/310), "mps4_board." (Corstone-320)
+    npu_prefix: str  # "ethosu.", "mps4_board.subsystem.ethosu."
     runner_glob: str  # inside mlia/resources/backends/applications/
     memory_mode: str  # Vela memory mode the runner expects
     memory_map: MemoryMap
+    extra_params: tuple[str, ...] = ()  # further headless -C parameters ("vis_hdlcd...=1")
 
     @property
     def key(self) -> str:
@@ -70,17 +72,7 @@ def _hex(value: str | int) -> int:
 @functools.lru_cache(maxsize=2)
 def _load(path: str) -> tuple[FvpTarget, ...]:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    mm = doc["memory_map"]
-    memory_map = MemoryMap(
-        model_address=_hex(mm["model_address"]),
-        model_max_bytes=int(mm["model_max_bytes"]),
-        ifm_address=_hex(mm["ifm_address"]),
-        ifm_max_bytes=int(mm["ifm_max_bytes"]),
-        ofm_address=_hex(mm["ofm_address"]),
-        ofm_max_bytes=int(mm["ofm_max_bytes"]),
-        dump_instance=mm["dump_instance"],
-        dump_memory_space=mm["dump_memory_space"],
-    )
+    memory_map = _memory_map(doc["memory_map"])
     return tuple(
         FvpTarget(
             platform=t["platform"],
@@ -95,10 +87,29 @@ def _load(path: str) -> tuple[FvpTarget, ...]:
             npu_prefix=t["npu_prefix"],
             runner_glob=t["runner_glob"],
             memory_mode=t["memory_mode"],
-            memory_map=memory_map,
+            memory_map=replace(memory_map, **_memory_map_fields(t.get("memory_map", {}))),
+            extra_params=tuple(t.get("extra_params", ())),
         )
         for t in doc["targets"]
     )
+
+
+_ADDRESS_FIELDS = ("model_address", "ifm_address", "ofm_address")
+_SIZE_FIELDS = ("model_max_bytes", "ifm_max_bytes", "ofm_max_bytes")
+
+
+def _memory_map_fields(mm: dict) -> dict:
+    unknown = set(mm) - set(MemoryMap.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown memory_map field(s) in {TARGETS_FILE}: {', '.join(sorted(unknown))}")
+    return {
+        k: _hex(v) if k in _ADDRESS_FIELDS else int(v) if k in _SIZE_FIELDS else str(v)
+        for k, v in mm.items()
+    }
+
+
+def _memory_map(mm: dict) -> MemoryMap:
+    return MemoryMap(**_memory_map_fields(mm))
 
 
 def targets_path() -> Path:
@@ -121,11 +132,21 @@ def normalise_platform(platform: str | None) -> str:
 
 
 def get_target(platform: str | None, npu: str) -> FvpTarget:
+    """The row for ``npu`` on ``platform``; without a platform, the first row for ``npu``
+    (Corstone-300 for U55/U65, Corstone-320 for U85)."""
+    if platform is None:
+        for target in load_targets():
+            if target.npu == npu.upper():
+                return target
     name = normalise_platform(platform)
     for target in load_targets():
         if target.platform == name and target.npu == npu.upper():
             return target
-    raise AcceleratorError(f"{name} has no Ethos-{npu} FVP")
+    carriers = [t.platform for t in load_targets() if t.npu == npu.upper()]
+    raise AcceleratorError(
+        f"{name} has no Ethos-{npu} FVP"
+        + (f"; Ethos-{npu} runs on {', '.join(carriers)}" if carriers else "")
+    )
 
 
 def target_for(accel: Accelerator | str, platform: str | None = None) -> tuple[FvpTarget, int]:

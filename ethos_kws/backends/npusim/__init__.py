@@ -9,7 +9,11 @@ behaviours behind switches), ``executor`` (run loop) and ``backend`` (the Backen
 """
 
 
-def make_backend(model_path, **options):
-    from .backend import make_backend as _make
+def __getattr__(name: str):
+    # ``make_backend`` is resolved lazily (importing the package must not load the simulator), and
+    # is the real factory, so its declared keyword parameters are the backend's options
+    if name == "make_backend":
+        from .backend import make_backend
 
-    return _make(model_path, **options)
+        return make_backend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,7 @@
-"""``NpuSimBackend``: runs a ``*_vela.tflite`` graph; NPU ops through the simulator, the CPU ops
-Vela leaves behind (QUANTIZE/DEQUANTIZE) in numpy. ``make_backend`` compiles plain models first."""
+"""``NpuSimBackend``: runs a ``*_vela.tflite`` graph as it is deployed: the ``ethos-u`` operators on
+the simulator, every other operator on TFLite Micro's kernels (``cpu_side``), in graph order, with
+tensors passed between them and state carried between invocations. ``make_backend`` compiles plain
+models first."""
 
 from __future__ import annotations
 
@@ -12,15 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as fb
 
-from ...errors import InputDataError, ModelError
+from ...accel import get_accelerator
+from ...errors import ModelError, NotModelledError
 from ...tflite import TfliteModel, load_tflite
-from ..base import OutputTensor, RunResult, TensorSpec
+from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
+from . import cpu_side
 from .behaviours import DEFAULT, Behaviours
 from .container import CUSTOM_CODE, EthosUOp, is_vela_model, read_ethos_u_op
-from .cpu_ops import CPU_OPS
 from .executor import Executor
+from .families import require_simulated, require_simulated_stream
 from .memory import Memory
+
+CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLite Micro (CPU side)"
 
 
 @dataclass
@@ -29,40 +36,138 @@ class _NpuStep:
     executor: Executor
 
 
+@dataclass
+class _ResourceStep:
+    """VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE / CALL_ONCE (see ``cpu_side``)."""
+
+    kind: str
+    op: Any  # fb.OperatorT
+    subgraph: int
+
+
+class _Graph:
+    """One subgraph as steps in graph order."""
+
+    def __init__(self, backend: NpuSimBackend, sg_index: int):
+        self.index = sg_index
+        m, tm = backend.graph, backend.model
+        sg = m.subgraphs[sg_index]
+        self.tensors = sg.tensors
+        self.inputs = [int(i) for i in (sg.inputs if sg.inputs is not None else [])]
+        self.outputs = [int(i) for i in (sg.outputs if sg.outputs is not None else [])]
+        ops = sg.operators if sg.operators is not None else []
+        names = [cpu_side.op_name(m, op) for op in ops]
+        readers: dict[int, set[int]] = {}
+        for i, op in enumerate(ops):
+            for t in op.inputs if op.inputs is not None else []:
+                readers.setdefault(int(t), set()).add(i)
+        self.constants = {i: tm.tensor_data(i, sg_index) for i, t in enumerate(sg.tensors)
+                          if cpu_side._has_data(m, t)}
+        self.steps: list = []
+        seg: cpu_side.Segment | None = None
+
+        def flush():
+            nonlocal seg
+            if seg is not None:
+                self._close(backend, seg, readers, ops)
+                self.steps.append(seg)
+            seg = None
+
+        for i, (op, name) in enumerate(zip(ops, names)):
+            if name == f"CUSTOM {CUSTOM_CODE}":
+                flush()
+                eop = read_ethos_u_op(tm, tm.operators(sg_index)[i])
+                self.steps.append(_NpuStep(eop, Executor(eop.payload, backend.behaviours)))
+            elif name in cpu_side.RESOURCE_OPS:
+                flush()
+                self.steps.append(_ResourceStep(name, op, sg_index))
+            elif name in cpu_side.CONTROL_FLOW_OPS:
+                raise NotModelledError(f"operator {i} ({name}): control flow on the CPU side is not modelled")
+            else:
+                if seg is None:
+                    seg = cpu_side.Segment([], [])
+                seg.ops.append(i)
+                seg.names.append(name)
+        flush()
+
+    def _close(self, backend, seg: cpu_side.Segment, readers, ops) -> None:
+        inside = set(seg.ops)
+        produced, consumed = [], []
+        for i in seg.ops:
+            for t in ops[i].inputs if ops[i].inputs is not None else []:
+                t = int(t)
+                if t >= 0 and t not in consumed:
+                    consumed.append(t)
+            produced += [int(t) for t in ops[i].outputs]
+        for t in consumed:
+            tt = self.tensors[t]
+            if t in produced or t in self.constants:
+                continue
+            if tt.isVariable:
+                seg.stateful = True
+                continue
+            seg.inputs.append(t)
+        seg.outputs = [t for t in produced
+                       if (readers.get(t, set()) - inside) or t in self.outputs]
+        if not seg.outputs:  # only side effects: keep the last result so TFLM has an output
+            seg.outputs = [produced[-1]]
+        cpu_side.open_segment(backend.graph, self.index, seg)
+        seg.out_specs = [(cpu_side.tensor_shape(self.tensors[t]), cpu_side.tensor_dtype(self.tensors[t]))
+                         for t in seg.outputs]
+
+    @property
+    def npu_steps(self) -> list[_NpuStep]:
+        return [s for s in self.steps if isinstance(s, _NpuStep)]
+
+    @property
+    def stateful(self) -> bool:
+        return any(isinstance(s, _ResourceStep) or (isinstance(s, cpu_side.Segment) and s.stateful)
+                   for s in self.steps)
+
+
 class NpuSimBackend:
     name = "npu-sim"
 
     def __init__(self, compiled_path: str | os.PathLike, behaviours: Behaviours = DEFAULT,
                  original_model: TfliteModel | None = None, extra: dict[str, Any] | None = None,
-                 warm_up: bool = True):
+                 warm_up: bool = True, cpu_only_ok: bool = False):
         self.model = load_tflite(compiled_path)
-        if not is_vela_model(self.model):
+        has_npu = is_vela_model(self.model)
+        if not has_npu and not cpu_only_ok:
             raise ModelError(f"{compiled_path}: not a Vela-compiled model (no '{CUSTOM_CODE}' operator)")
         self.behaviours = behaviours
-        self.steps: list[tuple[Any, Any]] = []
-        for op in self.model.operators():
-            if op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE:
-                eop = read_ethos_u_op(self.model, op)
-                self.steps.append((op, _NpuStep(eop, Executor(eop.payload, behaviours))))
-            elif op.opcode in CPU_OPS:
-                self.steps.append((op, CPU_OPS[op.opcode]))
-            else:
-                raise ModelError(
-                    f"operator {op.index} ({op.opcode}) runs on the CPU in this Vela model; "
-                    f"npu-sim executes only {', '.join(CPU_OPS)} outside the NPU"
-                )
-        for _op, step in self.steps:  # validate every stream now, not at the first inference
-            if isinstance(step, _NpuStep):
-                step.executor.prepare(self._memory(step, 1))
-        sg = self.model.subgraph
-        self._inputs = [int(i) for i in sg.InputsAsNumpy()]
-        self._outputs = [int(i) for i in sg.OutputsAsNumpy()]
+        self.graph = fb.ModelT.InitFromPackedBuf(self.model.data, 0)
+        self.resources = cpu_side.ResourceVariables()
+        self._graphs: dict[int, _Graph] = {0: _Graph(self, 0)}
+        main = self._graphs[0]
+        self.steps = main.steps
+        for step in main.npu_steps:  # validate every stream now, not at the first inference
+            step.executor.prepare(self._memory(step, 1))
+        self._inputs, self._outputs = main.inputs, main.outputs
         self._sha = (original_model or self.model).sha256
         self._extra = dict(extra or {})
-        cfgs = {s.executor.config.name for _, s in self.steps if isinstance(s, _NpuStep)}
-        self._extra.setdefault("accel", ",".join(sorted(cfgs)))
+        cfgs = {e.config.name for e in self.executors}
+        if cfgs:
+            self._extra.setdefault("accel", ",".join(sorted(cfgs)))
+        cpu = [s.describe() for s in main.steps if isinstance(s, cpu_side.Segment)]
+        cpu += [s.kind for s in main.steps if isinstance(s, _ResourceStep)]
+        if cpu:
+            self._extra["cpu_operators"] = cpu
+        if not has_npu:
+            self._extra["note"] = CPU_ONLY_NOTE
+        self.stateful = main.stateful
         if warm_up:  # decode weights and scales now, so run() times an inference, not a load
             self.run_batch([[np.zeros(spec.shape, dtype=spec.dtype) for spec in self.input_specs]])
+            self.reset()
+
+    def reset(self) -> None:
+        """Back to the state after loading: resource variables cleared, CALL_ONCE pending,
+        variable tensors of the CPU side zeroed."""
+        self.resources.reset()
+        for g in self._graphs.values():
+            for s in g.steps:
+                if isinstance(s, cpu_side.Segment) and s.stateful:
+                    s.interpreter.reset()
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -73,22 +178,18 @@ class NpuSimBackend:
         return self.model.output_specs
 
     @property
+    def step_names(self) -> list[str]:
+        """The main graph in execution order: "ethos-u" for an NPU operator, the operator names
+        of a CPU segment joined by "+", or the resource operator."""
+        return [CUSTOM_CODE if isinstance(s, _NpuStep) else s.kind if isinstance(s, _ResourceStep)
+                else s.describe() for s in self.steps]
+
+    @property
     def executors(self) -> list[Executor]:
-        return [s.executor for _, s in self.steps if isinstance(s, _NpuStep)]
+        return [s.executor for s in self._graphs[0].npu_steps]
 
     def _check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        specs = self.input_specs
-        if len(inputs) != len(specs):
-            raise InputDataError(f"model has {len(specs)} inputs, got {len(inputs)}")
-        out = []
-        for spec, x in zip(specs, inputs):
-            x = np.asarray(x)
-            if int(np.prod(x.shape)) != int(np.prod(spec.shape)):
-                raise InputDataError(f"input {spec.name!r}: expected shape {spec.shape}, got {x.shape}")
-            if x.dtype != np.dtype(spec.dtype):
-                raise InputDataError(f"input {spec.name!r}: expected dtype {spec.dtype}, got {x.dtype}")
-            out.append(x.reshape(spec.shape))
-        return out
+        return check_inputs(inputs, self.input_specs)
 
     @staticmethod
     def _memory(step: _NpuStep, batch: int) -> Memory:
@@ -110,21 +211,65 @@ class NpuSimBackend:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             values[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape)
 
-    def _run_graph(self, batched_inputs: list[np.ndarray], batch: int) -> list[np.ndarray]:
-        values = dict(zip(self._inputs, batched_inputs))
-        for op, step in self.steps:
+    def _graph(self, index: int) -> _Graph:
+        if index not in self._graphs:
+            if not 0 < index < len(self.graph.subgraphs):
+                raise ModelError(f"CALL_ONCE names subgraph {index}, which the model does not have")
+            self._graphs[index] = _Graph(self, index)
+        return self._graphs[index]
+
+    def _value(self, g: _Graph, values: dict, t: int, batch: int) -> np.ndarray:
+        if t in values:
+            return values[t]
+        if t in g.constants:
+            c = np.asarray(g.constants[t])
+            return np.broadcast_to(c, (batch,) + c.shape)
+        raise ModelError(f"tensor {self.graph.subgraphs[g.index].tensors[t].name!r} is read before it is written")
+
+    def _run_resource(self, g: _Graph, step: _ResourceStep, values: dict, handles: dict, batch: int) -> None:
+        op, res = step.op, self.resources
+        if step.kind == "VAR_HANDLE":
+            handles[int(op.outputs[0])] = res.key(op)
+        elif step.kind == "READ_VARIABLE":
+            t = g.tensors[int(op.outputs[0])]
+            values[int(op.outputs[0])] = res.read(handles[int(op.inputs[0])], cpu_side.tensor_shape(t),
+                                                  cpu_side.tensor_dtype(t), batch, cpu_side.tensor_zero_point(t))
+        elif step.kind == "ASSIGN_VARIABLE":
+            res.assign(handles[int(op.inputs[0])], self._value(g, values, int(op.inputs[1]), batch))
+        else:  # CALL_ONCE: the init subgraph runs at the first invocation after load or reset
+            index = int(op.builtinOptions.initSubgraphIndex)
+            if index not in res.called_once:
+                res.called_once.add(index)
+                self._run_graph(self._graph(index), [], batch)
+
+    def _run_graph(self, g: _Graph, batched_inputs: list[np.ndarray], batch: int) -> list[np.ndarray]:
+        values = dict(zip(g.inputs, batched_inputs))
+        handles: dict[int, tuple[str, str]] = {}
+        for step in g.steps:
             if isinstance(step, _NpuStep):
                 self._run_npu(step, values, batch)
+            elif isinstance(step, _ResourceStep):
+                self._run_resource(g, step, values, handles, batch)
             else:
-                values[op.outputs[0]] = step(self.model, op, values[op.inputs[0]])
-        return [values[i] for i in self._outputs]
+                for t in step.inputs:
+                    values[t] = self._value(g, values, t, batch)
+                cpu_side.run_segment(step, values, batch, step.out_specs)
+        return [self._value(g, values, i, batch) for i in g.outputs]
 
     def run_batch(self, batch: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+        """Outputs for many input sets. A stateless graph runs them side by side; a stateful one
+        (resource or variable tensors) runs them as consecutive steps of one stream."""
         if not batch:
             return []
         checked = [self._check_inputs(item) for item in batch]
+        if self.stateful:
+            outs = []
+            for item in checked:
+                o = self._run_graph(self._graphs[0], [x[None] for x in item], 1)
+                outs.append([np.array(x[0]) for x in o])
+            return outs
         stacked = [np.stack([item[k] for item in checked]) for k in range(len(self.input_specs))]
-        outs = self._run_graph(stacked, len(checked))
+        outs = self._run_graph(self._graphs[0], stacked, len(checked))
         return [[o[b] for o in outs] for b in range(len(checked))]
 
     def run(self, inputs: Sequence[np.ndarray]) -> RunResult:
@@ -147,18 +292,22 @@ def compile_with_vela(model_path: str | os.PathLike, accel: str, out_dir: str | 
     return Path(res.compiled_model)
 
 
-def make_backend(model_path: str | os.PathLike, **options) -> NpuSimBackend:
-    """Run a ``*_vela.tflite`` directly; compile any other model for ``accel`` first."""
+def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, legacy_core: bool | None = False,
+                 system_config: str | None = None, memory_mode: str | None = None,
+                 behaviours: Behaviours | None = None, litert_fc_rounding: bool = False) -> NpuSimBackend:
+    """Registry factory: run a ``*_vela.tflite`` directly; compile any other model for ``accel``
+    (default u55-128) first. These keyword parameters are the backend's options."""
     model = load_tflite(model_path)
-    behaviours = options.get("behaviours") or DEFAULT
-    if options.get("litert_fc_rounding"):
+    behaviours = behaviours or DEFAULT
+    if litert_fc_rounding:
         behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
     if is_vela_model(model):
+        require_simulated_stream(model, str(model_path))
         return NpuSimBackend(model_path, behaviours, extra={"compiled_model": str(model_path)})
-    accel = options.get("accel") or "u55-128"
-    legacy = bool(options.get("legacy_core", False))
+    accel = accel or "u55-128"
+    require_simulated(get_accelerator(accel))  # before Vela runs for a stream we cannot execute
+    legacy = bool(legacy_core)
     compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
-                                 system_config=options.get("system_config"),
-                                 memory_mode=options.get("memory_mode"))
-    return NpuSimBackend(compiled, behaviours, original_model=model,
+                                 system_config=system_config, memory_mode=memory_mode)
+    return NpuSimBackend(compiled, behaviours, original_model=model, cpu_only_ok=True,
                          extra={"accel": accel, "legacy_core": legacy, "compiled_model": str(compiled)})

@@ -18,6 +18,10 @@ class Behaviours:
     # ACTIVATION_MIN/MAX do not clamp a 32-bit OFM when the clip range is OFM_PRECISION (Vela
     # leaves them at the int16 range; the softmax's int32 intermediates need the full range).
     minmax_no_clamp_32bit: bool = True
+    # LRELU multiplies only the negative elements, by OFM_SCALE (alpha); the others pass
+    # unscaled. Vela emits LRELU only for int16 with equal IFM/OFM scales, alpha in OFM_SCALE and
+    # no OPA_SCALE (False: OPA_SCALE is alpha and OFM_SCALE rescales every element).
+    lrelu_alpha_in_ofm_scale: bool = True
     # A LUT is indexed by the clamped int8 value + 128 (not by its raw byte).
     lut_index_plus_128: bool = True
     # A padded AVERAGE pool divides by the number of valid elements and rounds half away from

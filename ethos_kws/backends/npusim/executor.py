@@ -3,14 +3,16 @@
 Plans (index arrays, decoded weights and scales) depend only on the register file at their
 position in the stream, so they are built on the first run and reused for every later inference
 and batch item. The stream has no branches; decoding caps the command count, every plan checks
-its memory accesses before it runs, so a malformed stream ends in ``CommandStreamError``.
+its memory accesses before it runs, so a malformed stream ends in ``CommandStreamError`` and a
+valid one using something not modelled in ``NotModelledError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from ...errors import CommandStreamError
+from ...errors import CommandStreamError, NotModelledError
 from .behaviours import DEFAULT, Behaviours
 from .commands import Command, decode_stream
 from .container import CommandPayload
@@ -28,17 +30,31 @@ SYNC_OPS = frozenset({"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK"
 
 
 def _num_cores(r: RegisterFile, payload: CommandPayload) -> int:
-    n = r.p("PARALLEL_MODE") + 1
+    n = r.param("PARALLEL_MODE") + 1
     cores = payload.config.accelerator.cores
     if n > cores:
         raise CommandStreamError(f"PARALLEL_MODE {n - 1} on a {cores}-core {payload.config.name}")
     return n
 
 
+@contextmanager
+def at_command(cmd: Command) -> Iterator[None]:
+    """Name the operation in every error raised while planning or running it. A numpy error from a
+    register combination no valid stream produces becomes a ``CommandStreamError``, never a crash;
+    ``NotModelledError`` keeps its kind."""
+    where = f"{cmd.name} at stream byte {cmd.offset}"
+    try:
+        yield
+    except (CommandStreamError, NotModelledError) as e:
+        raise type(e)(f"{where}: {e}") from None
+    except (ValueError, IndexError, OverflowError, MemoryError) as e:
+        raise CommandStreamError(f"{where}: unsupported register values ({e})") from None
+
+
 def _make_plan(cmd: Command, r: RegisterFile, mem: Memory, payload: CommandPayload,
                behaviours: Behaviours):
     name = cmd.name
-    try:
+    with at_command(cmd):
         if name == "NPU_OP_CONV":
             return ConvPlan(r, mem, payload.config, behaviours, False, _num_cores(r, payload))
         if name == "NPU_OP_DEPTHWISE":
@@ -49,14 +65,9 @@ def _make_plan(cmd: Command, r: RegisterFile, mem: Memory, payload: CommandPaylo
             return ElementwisePlan(r, mem, cmd.param, behaviours)
         if name == "NPU_OP_DMA_START":
             return DmaPlan(r, mem)
-    except CommandStreamError as e:
-        raise CommandStreamError(f"{name} at stream byte {cmd.offset}: {e}") from None
-    except (ValueError, IndexError, OverflowError, MemoryError) as e:
-        # a register combination no valid stream produces; never let it escape as a crash
-        raise CommandStreamError(f"{name} at stream byte {cmd.offset}: unsupported register values ({e})") from None
     if name in SYNC_OPS:
         return None
-    raise CommandStreamError(f"operation {name} at stream byte {cmd.offset} is not modelled")
+    raise NotModelledError(f"operation {name} at stream byte {cmd.offset} is not modelled")
 
 
 class Executor:
@@ -101,10 +112,5 @@ class Executor:
         for cmd, plan in self._plans:
             if trace:
                 trace(cmd)
-            try:
+            with at_command(cmd):
                 plan.run(mem)
-            except CommandStreamError as e:
-                raise CommandStreamError(f"{cmd.name} at stream byte {cmd.offset}: {e}") from None
-            except (ValueError, IndexError, OverflowError, MemoryError) as e:
-                raise CommandStreamError(
-                    f"{cmd.name} at stream byte {cmd.offset}: unsupported register values ({e})") from None

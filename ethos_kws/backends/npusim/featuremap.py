@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import data_format as DataFormat
 
 from ...errors import CommandStreamError
 from .memory import Memory
 from .registers import RegisterFile
 
-NHWC, NHCWB16 = 0, 1
+NHWC, NHCWB16 = DataFormat.NHWC.value, DataFormat.NHCWB16.value
 IFM_BITS = {0: 8, 1: 16, 2: 32}  # IFM_PRECISION [3:2] / OFM_PRECISION [2:1]
 MAX_ELEMENTS = 1 << 26  # no single operand of a sane stream is this large
 
@@ -52,32 +53,31 @@ class FeatureMap:
 
     @classmethod
     def from_registers(cls, r: RegisterFile, name: str) -> FeatureMap:
-        prec = r.p(f"{name}_PRECISION")
-        if name == "OFM":
-            bits_code, layout = (prec >> 1) & 0x3, (prec >> 6) & 0x3
-        else:
-            bits_code, layout = (prec >> 2) & 0x3, (prec >> 6) & 0x3
+        prec = r.param(f"{name}_PRECISION")
+        # the precision field: [0] signed, then the element size code ([2:1] OFM, [3:2] IFM)
+        precision, layout = r.field(f"{name}_PRECISION", "precision"), r.field(f"{name}_PRECISION", "format")
+        bits_code = (precision >> 1) & 0x3 if name == "OFM" else (precision >> 2) & 0x3
         if bits_code not in IFM_BITS:
             raise CommandStreamError(f"{name}_PRECISION 0x{prec:04x}: unsupported element size code {bits_code}")
         if layout not in (NHWC, NHCWB16):
             raise CommandStreamError(f"{name}_PRECISION 0x{prec:04x}: unsupported layout {layout}")
         bits = IFM_BITS[bits_code]
         signed = bool(prec & 1)
-        zp = r.p(f"{name}_ZERO_POINT")
+        zp = r.param(f"{name}_ZERO_POINT")
         # the zero point register holds a value of the operand's type (16 bits, sign-extended when signed)
         if signed or bits > 8:
             zp = zp - 0x10000 if zp & 0x8000 else zp
         if name == "OFM":
-            h0, h1, w0 = r.p("OFM_HEIGHT0_M1"), r.p("OFM_HEIGHT1_M1"), r.p("OFM_WIDTH0_M1")
+            h0, h1, w0 = r.param("OFM_HEIGHT0_M1"), r.param("OFM_HEIGHT1_M1"), r.param("OFM_WIDTH0_M1")
         else:
-            h0, h1, w0 = r.p(f"{name}_HEIGHT0_M1"), r.p(f"{name}_HEIGHT1_M1"), r.p(f"{name}_WIDTH0_M1")
+            h0, h1, w0 = r.param(f"{name}_HEIGHT0_M1"), r.param(f"{name}_HEIGHT1_M1"), r.param(f"{name}_WIDTH0_M1")
         return cls(
             name=name,
-            region=r.p(f"{name}_REGION") & 0x7,
-            bases=tuple(r.a(f"{name}_BASE{i}") for i in range(4)),
+            region=r.param(f"{name}_REGION") & 0x7,
+            bases=tuple(r.address(f"{name}_BASE{i}") for i in range(4)),
             height0=h0 + 1, height1=h1 + 1, width0=w0 + 1,
-            stride_x=r.a(f"{name}_STRIDE_X"), stride_y=r.a(f"{name}_STRIDE_Y"),
-            stride_c=r.a(f"{name}_STRIDE_C"),
+            stride_x=r.address(f"{name}_STRIDE_X"), stride_y=r.address(f"{name}_STRIDE_Y"),
+            stride_c=r.address(f"{name}_STRIDE_C"),
             layout=layout, bits=bits, signed=signed, zero_point=zp,
         )
 

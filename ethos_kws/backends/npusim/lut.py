@@ -8,12 +8,13 @@ rescale, zero point and clamp to the clip range.
 from __future__ import annotations
 
 import numpy as np
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import activation as Activation
 
-from ...errors import CommandStreamError
+from ...errors import CommandStreamError, NotModelledError
 from .behaviours import Behaviours
 from .memory import LUT_SLOT_BYTES, Memory
 
-LUT_FIRST, LUT_LAST = 16, 23
+LUT_FIRST, LUT_LAST = Activation.LUT_START.value, Activation.LUT_END.value
 ENTRIES = 256
 
 
@@ -23,7 +24,7 @@ def apply_lut(mem: Memory, function: int, values: np.ndarray, ofm_dtype: np.dtyp
     slot = function - LUT_FIRST
     entry = {1: np.dtype("i1"), 4: np.dtype("<i4")}.get(ofm_dtype.itemsize)
     if entry is None:
-        raise CommandStreamError(f"LUT activation with a {ofm_dtype.itemsize * 8}-bit OFM is not modelled")
+        raise NotModelledError(f"LUT activation with a {ofm_dtype.itemsize * 8}-bit OFM is not modelled")
     start = mem.lut_base() + slot * LUT_SLOT_BYTES
     length = ENTRIES * entry.itemsize
     table = mem.read_bytes("SHRAM", start, length, f"LUT TABLE_{slot}")

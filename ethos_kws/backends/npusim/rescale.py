@@ -12,11 +12,13 @@ All arithmetic is exact: int64 when ``|v| * M`` fits, Python integers otherwise.
 from __future__ import annotations
 
 import numpy as np
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import rounding as Rounding
 
 from ...errors import CommandStreamError
 
-TFL, TRUNCATE, NATURAL = 0, 1, 2
-ROUNDING_NAMES = {TFL: "TFL", TRUNCATE: "TRUNCATE", NATURAL: "NATURAL"}
+# plain ints: they are compared in the hot path
+TFL, TRUNCATE, NATURAL = Rounding.TFL.value, Rounding.TRUNCATE.value, Rounding.NATURAL.value
+ROUNDING_NAMES = {r.value: r.name for r in Rounding}
 _INT64_SAFE = 1 << 62
 
 

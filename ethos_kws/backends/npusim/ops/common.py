@@ -6,17 +6,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import acc_format as AccFormat
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import activation as Activation
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import clip_range as ClipRange
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import resampling_mode as Resampling
 
-from ....errors import CommandStreamError
+from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
 from ..featuremap import FeatureMap, write_fm
 from ..lut import LUT_FIRST, LUT_LAST, apply_lut
 from ..memory import Memory
 from ..registers import RegisterFile
 
-# ACTIVATION [15:12] clip range -> forced (min, max); 0 = the OFM precision's range
-CLIP_RANGES = {0: None, 2: (0, 255), 3: (-128, 127), 5: (-32768, 32767)}
-ACT_NONE = 0
+# ACTIVATION [15:12] clip range -> forced (min, max); OFM_PRECISION = the OFM type's range
+CLIP_RANGES = {
+    ClipRange.OFM_PRECISION.value: None,
+    ClipRange.FORCE_UINT8.value: (0, 255),
+    ClipRange.FORCE_INT8.value: (-128, 127),
+    ClipRange.FORCE_INT16.value: (-32768, 32767),
+}
+ACT_NONE = Activation.NONE.value
 
 
 @dataclass(frozen=True)
@@ -43,16 +52,16 @@ class Kernel:
 
     @classmethod
     def from_registers(cls, r: RegisterFile) -> Kernel:
-        ks = r.p("KERNEL_STRIDE")
+        ks = r.param("KERNEL_STRIDE")
         sx = ((ks >> 0) & 1 | ((ks >> 6) & 1) << 1) + 1
         sy = ((ks >> 1) & 1 | ((ks >> 9) & 1) << 1) + 1
         dx, dy = ((ks >> 3) & 1) + 1, ((ks >> 4) & 1) + 1
-        kh_d, kw_d = r.p("KERNEL_HEIGHT_M1") + 1, r.p("KERNEL_WIDTH_M1") + 1
+        kh_d, kw_d = r.param("KERNEL_HEIGHT_M1") + 1, r.param("KERNEL_WIDTH_M1") + 1
         if (kh_d - 1) % dy or (kw_d - 1) % dx:
             raise CommandStreamError(f"kernel {kh_d}x{kw_d} does not fit dilation {dy}x{dx}")
         return cls((kh_d - 1) // dy + 1, (kw_d - 1) // dx + 1, sy, sx, dy, dx,
-                   r.p("IFM_PAD_TOP"), r.p("IFM_PAD_LEFT"), r.p("IFM_PAD_BOTTOM"),
-                   r.p("IFM_PAD_RIGHT"), bool((ks >> 2) & 1))
+                   r.param("IFM_PAD_TOP"), r.param("IFM_PAD_LEFT"), r.param("IFM_PAD_BOTTOM"),
+                   r.param("IFM_PAD_RIGHT"), bool((ks >> 2) & 1))
 
     def ifm_size(self, ofm_h: int, ofm_w: int) -> tuple[int, int]:
         """IFM height/width are not programmed; they follow from OFM size, stride, kernel, padding."""
@@ -65,14 +74,16 @@ class Kernel:
 
 def check_unmodelled(r: RegisterFile) -> None:
     """Registers whose non-default values change results in ways npu-sim does not model."""
-    if r.p("IFM_UPSCALE") & 0x3:
-        raise CommandStreamError(f"IFM_UPSCALE mode {r.p('IFM_UPSCALE') & 0x3} (resampling) is not modelled")
-    if r.p("ACC_FORMAT") & 0x3 == 2:
-        raise CommandStreamError("ACC_FORMAT FP_S5_10 (floating-point accumulators) is not modelled")
+    upscale = r.field("IFM_UPSCALE", "mode")
+    if upscale != Resampling.NONE.value:
+        what = Resampling(upscale).name if upscale in {m.value for m in Resampling} else upscale
+        raise NotModelledError(f"IFM_UPSCALE mode {what} (resampling) is not modelled")
+    if r.param("ACC_FORMAT") & 0x3 == AccFormat.FP_S5_10.value:
+        raise NotModelledError("ACC_FORMAT FP_S5_10 (floating-point accumulators) is not modelled")
 
 
 def ofm_shape(r: RegisterFile) -> tuple[int, int, int]:
-    return r.p("OFM_HEIGHT_M1") + 1, r.p("OFM_WIDTH_M1") + 1, r.p("OFM_DEPTH_M1") + 1
+    return r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
 
 
 def effective_zero_point(fm: FeatureMap, clip_range: int, behaviours: Behaviours) -> int:
@@ -98,18 +109,18 @@ class OutputStage:
     @classmethod
     def from_registers(cls, r: RegisterFile, ofm: FeatureMap, behaviours: Behaviours) -> OutputStage:
         check_unmodelled(r)
-        prec = r.p("OFM_PRECISION")
-        act = r.p("ACTIVATION")
-        function, clip = act & 0xFFF, (act >> 12) & 0xF
+        function, clip = r.field("ACTIVATION", "type"), r.field("ACTIVATION", "act_clip_range")
         if clip not in CLIP_RANGES:
-            raise CommandStreamError(f"ACTIVATION clip range {clip} is not modelled")
+            raise CommandStreamError(f"ACTIVATION clip range {clip} is not defined")
+        if function in (Activation.TANH.value, Activation.SIGMOID.value):
+            raise NotModelledError(f"ACTIVATION function {Activation(function).name} is not modelled")
         if function != ACT_NONE and not (LUT_FIRST <= function <= LUT_LAST):
-            raise CommandStreamError(f"ACTIVATION function {function} (TANH/SIGMOID/other) is not modelled")
-        rounding = (prec >> 14) & 0x3
+            raise CommandStreamError(f"ACTIVATION function {function} is not defined")
+        rounding = r.field("OFM_PRECISION", "rounding")
         if rounding == 3:
             raise CommandStreamError("OFM_PRECISION rounding mode 3 is not defined")
-        return cls(ofm, rounding, bool((prec >> 8) & 1), function, clip, r.s("ACTIVATION_MIN"),
-                   r.s("ACTIVATION_MAX"), effective_zero_point(ofm, clip, behaviours), behaviours)
+        return cls(ofm, rounding, bool(r.field("OFM_PRECISION", "scaling")), function, clip, r.signed("ACTIVATION_MIN"),
+                   r.signed("ACTIVATION_MAX"), effective_zero_point(ofm, clip, behaviours), behaviours)
 
     def type_range(self) -> tuple[int, int]:
         info = np.iinfo(self.ofm.dtype)

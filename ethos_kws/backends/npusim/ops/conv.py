@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ....errors import CommandStreamError
+from ....errors import CommandStreamError, NotModelledError
 from .. import weights as weight_decoder
 from ..behaviours import Behaviours
 from ..container import NpuConfig
@@ -33,13 +33,13 @@ class ConvPlan:
         self.ofm = FeatureMap.from_registers(r, "OFM")
         self.ifm = FeatureMap.from_registers(r, "IFM")
         if self.ifm.bits not in (8, 16):
-            raise CommandStreamError(f"{self.op} with a {self.ifm.bits}-bit IFM is not modelled")
+            raise CommandStreamError(f"{self.op} with a {self.ifm.bits}-bit IFM (the NPU convolves 8 and 16 bit)")
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
         if self.out.global_scale:
-            raise CommandStreamError(f"{self.op} with global OFM_SCALE (no scale stream) is not modelled")
+            raise NotModelledError(f"{self.op} with global OFM_SCALE (no scale stream) is not modelled")
         self.h, self.w, self.c = ofm_shape(r)
         self.k = Kernel.from_registers(r)
-        self.ifm_depth = self.c if depthwise else r.p("IFM_DEPTH_M1") + 1
+        self.ifm_depth = self.c if depthwise else r.param("IFM_DEPTH_M1") + 1
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
         work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
         if work > MAX_MACS:
@@ -62,8 +62,8 @@ class ConvPlan:
             channels = len(range(core, self.c, num_cores))
             if channels == 0:
                 continue
-            w = (r.p("WEIGHT_REGION") & 7, r.a(f"{wname}_BASE"), r.a(f"{wname}_LENGTH"))
-            s = (r.p("SCALE_REGION") & 7, r.a(f"{sname}_BASE"), r.a(f"{sname}_LENGTH"))
+            w = (r.param("WEIGHT_REGION") & 7, r.address(f"{wname}_BASE"), r.address(f"{wname}_LENGTH"))
+            s = (r.param("SCALE_REGION") & 7, r.address(f"{sname}_BASE"), r.address(f"{sname}_LENGTH"))
             for what, (reg, base, length) in ((wname, w), (sname, s)):
                 mem.check(reg, base, base + length, f"{self.op} {what} stream")
             params = weight_decoder.WeightStreamParams(
@@ -71,7 +71,7 @@ class ConvPlan:
                 core=core, op=self.op, kernel_h=self.k.height, kernel_w=self.k.width,
                 dilation_y=self.k.dilation_y, dilation_x=self.k.dilation_x,
                 ifm_depth=self.ifm_depth, ofm_depth=self.c,
-                ofm_block_depth=r.p("OFM_BLK_DEPTH_M1") + 1,
+                ofm_block_depth=r.param("OFM_BLK_DEPTH_M1") + 1,
                 part_kernel_first=self.k.part_kernel_first, ifm_bits=self.ifm.bits)
             self.streams.append((core, channels, w, s, params))
         self._cache_key: tuple | None = None

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from ....errors import CommandStreamError
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import stride_mode as StrideMode
+
+from ....errors import CommandStreamError, NotModelledError
 from ..memory import SHRAM, Memory
 from ..registers import RegisterFile
 
-STRIDE_1D = 0
+STRIDE_1D = StrideMode.STRIDE_MODE_1D.value
 
 
 class DmaPlan:
     def __init__(self, r: RegisterFile, mem: Memory):
-        src_reg, dst_reg = r.p("DMA0_SRC_REGION"), r.p("DMA0_DST_REGION")
-        for name, reg in (("DMA0_SRC_REGION", src_reg), ("DMA0_DST_REGION", dst_reg)):
-            mode = (reg >> 9) & 0x3
+        for name in ("DMA0_SRC_REGION", "DMA0_DST_REGION"):
+            mode = r.field(name, "stride_mode")
+            if mode not in {m.value for m in StrideMode}:
+                raise CommandStreamError(f"{name}: undefined DMA stride mode {mode}")
             if mode != STRIDE_1D:
-                raise CommandStreamError(f"{name}: DMA stride mode {mode} (2D/3D) is not modelled")
-        if (src_reg >> 8) & 1:
-            raise CommandStreamError("DMA0_SRC_REGION: DMA from internal SHRAM is not modelled")
-        self.src = src_reg & 0x7
-        self.dst = SHRAM if (dst_reg >> 8) & 1 else dst_reg & 0x7
-        self.src_addr, self.dst_addr, self.length = r.a("DMA0_SRC"), r.a("DMA0_DST"), r.a("DMA0_LEN")
+                raise NotModelledError(f"{name}: DMA {StrideMode(mode).name} is not modelled")
+        if r.field("DMA0_SRC_REGION", "internal"):
+            raise NotModelledError("DMA0_SRC_REGION: DMA from internal SHRAM is not modelled")
+        self.src = r.field("DMA0_SRC_REGION", "region") & 0x7
+        dst = r.field("DMA0_DST_REGION", "region") & 0x7
+        self.dst = SHRAM if r.field("DMA0_DST_REGION", "internal") else dst
+        self.src_addr, self.dst_addr, self.length = r.address("DMA0_SRC"), r.address("DMA0_DST"), r.address("DMA0_LEN")
         mem.check(self.src, self.src_addr, self.src_addr + self.length, "DMA source")
         mem.check(self.dst, self.dst_addr, self.dst_addr + self.length, "DMA destination")
         mem.check_writable(self.dst, "DMA destination")

@@ -9,19 +9,25 @@ OPA/OPB_SCALE (IFM_PRECISION [9:8]: 0 both 16-bit multipliers, 1/2 operand A/B r
 from __future__ import annotations
 
 import numpy as np
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import elementwise_mode as Mode
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import ifm_scale_mode as ScaleMode
 
-from ....errors import CommandStreamError
+from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
+from ..commands import decode_fields
 from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TRUNCATE, rescale
 from .common import OutputStage, effective_zero_point, ofm_shape
 
-MUL, ADD, SUB, MIN, MAX, LRELU, ABS, CLZ, SHR, SHL = range(10)
-NAMES = ("MUL", "ADD", "SUB", "MIN", "MAX", "LRELU", "ABS", "CLZ", "SHR", "SHL")
-UNARY = (LRELU, ABS, CLZ)
-SCALE_16BIT, SCALE_OPA_32BIT, SCALE_OPB_32BIT = 0, 1, 2
+UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
+# Which scale registers each mode reads (Vela's generate_scaling_for_elementwise): ADD/SUB
+# OPA/OPB_SCALE and OFM_SCALE; MUL and ABS OFM_SCALE on the result; LRELU OFM_SCALE = alpha on the
+# negative elements. The rest take no scale: Vela programs OFM_SCALE 1, shift 0, and a stream that
+# asks for another scale is something npu-sim does not model rather than a scale to ignore.
+UNSCALED = (Mode.MIN, Mode.MAX, Mode.CLZ, Mode.SHR, Mode.SHL)
+UNIT_SCALE = (1, 0)
 # Advanced ADD/SUB scaling: the unscaled operand is shifted left so that it lines up with the
 # rescaled one (input shift 20 for 8-bit, 15 for 16-bit, minus the factor 2 of Vela's 2*max).
 UNSCALED_SHIFT = {8: 19, 16: 14, 32: 0}
@@ -30,9 +36,10 @@ ROUND_AT = {8: 11, 16: 16, 32: 31}  # TFLite rounds the scaled operand at bit 31
 
 class ElementwisePlan:
     def __init__(self, r: RegisterFile, mem: Memory, mode: int, behaviours: Behaviours):
-        if not 0 <= mode < len(NAMES):
-            raise CommandStreamError(f"ELEMENTWISE mode {mode} is not modelled")
-        self.mode, self.behaviours = mode, behaviours
+        if mode not in {m.value for m in Mode}:
+            raise CommandStreamError(f"ELEMENTWISE mode {mode} is not defined")
+        self.mode = mode = Mode(mode)
+        self.behaviours = behaviours
         self.ofm = FeatureMap.from_registers(r, "OFM")
         self.ifm = FeatureMap.from_registers(r, "IFM")
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
@@ -40,26 +47,28 @@ class ElementwisePlan:
         self.ifm_index = self.ifm.byte_index(mem, self.h, self.w, self.c)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
         self.ifm_zp = effective_zero_point(self.ifm, self.out.clip_range, behaviours)
-        ifm_prec = r.p("IFM_PRECISION")
-        self.scale_mode = (ifm_prec >> 8) & 0x3
+        self.scale_mode = r.field("IFM_PRECISION", "scale_mode")
         self.opa = r.scale("OPA_SCALE")
         self.opb = r.scale("OPB_SCALE")
         self.ofm_scale = r.scale("OFM_SCALE")
+        if mode in UNSCALED and self.ofm_scale != UNIT_SCALE:
+            raise NotModelledError(f"ELEMENTWISE {mode.name} with OFM_SCALE {self.ofm_scale} "
+                                   f"(multiplier, shift) is not modelled")
         self.ifm2 = None
         self.reversed = False
         if mode not in UNARY:
-            bc = r.p("IFM2_BROADCAST")
-            self.reversed = bool((bc >> 6) & 1)
+            bc = decode_fields("NPU_SET_IFM2_BROADCAST", r.param("IFM2_BROADCAST"))
+            self.reversed = bool(bc["operand_order"])
             self.ifm2 = FeatureMap.from_registers(r, "IFM2")
             self.ifm2_zp = effective_zero_point(self.ifm2, self.out.clip_range, behaviours)
-            if (bc >> 7) & 1:
-                self.scalar = r.s("IFM2_SCALAR") if self.ifm2.signed else r.p("IFM2_SCALAR")
+            if bc["broadcast_scalar"]:
+                self.scalar = r.signed("IFM2_SCALAR") if self.ifm2.signed else r.param("IFM2_SCALAR")
                 self.ifm2_index = None
             else:
                 self.scalar = None
-                h2 = 1 if bc & 1 else self.h
-                w2 = 1 if (bc >> 1) & 1 else self.w
-                c2 = 1 if (bc >> 2) & 1 else self.c
+                h2 = 1 if bc["broadcast_height"] else self.h
+                w2 = 1 if bc["broadcast_width"] else self.w
+                c2 = 1 if bc["broadcast_depth"] else self.c
                 self.ifm2_index = self.ifm2.byte_index(mem, h2, w2, c2)
 
     def _operands(self, mem: Memory):
@@ -74,14 +83,14 @@ class ElementwisePlan:
 
     def _scaled_add_operands(self, a, b):
         bits = self.ifm.bits
-        if self.scale_mode == SCALE_16BIT:
+        if self.scale_mode == ScaleMode.SCALE_16BIT.value:
             return a * self.opa[0], b * self.opb[0]
-        if self.scale_mode not in (SCALE_OPA_32BIT, SCALE_OPB_32BIT):
-            raise CommandStreamError(f"IFM_PRECISION scale mode {self.scale_mode} is not modelled")
+        if self.scale_mode not in (ScaleMode.SCALE_OPA_32BIT.value, ScaleMode.SCALE_OPB_32BIT.value):
+            raise CommandStreamError(f"IFM_PRECISION scale mode {self.scale_mode} is not defined")
         mult, shift = self.opa
         k = ROUND_AT[bits]
         if shift < k:
-            raise CommandStreamError(f"OPA_SCALE shift {shift} below {k} is not modelled")
+            raise NotModelledError(f"OPA_SCALE shift {shift} below {k} is not modelled")
 
         def scale(x):
             # TFLite's rounding doubling high multiply of (x << input shift) by the multiplier
@@ -94,38 +103,40 @@ class ElementwisePlan:
             return (t + (1 << (e - 1)) - (t < 0)) >> e
 
         unscaled = UNSCALED_SHIFT[bits]
-        if self.scale_mode == SCALE_OPA_32BIT:
+        if self.scale_mode == ScaleMode.SCALE_OPA_32BIT.value:
             return scale(a), b << unscaled
         return a << unscaled, scale(b)
 
     def run(self, mem: Memory) -> None:
         a, b = self._operands(mem)
         m, out = self.mode, self.out
-        if m in (ADD, SUB):
+        if m in (Mode.ADD, Mode.SUB):
             sa, sb = self._scaled_add_operands(a, b)
-            v = rescale(sa + sb if m == ADD else sa - sb, *self.ofm_scale, out.rounding)
-        elif m == MUL:
+            v = rescale(sa + sb if m is Mode.ADD else sa - sb, *self.ofm_scale, out.rounding)
+        elif m is Mode.MUL:
             prod = a * b
             mult, shift = self.ofm_scale
             if self.ofm.bits == 32 and self.behaviours.mul32_shift_only:
                 mult = 1
             v = rescale(prod, mult, shift, out.rounding)
-        elif m in (MIN, MAX):
-            v = np.minimum(a, b) if m == MIN else np.maximum(a, b)
+        elif m in (Mode.MIN, Mode.MAX):
+            v = np.minimum(a, b) if m is Mode.MIN else np.maximum(a, b)
             v = np.broadcast_to(v, np.broadcast_shapes(a.shape, b.shape))
-        elif m == ABS:
+        elif m is Mode.ABS:
             v = rescale(np.abs(a), *self.ofm_scale, out.rounding)
-        elif m == LRELU:
-            alpha_mult, alpha_shift = self.opa
-            neg = rescale(a, alpha_mult, alpha_shift, out.rounding)
-            v = rescale(np.where(a < 0, neg, a), *self.ofm_scale, out.rounding)
-        elif m == CLZ:
+        elif m is Mode.LRELU:
+            if self.behaviours.lrelu_alpha_in_ofm_scale:
+                v = np.where(a < 0, rescale(a, *self.ofm_scale, out.rounding), a)
+            else:
+                neg = rescale(a, *self.opa, out.rounding)
+                v = rescale(np.where(a < 0, neg, a), *self.ofm_scale, out.rounding)
+        elif m is Mode.CLZ:
             u = (a & 0xFFFFFFFF).astype(np.uint64)
             nbits = np.zeros(u.shape, dtype=np.int64)
             for s in range(32):
                 nbits = np.where(u >> np.uint64(s) != 0, s + 1, nbits)
             v = 32 - nbits
-        elif m == SHR:
+        elif m is Mode.SHR:
             sh = np.clip(b, 0, 31)
             if out.rounding == NATURAL:
                 v = (a + np.where(sh > 0, np.int64(1) << np.maximum(sh - 1, 0), 0)) >> sh

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import pooling_mode as Mode
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ....errors import CommandStreamError
+from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
 from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
@@ -13,15 +14,13 @@ from ..registers import RegisterFile
 from ..rescale import rescale
 from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
 
-MAX, AVERAGE, REDUCE_SUM = 0, 1, 2
-MODES = {MAX: "MAX", AVERAGE: "AVERAGE", REDUCE_SUM: "REDUCE_SUM"}
 
 
 class PoolPlan:
     def __init__(self, r: RegisterFile, mem: Memory, mode: int, behaviours: Behaviours):
-        if mode not in MODES:
-            raise CommandStreamError(f"POOL mode {mode} is not modelled")
-        self.mode = mode
+        if mode not in {m.value for m in Mode}:
+            raise CommandStreamError(f"POOL mode {mode} is not defined")
+        self.mode = mode = Mode(mode)
         self.behaviours = behaviours
         self.ofm = FeatureMap.from_registers(r, "OFM")
         self.ifm = FeatureMap.from_registers(r, "IFM")
@@ -29,16 +28,16 @@ class PoolPlan:
         self.h, self.w, self.c = ofm_shape(r)
         self.k = Kernel.from_registers(r)
         if self.k.dilation_x != 1 or self.k.dilation_y != 1:
-            raise CommandStreamError("POOL with dilation is not modelled")
+            raise NotModelledError("POOL with dilation is not modelled")
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
-        self.ifm_depth = r.p("IFM_DEPTH_M1") + 1 if mode == REDUCE_SUM else self.c
-        if mode == REDUCE_SUM and self.c != 1:
-            raise CommandStreamError(f"REDUCE_SUM with OFM depth {self.c} (expected 1) is not modelled")
+        self.ifm_depth = r.param("IFM_DEPTH_M1") + 1 if mode is Mode.REDUCE_SUM else self.c
+        if mode is Mode.REDUCE_SUM and self.c != 1:
+            raise NotModelledError(f"REDUCE_SUM with OFM depth {self.c} (expected 1) is not modelled")
         self.padded = any((self.k.pad_top, self.k.pad_left, self.k.pad_bottom, self.k.pad_right))
-        if mode == AVERAGE and not self.padded and not self.out.global_scale:
-            raise CommandStreamError("unpadded AVERAGE pool without global OFM_SCALE is not modelled")
-        if mode == REDUCE_SUM and not self.out.global_scale:
-            raise CommandStreamError("REDUCE_SUM without global OFM_SCALE is not modelled")
+        if mode is Mode.AVERAGE and not self.padded and not self.out.global_scale:
+            raise NotModelledError("unpadded AVERAGE pool without global OFM_SCALE is not modelled")
+        if mode is Mode.REDUCE_SUM and not self.out.global_scale:
+            raise NotModelledError("REDUCE_SUM without global OFM_SCALE is not modelled")
         self.scale = r.scale("OFM_SCALE")
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
@@ -56,11 +55,11 @@ class PoolPlan:
     def run(self, mem: Memory) -> None:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp
         k = self.k
-        if self.mode == REDUCE_SUM:
+        if self.mode is Mode.REDUCE_SUM:
             v = rescale(x.sum(axis=3, keepdims=True), *self.scale, self.out.rounding)
             self.out.write(mem, self.ofm_index, self.out.finish(v))
             return
-        if self.mode == MAX:
+        if self.mode is Mode.MAX:
             fill = np.iinfo(np.int64).min // 4
         else:
             fill = 0
@@ -70,7 +69,7 @@ class PoolPlan:
         xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
         win = sliding_window_view(xp, (k.height, k.width), axis=(1, 2))
         win = win[:, : (self.h - 1) * k.stride_y + 1 : k.stride_y, : (self.w - 1) * k.stride_x + 1 : k.stride_x]
-        if self.mode == MAX:
+        if self.mode is Mode.MAX:
             v = win.max(axis=(4, 5))
             if self.out.global_scale:
                 v = rescale(v, *self.scale, self.out.rounding)
