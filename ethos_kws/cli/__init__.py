@@ -63,8 +63,15 @@ Typical session:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """A bad flag is bad input like any other: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"ethos-kws: error: {self.prog.removeprefix('ethos-kws ')}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ethos-kws",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -110,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # last guard: a file error that no layer below named
+        where = f" {e.filename}" if e.filename else ""
+        print(f"ethos-kws: error: cannot access{where}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("ethos-kws: error: out of memory", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("ethos-kws: error: input nested too deeply to process", file=sys.stderr)
+        return 2
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -13,7 +13,8 @@ from ..parity import (
     run_parity,
     write_report,
 )
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_command,
     add_count_arg,
     add_deprecated_alias,
@@ -54,7 +55,7 @@ def register(sub) -> None:
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
     add_count_arg(p, default=DEFAULT_VECTORS)
     add_deprecated_alias(p, "--vectors", "--count", dest="count", type=int)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the random vectors")
     p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
                    help="largest accepted difference per output element")

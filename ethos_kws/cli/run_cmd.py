@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_backend_group,
     add_command,
     add_fvp_group,
@@ -79,7 +80,7 @@ def register(sub) -> None:
     )
     add_model_arg(p)
     p.add_argument("--input", metavar="X.npy|CLIP.wav", help="input array or WAV clip")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random input used without --input")
+    p.add_argument("--seed", type=seed_value, default=DEFAULT_SEED, help="seed of the random input used without --input")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line in output order (default: the 12 DS-CNN labels)")
     add_backend_args(p)
     add_json_arg(p)
