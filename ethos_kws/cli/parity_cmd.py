@@ -13,7 +13,8 @@ from ..parity import (
     run_parity,
     write_report,
 )
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_command,
     add_count_arg,
     add_deprecated_alias,
@@ -56,7 +57,7 @@ def register(sub) -> None:
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
     add_count_arg(p, default=DEFAULT_VECTORS)
     add_deprecated_alias(p, "--vectors", "--count", dest="count", type=int)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the random vectors")
     p.add_argument("--sequence", type=int, default=None, metavar="N",
                    help="N random steps of one stream instead of --count: state (resource "
                    "variables, SVDF/LSTM state) carries from step to step on both sides and every "

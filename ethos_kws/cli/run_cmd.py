@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_backend_group,
     add_command,
     add_fvp_group,
@@ -82,7 +83,7 @@ def register(sub) -> None:
     )
     add_model_arg(p)
     p.add_argument("--input", metavar="X.npy|CLIP.wav", help="input array or WAV clip")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random input used without --input")
+    p.add_argument("--seed", type=seed_value, default=DEFAULT_SEED, help="seed of the random input used without --input")
     p.add_argument("--sequence", type=int, default=None, metavar="N",
                    help="run N seeded random inputs as consecutive steps of one stream (stateful "
                    "models carry their state); --json prints {sequence, steps: [document...]}")

@@ -162,6 +162,9 @@ def scaling_blocks(run: RunResults) -> list:
     return [Heading(2, "Scaling with MACs", "scaling"), *(Para(describe(c)) for c in curves)]
 
 
+MAX_DETAILED_CONFIGS = 48  # per-configuration sections; a report stays readable and linear in time
+
+
 def build_document(run: RunResults, plots: list[Plot]) -> Document:
     by_file = {p.filename: p for p in plots}
 
@@ -186,7 +189,12 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
     blocks += scaling_blocks(run)
     blocks.append(Heading(2, "Per configuration", "configs"))
     blocks.append(Para("One table per configuration and its most expensive layers (click to open)."))
-    for label, row, result in zip(run.config_labels(), result_rows(run), run.results):
+    detailed = zip(run.config_labels(), result_rows(run), run.results)
+    if len(run.results) > MAX_DETAILED_CONFIGS:  # the summary tables above hold every row
+        blocks.append(Banner(f"{len(run.results)} configurations: details of the first {MAX_DETAILED_CONFIGS} "
+                             "only (every configuration is in the summary tables and results.csv)."))
+        detailed = list(detailed)[:MAX_DETAILED_CONFIGS]
+    for label, row, result in detailed:
         inner = [TableBlock(config_detail_table(label, row))]
         layers = layer_table(label, result)
         if layers is not None:

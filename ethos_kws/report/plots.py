@@ -325,7 +325,17 @@ PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
 )
 
 
+MAX_PLOTTED_CONFIGS = 48  # a bar per configuration: beyond this a plot is unreadable and slow to draw
+
+
 def make_plots(run: RunResults) -> list[Plot]:
+    """The report's plots; of a results document with more configurations than
+    ``MAX_PLOTTED_CONFIGS`` only the first ones are plotted (the tables hold every row), so a
+    report costs time linear in its rows."""
+    import dataclasses
+
     from .kws import kws_plots  # keyword-spotting sections (accuracy, detection), when present
 
+    if len(run.results) > MAX_PLOTTED_CONFIGS:
+        run = dataclasses.replace(run, results=run.results[:MAX_PLOTTED_CONFIGS])
     return [p for p in (build(run) for build in PLOT_BUILDERS) if p is not None] + kws_plots(run.document)
