@@ -1,9 +1,10 @@
 """Ethos-U85 in the accelerator table, Vela's own ini, sweeps equal to the `vela` CLI, and the
-npu-sim gate for a family the simulator does not execute yet."""
+npu-sim gate (U85 is simulated since issue 15)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -36,9 +37,9 @@ def test_eleven_accelerators_and_three_families():
     assert [a.name for a in parse_accelerator_list("u85")] == U85
     assert [a.name for a in parse_accelerator_list("u55,u85-256")] == [
         "u55-32", "u55-64", "u55-128", "u55-256", "u85-256"]  # fmt: skip
-    for name in U85:
+    for name, cores in zip(U85, (1, 1, 2, 4, 4)):  # regor's ethos_u85.cpp accelerator configs
         acc = ACCELERATORS[name]
-        assert acc.vela_config == f"ethos-{name}" and acc.npu == "U85" and acc.cores == 1
+        assert acc.vela_config == f"ethos-{name}" and acc.npu == "U85" and acc.cores == cores
         assert acc.macs_per_cycle == int(name.split("-")[1]) and acc.axi_bytes_per_beat == 16
 
 
@@ -128,27 +129,27 @@ def _cli(*argv: str) -> subprocess.CompletedProcess:
                           timeout=300, cwd=Path(__file__).parent.parent)
 
 
-@pytest.mark.parametrize("argv", [
-    ("run", "--backend", "npu-sim", "--accel", "u85-256"),
-    ("parity", "--accel", "u85-256", "--count", "2"),
-    ("parity", "--accel", "all", "--count", "2"),
-], ids=["run", "parity", "parity-all"])  # fmt: skip
-def test_npusim_refuses_u85_with_one_line(int8io_model, argv):
-    assert SIMULATED == {"U55": True, "U65": True, "U85": False}  # flip U85 when it is simulated
-    p = _cli(*argv, "--model", str(int8io_model))
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in p.stderr
-    assert "does not simulate the Ethos-U85 command stream yet" in lines[0] and "u85-" in lines[0]
+def test_npusim_runs_u85(int8io_model):
+    assert SIMULATED == {"U55": True, "U65": True, "U85": True}
+    p = _cli("run", "--backend", "npu-sim", "--accel", "u85-256", "--model", str(int8io_model), "--json")
+    assert p.returncode == 0, p.stderr
 
 
-def test_npusim_refuses_a_u85_vela_model(int8io_model, tmp_path):
+def test_parity_all_covers_eleven_configurations(int8io_model):
+    """Issue 15: `parity --accel all` covers eleven configurations, U85 on npu-sim's U85 part."""
+    p = _cli("parity", "--accel", "all", "--vectors", "2", "--model", str(int8io_model), "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    text = json.dumps(doc)
+    assert all(name in text for name in ACCELERATORS), [n for n in ACCELERATORS if n not in text]
+
+
+def test_npusim_backend_runs_a_u85_vela_model(int8io_model, tmp_path):
     from ethos_kws.backends import create_backend
-    from ethos_kws.backends.npusim.families import NotSimulated
 
     compiled = compile_model(int8io_model, "u85-256", out_dir=tmp_path / "u85").compiled_model
-    with pytest.raises(NotSimulated, match="compiled for Ethos-U85"):
-        create_backend("npu-sim", compiled)
+    backend = create_backend("npu-sim", compiled)
+    assert backend.executors[0].config.name == "u85-256"
 
 
 # ---- report: eleven bars grouped by family, where the U85 curve flattens -----------------------

@@ -25,15 +25,21 @@ from .behaviours import DEFAULT, Behaviours
 from .container import CUSTOM_CODE, EthosUOp, check_accel_matches, is_vela_model, read_ethos_u_op
 from .executor import Executor
 from .families import require_simulated, require_simulated_stream
+from .u85.executor import U85Executor
 from .memory import Memory
 
 CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLite Micro (CPU side)"
 
 
+def make_executor(payload, behaviours: Behaviours = DEFAULT):
+    """The run loop of the stream's NPU family (COP1 product): U55/U65 or U85."""
+    return (U85Executor if payload.config.npu == "U85" else Executor)(payload, behaviours)
+
+
 @dataclass
 class _NpuStep:
     op: EthosUOp
-    executor: Executor
+    executor: Executor | U85Executor
 
 
 @dataclass
@@ -77,7 +83,7 @@ class _Graph:
             if name == f"CUSTOM {CUSTOM_CODE}":
                 flush()
                 eop = read_ethos_u_op(tm, tm.operators(sg_index)[i])
-                self.steps.append(_NpuStep(eop, Executor(eop.payload, backend.behaviours)))
+                self.steps.append(_NpuStep(eop, make_executor(eop.payload, backend.behaviours)))
             elif name in cpu_side.RESOURCE_OPS:
                 flush()
                 self.steps.append(_ResourceStep(name, op, sg_index))

@@ -21,7 +21,7 @@ FOURCC = int.from_bytes(b"COP1", "little")
 
 # Driver action tags (Vela's driver_actions.DACommands)
 DA_CONFIG, DA_CMD_STREAM, DA_READ_APB, DA_DUMP_SHRAM, DA_NOP = 0x01, 0x02, 0x03, 0x04, 0x05
-PRODUCTS = {0: "U55", 1: "U65"}
+PRODUCTS = {0: "U55", 1: "U65", 2: "U85"}  # config_r [31:28]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,13 @@ class NpuConfig:
         if product not in PRODUCTS:
             raise CommandStreamError(f"COP1 config_r 0x{word:08x}: unknown product {product}")
         macs = 1 << (word & 0xF)
-        cfg = cls(word, macs, PRODUCTS[product], ((word >> 8) & 0xFF) * 1024, (word >> 4) & 0xF)
+        npu = PRODUCTS[product]
+        # U55/U65: [15:8] SHRAM KiB. U85 has no SHRAM; those bits count AXI ports and weight
+        # decoders, so its internal buffer size comes from the accelerator table.
+        shram = ((word >> 8) & 0xFF) * 1024 if npu != "U85" else 0
+        cfg = cls(word, macs, npu, shram, (word >> 4) & 0xF)
+        if npu == "U85":
+            cfg = cls(word, macs, npu, cfg.accelerator.shram_bytes, cfg.cmd_stream_version)
         cfg.accelerator  # an unknown (family, MACs) pair is a malformed header  # noqa: B018
         return cfg
 
