@@ -61,7 +61,7 @@ def test_every_clip_is_labelled_as_its_name_on_cpu_and_every_npu_configuration(
     root = _speech_commands(tmp_path, audio_dir)
     report = tmp_path / "report"
     doc = _json(capsys, "accuracy", root, "--model", int8io_model, "--kernels", "tflm",
-                "--backends", "cpu,npu-sim", "--accel", "u55,u65", "--report", report)  # npu-sim: U55/U65
+                "--backends", "cpu,npu-sim", "--accel", "all", "--report", report)
     n_words = 2 * len(WORDS_IN_SHARED_AUDIO)
     assert doc["clips"] == n_words + 2 and doc["counts"][SILENCE_LABEL] == 2  # ceil(10 % of 16)
     assert doc["split_source"] == "testing_list.txt" and doc["computed_clips"] == doc["clips"]
