@@ -133,7 +133,9 @@ def parse_accelerator_list(spec: str | list[str] | None) -> list[Accelerator]:
         return list(ACCELERATORS.values())
     items = spec.split(",") if isinstance(spec, str) else [s for x in spec for s in x.split(",")]
     items = [s.strip() for s in items if s.strip()]
-    if not items or items == ["all"]:
+    if not items:  # "" or ",": a typo or an empty variable, not a wish for every configuration
+        raise AcceleratorError(f"--accel {spec!r} names no accelerator; give all or a list such as u55-128,u65-256")
+    if items == ["all"]:
         return list(ACCELERATORS.values())
     out: list[Accelerator] = []
     for item in items:

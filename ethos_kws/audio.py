@@ -1,7 +1,8 @@
 """WAV reading and the DS-CNN MFCC front end, in numpy (no TensorFlow at run time).
 
 The features reproduce TensorFlow's ``audio_spectrogram`` + ``mfcc`` kernels, which the ML-zoo
-DS-CNN models were trained with (see docs/kws-frontend.md):
+DS-CNN models were trained with (Arm ML-KWS-for-MCU / ML-examples ``tflu-kws-cortex-m``: 16 kHz,
+40 ms window, 20 ms stride, 40 mel bins, 10 MFCCs; TensorFlow's ``gen_audio_ops`` kernels):
 
 * spectrogram: periodic Hann window of 640 samples, stride 320, FFT size = next power of two
   (1024), squared magnitude of bins 0..512, computed in double and stored as float32 (the op's

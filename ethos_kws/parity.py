@@ -27,9 +27,9 @@ import numpy as np
 
 from .accel import parse_accelerator_list
 from .backends import create_backend
-from .errors import BackendUnavailable, EthosKwsError, NotModelledError, UserError
+from .errors import AcceleratorError, BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
-from .records import check_schema, from_record, to_record, versioned
+from .records import check_schema, from_record, metric, to_record, versioned
 from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
 
 NPU_BACKENDS = ("npu-sim", "fvp")
@@ -70,18 +70,22 @@ LEGACY_KEYS = {"npu_inference_ms": "npu_host_ms", "cpu_inference_ms": "cpu_host_
 class ConfigParity:
     accel: str
     compiler: str  # "regor" (Vela's default) or "legacy" (--debug-force-legacy-core)
-    vectors: int
+    vectors: int = metric("vectors", "count")
     # the figures are None when the backend failed (``error``): nothing was compared
-    elements_compared: int | None
-    bit_exact_fraction: float | None  # vectors whose every output element matches
-    max_abs_diff_lsb: float | None
-    mismatched_elements: int | None
-    top1_agreement: float | None
-    npu_host_ms: float | None  # host wall clock per vector (batch time / vectors), not NPU time
-    cpu_host_ms: float | None
+    elements_compared: int | None = metric("elements compared", "count")
+    # vectors whose every output element matches
+    bit_exact_fraction: float | None = metric("bit-exact", "ratio", better="higher")
+    max_abs_diff_lsb: float | None = metric("max |diff|", "lsb", better="lower", short="max diff LSB")
+    mismatched_elements: int | None = metric("mismatched elements", "count", better="lower", short="mismatched")
+    top1_agreement: float | None = metric("top-1 agreement", "ratio", better="higher", short="top-1 agree")
+    # host wall clock per vector (batch time / vectors), not NPU time
+    npu_host_ms: float | None = metric("NPU backend, host time", "ms", short="npu host ms")
+    cpu_host_ms: float | None = metric("CPU oracle, host time", "ms", short="cpu host ms")
     within_tolerance: bool
     first_differences: tuple[Difference, ...] = ()
     error: str | None = None  # why the NPU backend failed on this configuration
+    # a named cause for the differences that is not the simulator's (``scale_rounding``)
+    diagnosis: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -114,6 +118,8 @@ class ParityReport:
     results: tuple[ConfigParity, ...]
     oracle: str = f"cpu ({DEFAULT_ORACLE})"
     cpu_total_ms: float | None = None
+    # the vectors ran as consecutive steps of one stream, state carried on both sides
+    sequence: bool = False
 
     @property
     def vectors(self) -> int:
@@ -135,6 +141,7 @@ class ParityReport:
             "clips": list(self.clips),
             "passed": self.passed,
             "cpu_total_ms": self.cpu_total_ms,
+            "sequence": self.sequence,
             "results": [r.to_dict() for r in self.results],
         })
 
@@ -161,7 +168,7 @@ def make_vectors(model_path: Path, specs: Sequence, vectors: int, seed: int,
     clips = wav_clips(audio_dir) if audio_dir is not None else []
     sets = random_vectors(model_path, specs, vectors, seed) + clip_vectors(clips, specs)
     if not sets:
-        raise UserError("nothing to compare: --vectors is 0 and no --audio clips")
+        raise UserError("nothing to compare: --count is 0 and no --audio clips")
     sources = [f"random #{n}" for n in range(vectors)] + [f"clip {c.name}" for c in clips]
     return VectorSet(sets, tuple(sources), tuple(c.name for c in clips))
 
@@ -182,16 +189,11 @@ def output_steps(model_path: Path, specs: Sequence) -> list[float]:
     int8 input scale, so ``max_abs_diff_lsb`` means the same for float- and int8-I/O models."""
     from .tflite import load_tflite
 
-    model = load_tflite(model_path)
-    sg = model.subgraph
-    outputs = [int(i) for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
-    dequant_input = {op.outputs[0]: op.inputs[0] for op in model.operators()
-                     if op.opcode == "DEQUANTIZE" and op.inputs and op.outputs}
+    _, twins = load_tflite(model_path).int8_boundary()
     steps = []
-    for spec, tensor in zip(specs, outputs):
-        source = dequant_input.get(tensor)
-        if np.dtype(spec.dtype).kind == "f" and source is not None:
-            steps.append(float(model.tensor_spec(source).scale or 1.0))
+    for spec, q in zip(specs, twins):
+        if np.dtype(spec.dtype).kind == "f" and q is not None:
+            steps.append(float(q.scale or 1.0))
         else:
             steps.append(_lsb(spec))
     return steps
@@ -244,10 +246,13 @@ def compare_outputs(cpu: Sequence[Sequence[np.ndarray]], npu: Sequence[Sequence[
     }
 
 
-def _timed_batch(backend, sets: list[list[np.ndarray]]) -> tuple[list[list[np.ndarray]], float]:
+def _timed_batch(backend, sets: list[list[np.ndarray]],
+                 sequence: bool = False) -> tuple[list[list[np.ndarray]], float]:
+    """Outputs and wall time; ``sequence``: one invocation per step, in order, on one backend
+    instance (never a resized batch), so state carries from step to step."""
     t0 = time.perf_counter()
     run_batch = getattr(backend, "run_batch", None)
-    if run_batch is not None:
+    if run_batch is not None and not sequence:
         outs = [list(o) for o in run_batch(sets)]
     else:
         outs = [[o.data for o in backend.run(s).outputs] for s in sets]
@@ -275,7 +280,7 @@ def check_arguments(*, npu: str, vectors: int, oracle: str, tolerance: float) ->
     if npu not in NPU_BACKENDS:
         raise UserError(f"unknown --npu {npu!r}; choose one of: {', '.join(NPU_BACKENDS)}")
     if not isinstance(vectors, int) or not 0 <= vectors <= MAX_VECTORS:
-        raise UserError(f"--vectors must be between 0 and {MAX_VECTORS}, got {vectors}")
+        raise UserError(f"--count (vectors) must be between 0 and {MAX_VECTORS}, got {vectors}")
     if oracle not in ORACLE_KERNELS:
         raise UserError(f"unknown --oracle {oracle!r}; choose one of: {', '.join(ORACLE_KERNELS)}")
     if not tolerance >= 0:  # also refuses NaN
@@ -286,7 +291,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
                vectors: int = 50, seed: int = 0, audio_dir: str | os.PathLike | None = None,
                tolerance: float = 0, legacy_core: bool = False,
                npu_options: dict[str, Any] | None = None, oracle: str = DEFAULT_ORACLE,
-               progress: Progress | None = None) -> ParityReport:
+               progress: Progress | None = None, sequence: bool = False,
+               reference: str | os.PathLike | None = None) -> ParityReport:
     """Compare ``npu`` with the CPU oracle on every accelerator in ``accels``.
 
     ``model``: a path or a ``ResolvedModel``. ``accels``: "all", "u55-128,u65-512" or a list.
@@ -294,23 +300,29 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     ``oracle``: the CPU kernels of the oracle, one of ``ORACLE_KERNELS``.
     Raises ``UserError`` for bad arguments and ``BackendUnavailable`` when a backend cannot run
     here; a backend failing on one configuration is recorded in that configuration's result.
+    ``sequence``: the vectors are consecutive steps of one stream (stateful models: streaming KWS,
+    SVDF, LSTM); each side starts from a fresh backend and every step is compared.
+    ``reference``: for a model already compiled by Vela (here or elsewhere), the original model
+    the oracle runs; the compiled model runs on the configuration of its COP1 header.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
-    accel_names = _accel_names(accels)
+    model_info = _describe_model(model)
+    model_path = Path(model_info["path"])
+    oracle_path, accel_names = _compiled_or_original(model_path, accels, reference, legacy_core)
     if npu == "npu-sim":  # refuse a family the simulator cannot run before any work is done
         from .backends.npusim.families import require_simulated
 
         for acc in parse_accelerator_list(accel_names):
             require_simulated(acc)
-    model_info = _describe_model(model)
-    model_path = Path(model_info["path"])
+    if oracle_path != model_path:
+        model_info["reference"] = str(oracle_path)
     tick = progress or (lambda label, done, total: None)
 
-    cpu = create_backend(ORACLE_BACKEND, model_path, kernels=oracle)
-    vset = make_vectors(model_path, list(cpu.input_specs), vectors, seed, audio_dir)
+    cpu = create_backend(ORACLE_BACKEND, oracle_path, kernels=oracle)
+    vset = make_vectors(oracle_path, list(cpu.input_specs), vectors, seed, audio_dir)
     n = len(vset.inputs)
     tick("cpu oracle", 0, n)
-    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs)
+    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs, sequence)
     tick("cpu oracle", n, n)
     specs = list(cpu.output_specs)
 
@@ -320,10 +332,38 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
         label = accel if not legacy_core else f"{accel} (legacy)"
         tick(label, i, len(accel_names))
         results.append(_one_config(model_path, npu, accel, compiler, legacy_core, npu_options or {},
-                                   vset, cpu_outs, cpu_ms / n, specs, tolerance))
+                                   vset, cpu_outs, cpu_ms / n, specs, tolerance, sequence, oracle_path))
         tick(label, i + 1, len(accel_names))
     return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
-                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3))
+                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3),
+                        sequence=sequence)
+
+
+def _compiled_or_original(model_path: Path, accels, reference, legacy_core: bool) -> tuple[Path, list[str]]:
+    """(model the oracle runs, configurations to compare). A Vela-compiled model needs its
+    original as ``reference`` and runs only on the configuration of its COP1 header."""
+    from .backends.npusim.container import check_accel_matches, is_vela_model
+    from .tflite import load_tflite
+
+    model = load_tflite(model_path)
+    if not is_vela_model(model):
+        if reference is not None:
+            raise UserError(f"--reference is for a model already compiled by Vela; {model_path.name} is not")
+        return model_path, _accel_names(accels)
+    if reference is None:
+        raise UserError(f"{model_path.name} is already compiled by Vela: the CPU cannot run it; give the "
+                        f"model it was compiled from with --reference ORIGINAL.tflite")
+    if legacy_core:
+        raise UserError("--legacy-core selects a Vela compiler; this model is already compiled")
+    asked = None if accels in (None, "all") else _accel_names(accels)
+    header = check_accel_matches(model, asked[0] if asked and len(asked) == 1 else None)
+    if asked and asked != [header]:
+        raise AcceleratorError(f"{model_path.name} was compiled for {header} (its COP1 header); "
+                               f"--accel {','.join(asked)} disagrees")
+    ref = Path(reference)
+    if is_vela_model(load_tflite(ref)):
+        raise UserError(f"--reference {ref.name} is itself a Vela-compiled model; give the original")
+    return ref, [header]
 
 
 def _accel_names(accels: str | Sequence[str]) -> list[str]:
@@ -331,10 +371,10 @@ def _accel_names(accels: str | Sequence[str]) -> list[str]:
 
 
 def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cpu_outs,
-                cpu_ms_per_vector, specs, tolerance) -> ConfigParity:
+                cpu_ms_per_vector, specs, tolerance, sequence=False, oracle_path=None) -> ConfigParity:
     try:
         backend = create_backend(npu, model_path, accel=accel, legacy_core=legacy_core, **options)
-        npu_outs, npu_ms = _timed_batch(backend, vset.inputs)
+        npu_outs, npu_ms = _timed_batch(backend, vset.inputs, sequence)
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
     except EthosKwsError as e:
@@ -343,7 +383,11 @@ def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cp
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
                             round(cpu_ms_per_vector, 4), False, (), why)
     figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance,
-                              output_steps(model_path, specs))
+                              output_steps(oracle_path or model_path, specs))
+    if figures.get("mismatched_elements"):
+        from .scale_rounding import diagnose
+
+        figures["diagnosis"] = diagnose(oracle_path or model_path, figures.get("max_abs_diff_lsb"))
     return ConfigParity(accel=accel, compiler=compiler,
                         npu_host_ms=round(npu_ms / len(vset.inputs), 4),
                         cpu_host_ms=round(cpu_ms_per_vector, 4), **figures)

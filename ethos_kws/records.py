@@ -59,17 +59,19 @@ def check_schema(doc: Any, source: str) -> int:
 # ---- field metadata ----------------------------------------------------------------------------
 
 # unit of a metric field -> what it counts (the report maps units to formats)
-UNITS = ("cycles", "ms", "hz", "bytes", "count", "ratio", "per_s")
+UNITS = ("cycles", "ms", "hz", "bytes", "count", "ratio", "per_s", "lsb", "x")
 
 
-def metric(label: str, unit: str, *, better: str | None = None, gate: bool = False, **kw) -> Any:
+def metric(label: str, unit: str, *, better: str | None = None, gate: bool = False,
+           short: str | None = None, **kw) -> Any:
     """A dataclass field holding a figure. ``better``: "lower"/"higher" when ``report --compare``
-    shows its delta; ``gate``: ``check`` fails when it grows."""
+    shows its delta; ``gate``: ``check`` fails when it grows; ``short``: the header of the narrow
+    terminal tables (default: the label)."""
     if unit not in UNITS:
         raise ValueError(f"unit {unit!r} is not one of {UNITS}")
     if better not in (None, "lower", "higher"):
         raise ValueError("better must be 'lower', 'higher' or None")
-    md = {"label": label, "unit": unit, "better": better, "gate": gate}
+    md = {"label": label, "unit": unit, "better": better, "gate": gate, "short": short}
     return dataclasses.field(metadata=md, **kw)
 
 

@@ -20,6 +20,7 @@ from ethosu.vela.tflite import TensorType as _TensorType
 from ethosu.vela.tflite.Model import Model
 
 from .errors import ModelError
+from .tflite_verify import verify_tflite
 
 # TensorType enum value -> numpy dtype name (what we can handle as data)
 _TENSOR_TYPES = {
@@ -132,6 +133,22 @@ class TfliteModel:
         sg = self.subgraph
         return [self.tensor_spec(int(i)) for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
 
+    def int8_boundary(self) -> tuple[list[TensorSpec | None], list[TensorSpec | None]]:
+        """The int8 twin of each graph input and output, in order: the output of the QUANTIZE
+        that reads a float input, the input of the DEQUANTIZE that writes a float output (None
+        where there is none). What the NPU sees of a float-I/O model."""
+        sg = self.subgraph
+        ins = [int(i) for i in sg.InputsAsNumpy()] if sg.InputsLength() else []
+        outs = [int(i) for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
+        ops = [op for op in self.operators() if op.inputs and op.outputs]
+        quant_of = {op.inputs[0]: op.outputs[0] for op in ops if op.opcode == "QUANTIZE"}
+        dequant_of = {op.outputs[0]: op.inputs[0] for op in ops if op.opcode == "DEQUANTIZE"}
+
+        def twin(table: dict[int, int], t: int) -> TensorSpec | None:
+            return self.tensor_spec(table[t]) if t in table else None
+
+        return [twin(quant_of, t) for t in ins], [twin(dequant_of, t) for t in outs]
+
     def operators(self, subgraph: int = 0) -> list[OpInfo]:
         sg = self.model.Subgraphs(subgraph)
         ops = []
@@ -202,6 +219,10 @@ def parse_tflite(data: bytes, path: str | os.PathLike = "<memory>") -> TfliteMod
     root = int.from_bytes(data[0:4], "little")
     if root >= len(data):
         raise ModelError(f"truncated or corrupt TFLite file (root table outside the file): {p}")
+    try:
+        verify_tflite(data)
+    except ModelError as e:
+        raise ModelError(f"{p}: {e}") from None
     try:
         model = Model.GetRootAs(data, 0)
         _walk(model, len(data))

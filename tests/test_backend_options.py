@@ -116,3 +116,15 @@ def test_help_and_readme_agree():
     # the oracle the README names is the one --help names
     assert "TFLite Micro" in DESCRIPTION and "**TFLite Micro's reference kernels**" in readme
     assert "LiteRT reference kernels" not in DESCRIPTION.split("Typical session:")[1]
+
+
+def test_commands_are_imported_directly_and_library_logic_left_the_cli():
+    import inspect
+
+    import ethos_kws.cli as cli
+    from ethos_kws.cli import check_cmd
+    from ethos_kws.report import check
+
+    src = inspect.getsource(cli)
+    assert "importlib" not in src and "ModuleNotFoundError" not in src  # no silent command loss
+    assert not hasattr(check_cmd, "current_by_compiling") and callable(check.current_by_compiling)

@@ -456,7 +456,7 @@ def test_u85_end_to_end(fake, tmp_path, fvp_logs, int8io_model):
     fvp = result.extra["fvp"]
     assert fvp["platform"] == "corstone-320" and fvp["num_macs"] == 256
     assert (fvp["axi0_read_bytes"], fvp["axi0_write_bytes"], fvp["axi1_read_bytes"]) == (143 * 16, 135 * 16, 7838 * 16)
-    assert result.inference_ms == pytest.approx(49086 / 1e9 * 1e3)  # Ethos_U85_SYS_DRAM_Mid: 1 GHz
+    assert result.inference_time_ms == pytest.approx(49086 / 1e9 * 1e3)  # NPU time; Ethos_U85_SYS_DRAM_Mid: 1 GHz
     compiled = compile_model(int8io_model, "u85-256", memory_mode="Dedicated_Sram_384KB")
     assert fvp["vela_over_fvp_cycles"] == pytest.approx(compiled.cycles_npu / 48560)
     assert f"{compiled.compiled_model}@0x90000000" in fake.argv()

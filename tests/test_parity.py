@@ -114,7 +114,7 @@ def test_audio_vectors_are_quantized_mfcc_features(int8io_model, audio_dir):
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    ({"vectors": -1}, "--vectors"),
+    ({"vectors": -1}, "--count"),
     ({"vectors": 0}, "nothing to compare"),
     ({"npu": "gpu"}, "--npu"),
     ({"tolerance": -1}, "--tolerance"),
@@ -255,7 +255,7 @@ def test_cli_table_json_and_report_file(int8io_model, tmp_path, capsys):
     _npusim()
     out = tmp_path / "rep"
     rc = cli_main(["parity", "--model", str(int8io_model), "--accel", "u55-128,u65-512",
-                   "--vectors", "3", "--json", "--out", str(out)])
+                   "--count", "3", "--json", "--out", str(out)])
     doc = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert doc["npu"] == "npu-sim" and doc["model"]["sha256"] == doc["model"]["sha256"].lower()
@@ -265,7 +265,7 @@ def test_cli_table_json_and_report_file(int8io_model, tmp_path, capsys):
         assert key in doc["results"][0]
     assert json.loads((out / "parity.json").read_text()) == doc
 
-    rc = cli_main(["parity", "--model", str(int8io_model), "--accel", "u55-32", "--vectors", "2"])
+    rc = cli_main(["parity", "--model", str(int8io_model), "--accel", "u55-32", "--count", "2"])
     text = capsys.readouterr().out
     assert rc == 0 and "u55-32" in text and "100.0%" in text and "PASS" in text
 
@@ -297,15 +297,15 @@ def test_cli_exits_1_on_mismatch(tmp_path, monkeypatch, capsys):
         return real(name, path, **options)
 
     monkeypatch.setattr(parity, "create_backend", factory)
-    assert cli_main(["parity", "--model", str(model), "--accel", "u55-128", "--vectors", "3"]) == 1
+    assert cli_main(["parity", "--model", str(model), "--accel", "u55-128", "--count", "3"]) == 1
     text = capsys.readouterr().out
     assert "FAIL" in text and "vector 0 (random #0)" in text and "3 LSB" in text
-    assert cli_main(["parity", "--model", str(model), "--accel", "u55-128", "--vectors", "3",
+    assert cli_main(["parity", "--model", str(model), "--accel", "u55-128", "--count", "3",
                      "--tolerance", "3"]) == 0
 
 
 @pytest.mark.parametrize("argv", [
-    ["--vectors", "-3"],
+    ["--count", "-3"],
     ["--accel", "u99-1"],
     ["--audio", "/nonexistent"],
     ["--tolerance", "-1"],
@@ -327,7 +327,7 @@ def test_cli_fvp_unavailable_exits_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     model = write_model(tmp_path / "m.tflite", "fc")
     assert cli_main(["parity", "--model", str(model), "--npu", "fvp", "--accel", "u55-128",
-                     "--vectors", "1"]) == 2
+                     "--count", "1"]) == 2
     assert "FVP" in capsys.readouterr().err
 
 

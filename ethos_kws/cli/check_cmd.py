@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .common import add_command, add_json_arg, add_model_arg, print_json
@@ -43,46 +42,21 @@ def register(sub) -> None:
     add_json_arg(p)
 
 
-def current_by_compiling(baseline: Any, model: str | None) -> dict[str, Any]:
-    """Compile the baseline's configurations now and return a sweep document."""
-    from ..model import resolve_model
-    from ..sweeps import sweep
-
-    if model is None:
-        recorded = baseline.model.get("path")
-        if recorded and Path(str(recorded)).is_file():
-            model = str(recorded)
-    resolved = resolve_model(model)
-    groups: dict[tuple, list[str]] = {}
-    for r in baseline.results:
-        key = (r.get("system_config"), r.get("memory_mode"), r.get("optimise") or "Performance",
-               r.get("arena_cache_size_bytes"), r.get("compiler") == "legacy")
-        groups.setdefault(key, []).append(str(r["accel"]))
-    doc: dict[str, Any] | None = None
-    for (system_config, memory_mode, optimise, arena, legacy), accels in groups.items():
-        part = sweep(resolved, accels=accels, system_config=system_config, memory_mode=memory_mode,
-                     optimise=optimise, arena_cache_size=arena, legacy_core=legacy).to_dict()
-        if doc is None:
-            doc = part
-        else:
-            doc["results"] += part["results"]
-    assert doc is not None  # a loaded baseline has at least one result
-    return doc
-
-
 def run(args) -> int:
     from ..report import check_regression, load_results
+    from ..report.check import current_by_compiling
 
     baseline = load_results(args.baseline)
     if args.current is not None:
         current: Any = args.current
         label = args.current
     else:
-        current = current_by_compiling(baseline, args.model)
+        current = current_by_compiling(baseline, args.model)  # report.check: library logic
         label = f"{current['model'].get('path')} compiled now"
     regressions = check_regression(baseline, current, args.max_regression,
                                    max_layer_regression_pct=args.max_layer_regression,
                                    allow_model_change=args.allow_model_change)
+    per_layer = "" if args.max_layer_regression is None else f" (any layer: {args.max_layer_regression:g}%)"
     if args.json:
         print_json({"passed": not regressions, "max_regression_pct": args.max_regression,
                     "max_layer_regression_pct": args.max_layer_regression,
@@ -92,10 +66,10 @@ def run(args) -> int:
     elif regressions:
         for r in regressions:
             print(f"REGRESSION {r}")
-        print(f"check: {len(regressions)} regression(s) above {args.max_regression:g}% "
+        print(f"check: {len(regressions)} regression(s) above {args.max_regression:g}%{per_layer} "
               f"(baseline {args.baseline}, current {label})")
     else:
-        print(f"check: no regression above {args.max_regression:g}% "
+        print(f"check: no regression above {args.max_regression:g}%{per_layer} "
               f"({len(baseline.results)} configurations; baseline {args.baseline}, current {label})")
     if regressions:
         return 1

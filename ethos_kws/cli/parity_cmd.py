@@ -13,7 +13,8 @@ from ..parity import (
     run_parity,
     write_report,
 )
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_command,
     add_count_arg,
     add_deprecated_alias,
@@ -42,6 +43,8 @@ Exit status: 0 when no element differs by more than --tolerance LSB on any confi
 
 examples:
   ethos-kws parity --accel all --count 100
+  ethos-kws parity --model streaming.tflite --sequence 20   (stateful: 20 consecutive steps)
+  ethos-kws parity --model vendor_vela.tflite --reference original.tflite   (compiled elsewhere)
   ethos-kws parity --model ds_cnn_l_int8io.tflite --audio ../shared/data/audio --json
 """
 DEFAULT_VECTORS = 50
@@ -54,7 +57,15 @@ def register(sub) -> None:
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
     add_count_arg(p, default=DEFAULT_VECTORS)
     add_deprecated_alias(p, "--vectors", "--count", dest="count", type=int)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the random vectors")
+    p.add_argument("--sequence", type=int, default=None, metavar="N",
+                   help="N random steps of one stream instead of --count: state (resource "
+                   "variables, SVDF/LSTM state) carries from step to step on both sides and every "
+                   "step is compared")
+    p.add_argument("--reference", metavar="ORIGINAL.tflite", default=None,
+                   help="for a model already compiled by Vela (here, by a vendor or an evaluation "
+                   "kit): the original model the CPU oracle runs; the compiled model runs on the "
+                   "accelerator of its COP1 header")
     p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
                    help="largest accepted difference per output element")
@@ -70,6 +81,8 @@ def run(args) -> int:
     from ..model import resolve_model
     from ..parity import check_arguments
 
+    if args.sequence is not None:
+        args.count = args.sequence
     check_arguments(npu=args.npu, vectors=args.count, oracle=args.oracle, tolerance=args.tolerance)
     options = backend_options_from_args(args, args.npu)
     options.pop("accel", None)  # one per configuration, from --accel's list
@@ -92,7 +105,8 @@ def run(args) -> int:
         report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.count, seed=args.seed,
                             audio_dir=args.audio, tolerance=args.tolerance,
                             legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
-                            progress=progress)
+                            progress=progress, sequence=args.sequence is not None,
+                            reference=args.reference)
     finally:
         if bar is not None:
             bar.close()
@@ -105,40 +119,25 @@ def run(args) -> int:
     return 0 if report.passed else 1
 
 
-def _pct(x: float) -> str:
-    return f"{100.0 * x:.1f}%"
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
 def format_report(report: ParityReport) -> str:
     m = report.model
     synthetic = " [SYNTHETIC STAND-IN]" if m.get("provenance") == "synthetic stand-in" else ""
     inputs = f"{report.random_vectors} random (seed {report.seed})"
     if report.clips:
         inputs += f" + {len(report.clips)} audio clips"
+    if report.sequence:
+        inputs += ", as consecutive steps of one stream"
     lines = [
         f"model   {m['name']} ({m['provenance']}, sha256 {m['sha256'][:12]}…){synthetic}",
         (f"compare {report.npu} vs {report.oracle} on {report.vectors} vectors: {inputs}; "
          f"tolerance {report.tolerance_lsb:g} LSB"),
         "",
     ]
-    header = ("config", "vectors", "bit-exact", "max diff LSB", "mismatched", "top-1 agree",
-              "npu host ms", "cpu host ms", "result")
-    rows = []
-    for r in report.results:
-        if r.error:
-            rows.append((r.label, str(r.vectors), "-", "-", "-", "-", "-", _ms(r.cpu_host_ms), "ERROR"))
-            continue
-        rows.append((r.label, str(r.vectors), _pct(r.bit_exact_fraction), f"{r.max_abs_diff_lsb:g}",
-                     str(r.mismatched_elements), _pct(r.top1_agreement), _ms(r.npu_host_ms),
-                     _ms(r.cpu_host_ms), "PASS" if r.passed else "FAIL"))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines.append(fmt(header))
-    lines.extend(fmt(row) for row in rows)
+    from ..report.tables import format_parity_table
+
+    rows = [{**r.to_dict(), "config": r.label, "status": "ERROR" if r.error else ("PASS" if r.passed else "FAIL")}
+            for r in report.results]
+    lines.append(format_parity_table(rows))
     for r in report.results:
         if r.error:
             lines.append(f"\n{r.label}: {r.error}")

@@ -7,15 +7,7 @@ from pathlib import Path
 
 from ..accel import ACCELERATORS, families, parse_accelerator_list
 from ..model import resolve_model
-from ..sweeps import (
-    check_fvp_available,
-    default_out_dir,
-    format_fvp_table,
-    format_table,
-    measure_fvp,
-    sweep,
-    write_sweep,
-)
+from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 from .common import (
     add_command,
     add_fvp_group,
@@ -103,9 +95,12 @@ def run(args) -> int:
         if report_dir is not None:
             doc["report"] = str(report_dir)
         print_json(doc)
+        _raise_failed(result)
         return 0
     label = " [SYNTHETIC STAND-IN]" if resolved.is_synthetic else ""
     print(f"{resolved.path.name} ({resolved.provenance}){label}, sha256 {resolved.sha256[:12]}…, Vela {result.results[0].vela_version}")
+    from ..report.tables import format_fvp_table, format_table
+
     print(format_table(result.results))
     if "fvp" in result.extra:
         print("\nCorstone FVP measurements (NPU cycles; Vela/FVP = Vela's NPU estimate over FVP active cycles):")
@@ -113,4 +108,15 @@ def run(args) -> int:
     print(f"results: {Path(result.out_dir) / 'results.json'}, {Path(result.out_dir) / 'results.csv'}")
     if report_dir is not None:
         print(f"report:  {report_dir / 'index.html'}")
+    _raise_failed(result)
     return 0
+
+
+def _raise_failed(result) -> None:
+    """The rows that compiled are written and shown; the ones that did not make the exit code 1."""
+    failed = result.extra.get("failed")
+    if failed:
+        from ..errors import CompileError
+
+        raise CompileError("; ".join(f["error"] for f in failed)
+                           + f" (the other {len(result.results)} configuration(s) are in the results)")

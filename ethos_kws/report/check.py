@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..records import metric_fields
@@ -84,3 +85,33 @@ def check_regression(
                 found.append(Regression(config, metric, d.a, d.b, d.delta_pct))
     return found + gate_findings(cmp.a, cmp.b, max_layer_regression_pct=max_layer_regression_pct,
                                  allow_model_change=allow_model_change)
+
+
+def current_by_compiling(baseline: Any, model: str | None) -> dict[str, Any]:
+    """Compile the baseline's configurations now (same system config, memory mode, optimise, arena
+    cache size and compiler per group) and return a sweep document. ``model``: the model to
+    compile; by default the baseline's recorded model file when it still exists, else the usual
+    model resolution."""
+    from ..model import resolve_model
+    from ..sweeps import sweep
+
+    if model is None:
+        recorded = baseline.model.get("path")
+        if recorded and Path(str(recorded)).is_file():
+            model = str(recorded)
+    resolved = resolve_model(model)
+    groups: dict[tuple, list[str]] = {}
+    for r in baseline.results:
+        key = (r.get("system_config"), r.get("memory_mode"), r.get("optimise") or "Performance",
+               r.get("arena_cache_size_bytes"), r.get("compiler") == "legacy")
+        groups.setdefault(key, []).append(str(r["accel"]))
+    doc: dict[str, Any] | None = None
+    for (system_config, memory_mode, optimise, arena, legacy), accels in groups.items():
+        part = sweep(resolved, accels=accels, system_config=system_config, memory_mode=memory_mode,
+                     optimise=optimise, arena_cache_size=arena, legacy_core=legacy).to_dict()
+        if doc is None:
+            doc = part
+        else:
+            doc["results"] += part["results"]
+    assert doc is not None  # a loaded baseline has at least one result
+    return doc

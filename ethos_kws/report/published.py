@@ -1,8 +1,12 @@
 """Published reference figures for DS-CNN on Ethos-U55-128, to show beside ours.
 
-Source: ``docs/anchors.md`` ("Published numbers for DS-CNN clustered INT8 (Ethos-U55-128,
-Corstone-300 FVP, 2021)"). These are someone else's measurements of a different build of the model
-on a different toolchain; the report labels them "published" and never mixes them into our tables.
+Source: Arm ML embedded evaluation kit, release 21.11 (November 2021), ``docs/use_cases/kws.md``
+(the DS-CNN clustered INT8 run on Corstone-300 with Ethos-U55-128: PMU counters, tensor arena) and
+``docs/sections/memory_considerations.md`` (Vela's memory summary; 70.77 KiB SRAM in releases of
+early 2021, 146.31 KiB from 21.08), https://review.mlplatform.org/ml/ethos-u/ml-embedded-evaluation-kit;
+accuracy from Arm ML-zoo's DS-CNN Clustered INT8 README. These are someone else's measurements of a
+different build of the model on a different toolchain; the report labels them "published" and
+never mixes them into our tables.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from dataclasses import dataclass
 
 PUBLISHED_ACCEL = "u55-128"
 PUBLISHED_SOURCE = (
-    "Arm, DS-CNN clustered INT8 on Ethos-U55-128, Corstone-300 FVP, 2021 "
-    "(docs/anchors.md); published figures, not measured by ethos-kws"
+    "Arm ML embedded evaluation kit 21.11 (Nov 2021), docs/use_cases/kws.md and "
+    "docs/sections/memory_considerations.md: DS-CNN clustered INT8 on Ethos-U55-128, Corstone-300 "
+    "FVP (review.mlplatform.org/ml/ethos-u/ml-embedded-evaluation-kit); accuracy: Arm ML-zoo "
+    "DS-CNN Clustered INT8 README; published figures, not measured by ethos-kws"
 )
 PUBLISHED_CLOCK_HZ = 500e6
 

@@ -1,11 +1,15 @@
-"""The report's tables: pandas frames of raw values, plus Markdown and HTML rendering.
+"""Every table ethos-kws shows: pandas frames of raw values, rendered as terminal text, Markdown or HTML.
 
-A ``Table`` keeps numbers as numbers (for CSV and deltas) and knows how to format each column;
-the renderers escape every cell, since layer and model names come straight from the model file.
+A ``Column`` is defined once (field, header, short terminal header, format); a metric field's
+label and unit come from its dataclass (``records.metric``) and its format from ``UNIT_FORMATS``.
+A ``Table`` keeps numbers as numbers (for CSV and deltas); ``to_text``, ``to_markdown`` and
+``to_html`` render the same table, and the last two escape every cell, since layer and model
+names come straight from the model file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -40,6 +44,7 @@ fmt_kib = _guard(lambda v: f"{float(v) / KIB:,.1f}")
 fmt_mhz = _guard(lambda v: f"{float(v) / 1e6:,.0f}")
 fmt_pct = _guard(lambda v: f"{float(v) * 100:.1f}%")
 fmt_ratio = _guard(lambda v: f"{float(v):.2f}×")
+fmt_g = _guard(lambda v: f"{float(v):g}")
 fmt_signed_pct = _guard(lambda v: "new (was 0)" if abs(float(v)) == float("inf") else f"{float(v):+.2f}%")
 
 
@@ -65,6 +70,8 @@ UNIT_FORMATS: dict[str, tuple[str, Formatter, Formatter]] = {
     "bytes": (" (KiB)", fmt_kib, _scaled(fmt_signed(1), KIB)),
     "ratio": ("", fmt_pct, _scaled(fmt_signed(2), 0.01)),
     "hz": (" (MHz)", fmt_mhz, _scaled(fmt_signed(0), 1e6)),
+    "lsb": (" (LSB)", fmt_g, fmt_signed(0)),
+    "x": ("", fmt_ratio, fmt_signed(2)),
 }
 
 
@@ -75,6 +82,11 @@ class Column:
     fmt: Formatter = fmt_text
     numeric: bool = True
     delta_fmt: Formatter = fmt_text
+    short: str | None = None  # header in the narrow terminal tables
+
+    @property
+    def short_header(self) -> str:
+        return self.short or self.header
 
 
 def metric_columns(cls: type) -> dict[str, Column]:
@@ -85,7 +97,7 @@ def metric_columns(cls: type) -> dict[str, Column]:
     out = {}
     for f in metric_fields(cls):
         suffix, fmt, delta = UNIT_FORMATS[f.metadata["unit"]]
-        out[f.name] = Column(f.name, f.metadata["label"] + suffix, fmt, True, delta)
+        out[f.name] = Column(f.name, f.metadata["label"] + suffix, fmt, True, delta, f.metadata.get("short"))
     return out
 
 
@@ -93,11 +105,12 @@ def _compile_columns() -> dict[str, Column]:
     from ..vela import CompileResult, LayerResult
 
     cols = metric_columns(CompileResult)
-    for name, header in (("accel", "accelerator"), ("system_config", "system config"),
+    for name, header in (("system_config", "system config"),
                          ("memory_mode", "memory mode"), ("optimise", "optimise"),
                          ("compiler", "Vela compiler"), ("vela_version", "Vela version"),
                          ("compiled_model", "compiled model")):
         cols[name] = Column(name, header, fmt_text, numeric=False)
+    cols["accel"] = Column("accel", "accelerator", fmt_text, numeric=False, short="accel")
     cols["config"] = Column("config", "config", fmt_text, numeric=False)
     # derived in this report (metrics.py), not fields of a compile
     cols["compute_bound_cycles"] = Column("compute_bound_cycles", "compute bound (cycles)", fmt_int)
@@ -130,24 +143,41 @@ class Table:
 
 
 def table_from_rows(
-    title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], note: str = "", wrap=()
+    title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], note: str = "", wrap=(),
+    *, short: bool = False,
 ) -> Table:
+    """``short``: the columns' terminal headers (for ``to_text``)."""
+    header = (lambda c: c.short_header) if short else (lambda c: c.header)
     frame = pd.DataFrame(
         [[row.get(c.field) for c in columns] for row in rows],
-        columns=[c.header for c in columns],
+        columns=[header(c) for c in columns],
         dtype=object,
     )
     return Table(
         title,
         frame,
-        {c.header: c.fmt for c in columns},
-        frozenset(c.header for c in columns if c.numeric),
+        {header(c): c.fmt for c in columns},
+        frozenset(header(c) for c in columns if c.numeric),
         note,
         frozenset(wrap),
     )
 
 
 # ---- Rendering -----------------------------------------------------------------------------------
+
+
+def to_text(table: Table) -> str:
+    """Plain-text table for a terminal: text columns left-aligned, numbers right-aligned."""
+    cells = table.formatted()
+    headers = list(cells.columns)
+    rows = [[str(v) for v in row] for row in cells.itertuples(index=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if h in table.numeric else v.ljust(w)
+                         for v, w, h in zip(values, widths, headers)).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
 def to_markdown(table: Table) -> str:
@@ -206,30 +236,34 @@ LAYER_COLUMNS = (
     Column("macs", "MACs", fmt_int),
     Column("mac_utilization", "MAC utilization", fmt_pct),
 )
-PARITY_COLUMNS = (
-    Column("config", "config", fmt_text, numeric=False),
-    Column("status", "status", fmt_text, numeric=False),
-    Column("vectors", "vectors", fmt_int),
-    Column("bit_exact_fraction", "bit-exact", fmt_pct),
-    Column("max_abs_diff_lsb", "max |diff| (LSB)", fmt_int),
-    Column("mismatched_elements", "mismatched elements", fmt_int),
-    Column("top1_agreement", "top-1 agreement", fmt_pct),
-    Column("npu_host_ms", "NPU backend, host time (ms)", fmt_float(3)),
-    Column("cpu_host_ms", "CPU oracle, host time (ms)", fmt_float(3)),
-)
-FVP_COLUMNS = (
-    Column("config", "config", fmt_text, numeric=False),
-    Column("platform", "platform", fmt_text, numeric=False),
-    Column("npu_active_cycles", "NPU active", fmt_int),
-    Column("npu_idle_cycles", "NPU idle", fmt_int),
-    Column("npu_total_cycles", "NPU total (FVP)", fmt_int),
-    Column("vela_estimate_cycles", "Vela estimate", fmt_int),
-    Column("vela_over_fvp", "Vela ÷ FVP", fmt_ratio),
-    Column("inference_time_ms", "time (ms)", fmt_float(3)),
-    Column("axi0_read_bytes", "AXI0 read (B)", fmt_int),
-    Column("axi0_write_bytes", "AXI0 write (B)", fmt_int),
-    Column("axi1_read_bytes", "AXI1 read (B)", fmt_int),
-)
+def _parity_columns() -> tuple[Column, ...]:
+    from ..parity import ConfigParity
+
+    m = metric_columns(ConfigParity)
+    return (COMPILE_COLUMNS["config"], Column("status", "status", fmt_text, numeric=False)) + tuple(
+        m[f] for f in ("vectors", "bit_exact_fraction", "max_abs_diff_lsb", "mismatched_elements",
+                       "top1_agreement", "npu_host_ms", "cpu_host_ms"))
+
+
+def _fvp_columns() -> dict[str, Column]:
+    from ..backends.fvp.measurement import FvpMeasurement
+
+    m = metric_columns(FvpMeasurement)
+    m["accel"] = Column("accel", "accel", fmt_text, numeric=False)
+    m["config"] = COMPILE_COLUMNS["config"]
+    m["platform"] = Column("platform", "platform", fmt_text, numeric=False)
+    # the report's comparison (metrics.fvp_comparison) picks the estimate and the counter it uses
+    m["vela_estimate_cycles"] = dataclasses.replace(m["vela_cycles_npu"], field="vela_estimate_cycles")
+    m["vela_over_fvp"] = dataclasses.replace(m["vela_over_fvp_cycles"], field="vela_over_fvp")
+    return m
+
+
+PARITY_COLUMNS = _parity_columns()
+FVP_COLUMN_SET = _fvp_columns()
+FVP_COLUMNS = tuple(FVP_COLUMN_SET[f] for f in (
+    "config", "platform", "npu_active_cycles", "npu_idle_cycles", "npu_total_cycles",
+    "vela_estimate_cycles", "vela_over_fvp", "inference_time_ms", "axi0_read_bytes",
+    "axi0_write_bytes", "axi1_read_bytes"))
 TOP_LAYERS_PER_CONFIG = 10
 
 
@@ -393,3 +427,47 @@ def published_table(run: RunResults) -> Table:
         f"Published: {PUBLISHED_SOURCE}. A different build of the model (clustered INT8) and older "
         "tools, so expect differences; ours are this run's figures for our model.",
     )
+
+
+# ---- terminal tables (`sweep`, `parity`): the same columns, short headers -----------------------
+
+SWEEP_TERMINAL = ("accel", "system_config", "cycles_total", "inference_time_ms", "inferences_per_second",
+                  "sram_bytes", "flash_bytes", "dram_bytes", "npu_ops", "cpu_ops", "mac_utilization")
+FVP_TERMINAL = ("accel", "platform", "npu_active_cycles", "npu_total_cycles", "inference_time_ms",
+                "vela_cycles_npu", "vela_over_fvp_cycles")
+
+
+def format_table(results: Sequence[Any]) -> str:
+    """The one-screen table ``ethos-kws sweep`` prints (compile results or their dicts), then the
+    operators Vela left on the CPU."""
+    rows = [r if isinstance(r, Mapping) else r.to_dict() for r in results]
+    return to_text(table_from_rows("", rows, columns(*SWEEP_TERMINAL), short=True)) + cpu_fallback_lines(rows)
+
+
+def cpu_fallback_lines(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Below the table: the operators Vela left on the CPU, named with its reason, once per
+    distinct set (every configuration of one model usually leaves the same ones)."""
+    from ..cpu_fallback import CpuOperator, npu_only_note
+    from ..records import from_record
+
+    lines: list[str] = []
+    seen: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r.get("cpu_ops"):
+            ops = tuple(str(from_record(CpuOperator, c) if isinstance(c, Mapping) else c)
+                        for c in r.get("cpu_operators") or ())
+            seen.setdefault(ops or tuple(r.get("cpu_op_names") or ()), []).append(str(r.get("accel")))
+    for ops, accels in seen.items():
+        lines.append(f"NOTE ({', '.join(accels)}): {npu_only_note(len(ops))}")
+        lines += [f"  CPU: {op}" for op in ops]
+    return "".join("\n" + line for line in lines)
+
+
+def format_fvp_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """FVP measurements beside Vela's estimate, for the terminal."""
+    return to_text(table_from_rows("", rows, tuple(FVP_COLUMN_SET[f] for f in FVP_TERMINAL), short=True))
+
+
+def format_parity_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Parity per configuration, for the terminal (rows carry ``config`` and ``status``)."""
+    return to_text(table_from_rows("", rows, PARITY_COLUMNS, short=True))

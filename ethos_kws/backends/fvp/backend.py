@@ -33,6 +33,8 @@ from .run import (
 )
 from .targets import FvpTarget, target_for
 
+DEFAULT_ACCEL = "u55-128"
+
 __all__ = [
     "DEFAULT_TIMEOUT_S", "HOST_TIMEOUT_GRACE_S", "FvpBackend", "FvpMeasurement", "FvpRun",
     "NpuCounters", "check_run", "input_blob", "make_backend", "measure", "nbytes", "run_inference",
@@ -67,17 +69,22 @@ class FvpBackend:
     def __init__(
         self,
         model_path: str | os.PathLike,
-        accel: Accelerator | str,
         *,
+        accel: Accelerator | str | None = None,
         platform: str | None = None,
         system_config: str | None = None,
         memory_mode: str | None = None,
         fvp: str | os.PathLike | None = None,
         runner: str | os.PathLike | None = None,
         timeout_s: float | None = None,
-        legacy_core: bool = False,
+        legacy_core: bool | None = False,
     ) -> None:
+        """The keyword parameters are the backend's options (``make_backend`` is this class);
+        ``accel`` defaults to u55-128."""
         from ...vela import compile_model
+
+        accel = accel or DEFAULT_ACCEL
+        legacy_core = bool(legacy_core)
 
         acc, target, num_macs, install, found_runner = _prepare(
             accel, platform, fvp, runner, memory_mode
@@ -212,19 +219,5 @@ class FvpBackend:
         return [[o.data for o in self.run(inputs).outputs] for inputs in batch]
 
 
-def make_backend(
-    model_path: str | os.PathLike,
-    *,
-    accel: str | None = None,
-    platform: str | None = None,
-    system_config: str | None = None,
-    memory_mode: str | None = None,
-    fvp: str | os.PathLike | None = None,
-    runner: str | os.PathLike | None = None,
-    timeout_s: float | None = None,
-    legacy_core: bool | None = False,
-) -> FvpBackend:
-    """Registry factory; these keyword parameters are the backend's options (accel: u55-128)."""
-    return FvpBackend(model_path, accel or "u55-128", platform=platform, system_config=system_config,
-                      memory_mode=memory_mode, fvp=fvp, runner=runner, timeout_s=timeout_s,
-                      legacy_core=bool(legacy_core))
+# the registry's factory: the constructor's keyword parameters are the options, declared once
+make_backend = FvpBackend

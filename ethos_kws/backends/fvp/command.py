@@ -1,6 +1,7 @@
 """The exact FVP command line for one inference with the generic inference runner.
 
-Headless flags follow the notes (shared/docs/fvp-notes.md): no visualisation, no telnet terminal,
+Headless flags (Arm Corstone-300 FVP reference guide, and the command lines of mlia-ethos-u 0.1.0's
+corstone backend): no visualisation, no telnet terminal,
 UART0 to stdout, shut down at end of transmission, ``--stat`` for host figures and ``--timelimit``
 as the simulator's own stop. ``ethosu.extra_args=--fast`` is never passed: it turns the NPU model
 functional-only and the cycle counters meaningless.

@@ -36,10 +36,10 @@ class FvpMeasurement:
     system_config: str
     memory_mode: str
     core_clock_hz: float = metric("core clock", "hz")
-    npu_active_cycles: int = metric("NPU active", "cycles")
+    npu_active_cycles: int = metric("NPU active", "cycles", short="FVP active cycles")
     npu_idle_cycles: int = metric("NPU idle", "cycles")
-    npu_total_cycles: int = metric("NPU total (FVP)", "cycles")
-    inference_time_ms: float = metric("inference time", "ms")
+    npu_total_cycles: int = metric("NPU total (FVP)", "cycles", short="FVP total cycles")
+    inference_time_ms: float = metric("inference time", "ms", short="FVP ms")
     axi0_read_beats: int = metric("AXI0 read beats", "count")
     axi0_write_beats: int = metric("AXI0 write beats", "count")
     axi1_read_beats: int = metric("AXI1 read beats", "count")
@@ -59,8 +59,8 @@ class FvpMeasurement:
     pmu_format: str
     model_sha256: str
     compiled_model: str
-    vela_cycles_npu: int | None = None
-    vela_over_fvp_cycles: float | None = None
+    vela_cycles_npu: int | None = metric("Vela estimate", "cycles", short="Vela NPU cycles", default=None)
+    vela_over_fvp_cycles: float | None = metric("Vela ÷ FVP", "x", short="Vela/FVP", default=None)
     argv: tuple[str, ...] = field(default_factory=tuple)
 
     inference_time_source: str = "fvp"  # inference_time_ms is the FVP's NPU time (PMU cycles / clock)
@@ -105,7 +105,7 @@ def measure(
 
     backend = FvpBackend(
         model_path,
-        accel,
+        accel=accel,
         platform=platform,
         system_config=system_config,
         fvp=fvp,

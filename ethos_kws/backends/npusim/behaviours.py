@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Behaviours:
-    # A MUL with a 32-bit OFM applies only the shift of OFM_SCALE; its multiplier is ignored.
+    # A MUL of 32-bit IFMs applies only the shift of OFM_SCALE; its multiplier is ignored (also
+    # when the OFM is 8-bit: the last MUL of Vela's legacy SQUARED_DIFFERENCE).
     # (U85 too: test_npusim_u85.test_inferred_behaviours_hold_on_u85, like the next two marked U85.)
     mul32_shift_only: bool = True
     # Zero points of 32-bit IFMs/OFMs are ignored unless the clip range forces 8/16 bit (LUT case).

@@ -142,6 +142,35 @@ def offline_offsets(model: TfliteModel) -> np.ndarray | None:
     return arr[3:]
 
 
+def compiled_accelerators(model: TfliteModel) -> list[str]:
+    """The accelerator configurations named by the COP1 headers of a Vela model's ethos-u
+    operators (one per operator; a model compiled by any Vela, ours or a vendor's)."""
+    names = []
+    for op in model.operators():
+        if op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE:
+            data = model.tensor_data(op.inputs[0]) if op.inputs else None
+            if data is None:
+                raise ModelError(f"ethos-u operator {op.index} has an empty command stream tensor")
+            name = parse_payload(data.tobytes()).config.name
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def check_accel_matches(model: TfliteModel, accel: str | None) -> str:
+    """The configuration a compiled model runs on: its COP1 header's. ``accel`` (if given) must
+    agree; a disagreement is the user's error, never silently ignored."""
+    from ...accel import get_accelerator
+
+    names = compiled_accelerators(model)
+    if len(names) != 1:
+        raise ModelError(f"{model.path.name}: ethos-u operators compiled for different accelerators ({', '.join(names)})")
+    if accel is not None and get_accelerator(accel).name != names[0]:
+        raise AcceleratorError(f"{model.path.name} was compiled for {names[0]} (its COP1 header); "
+                               f"--accel {accel} disagrees: drop --accel or recompile the original model")
+    return names[0]
+
+
 def is_vela_model(model: TfliteModel) -> bool:
     return any(op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE for op in model.operators())
 

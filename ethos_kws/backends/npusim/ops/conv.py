@@ -1,7 +1,11 @@
 """CONV and DEPTHWISE: weights from the (per-core) weight streams, bias/scale per channel.
 
-Convolution runs as im2col + one float64 BLAS matmul: int8 activations times 9-bit weights summed
-over at most a few thousand terms stay far below 2^53, so the float result is exact.
+CONV multiplies raw IFM values by the decoded weights in one BLAS matmul (a 1x1 kernel straight on
+the IFM, larger kernels on an im2col window view); DEPTHWISE sums one shifted multiply per kernel
+tap. The IFM zero point is folded into the bias (sum((x - zp) * w) = sum(x * w) - zp * sum(w)) and
+padding holds the zero point. The float type is chosen per operation from the accumulator bound
+max|x| * sum|w|: float32 when it stays below 2^24, float64 below 2^53 (exact either way), else the
+operation stops with CommandStreamError; the exact integer sum is then rescaled in int64.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TFL, rescale
 from ..scales import decode_scales, interleave
-from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
+from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
-MAX_IM2COL = 1 << 24  # im2col elements per batch item (128 MiB of float64)
+MAX_IM2COL = 1 << 24  # im2col elements per batch item (64 MiB as float32, 128 MiB as float64)
 CORE_STREAMS = (("WEIGHT", "SCALE"), ("WEIGHT1", "SCALE1"))
 
 
@@ -41,12 +45,13 @@ class ConvPlan:
         self.k = Kernel.from_registers(r)
         self.ifm_depth = self.c if depthwise else r.param("IFM_DEPTH_M1") + 1
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        self.upscale = Upscale.from_registers(r, "DEPTHWISE" if depthwise else "CONV")
         work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
         if work > MAX_MACS:
             raise CommandStreamError(f"{self.op} of {work} MACs exceeds the simulator's limit")
         if not depthwise and self.h * self.w * self.ifm_depth * self.k.height * self.k.width > MAX_IM2COL:
             raise CommandStreamError(f"{self.op} im2col buffer exceeds the simulator's limit")
-        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         info = np.iinfo(self.ifm.dtype)
@@ -111,6 +116,8 @@ class ConvPlan:
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
+        if self.upscale.active:
+            x = self.upscale.apply(x, self.ih, self.iw, self.ifm_zp)
         return pad_ifm(x, self.k, self.ifm_zp)
 
     def run(self, mem: Memory) -> None:
