@@ -53,6 +53,11 @@ class Accelerator:
         return self.npu.lower()
 
     @property
+    def legacy_core(self) -> bool:
+        """Whether Vela's deprecated Python core (``--legacy-core``) can compile for it: not U85."""
+        return self.npu != "U85"
+
+    @property
     def macs_per_core(self) -> int:
         return self.macs_per_cycle // self.cores
 
@@ -77,11 +82,15 @@ _ROWS = [
     ("u55-256", _U55, 256, 1, Block(2, 2, 8), Block(2, 2, 8), 48),
     ("u65-256", _U65, 256, 1, Block(2, 2, 8), Block(2, 2, 8), 48),
     ("u65-512", _U65, 512, 2, Block(2, 2, 8), Block(2, 2, 8), 96),
-    ("u85-128", _U85, 128, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
-    ("u85-256", _U85, 256, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
-    ("u85-512", _U85, 512, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
-    ("u85-1024", _U85, 1024, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
-    ("u85-2048", _U85, 2048, 1, Block(1, 2, 8), Block(1, 2, 8), 16),
+    # U85 (regor's ethos_u85.cpp accelerator configs): cores 1/1/2/4/4; the OFM ublock is the
+    # first of the config's OFM micro-blocks (the op's own is in ACC_FORMAT), the IFM ublock is
+    # the config's ifmUBlock. U85 has no SHRAM: the figure is its IFM buffer (IB RAM); LUTs live
+    # in a separate 2 KiB LUT RAM.
+    ("u85-128", _U85, 128, 1, Block(1, 2, 8), Block(1, 2, 8), 8),
+    ("u85-256", _U85, 256, 1, Block(1, 2, 16), Block(2, 2, 8), 16),
+    ("u85-512", _U85, 512, 2, Block(2, 2, 16), Block(2, 2, 16), 16),
+    ("u85-1024", _U85, 1024, 4, Block(2, 2, 32), Block(4, 2, 16), 16),
+    ("u85-2048", _U85, 2048, 4, Block(2, 2, 64), Block(4, 4, 16), 32),
 ]
 
 ACCELERATORS: dict[str, Accelerator] = {
@@ -124,7 +133,9 @@ def parse_accelerator_list(spec: str | list[str] | None) -> list[Accelerator]:
         return list(ACCELERATORS.values())
     items = spec.split(",") if isinstance(spec, str) else [s for x in spec for s in x.split(",")]
     items = [s.strip() for s in items if s.strip()]
-    if not items or items == ["all"]:
+    if not items:  # "" or ",": a typo or an empty variable, not a wish for every configuration
+        raise AcceleratorError(f"--accel {spec!r} names no accelerator; give all or a list such as u55-128,u65-256")
+    if items == ["all"]:
         return list(ACCELERATORS.values())
     out: list[Accelerator] = []
     for item in items:

@@ -51,3 +51,11 @@ class NotModelledError(EthosKwsError):
     """A valid model or command stream uses something the simulator does not model (a hardware
     feature, an operator). Ours to fix, not the user's: exit code 1; parity records it as
     ``unsupported: <what>``."""
+
+
+class OutputPathError(UserError):
+    """An output path (--out, the cache folder) that cannot be written or must not be replaced."""
+
+
+class StorageFullError(EthosKwsError):
+    """The disk filled up while writing; nothing half-written was kept. Exit code 1."""

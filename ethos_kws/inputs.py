@@ -68,7 +68,11 @@ def coerce_input(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray
         if not np.all(np.isfinite(a)):
             raise InputDataError(f"{source}: array contains NaN or infinite values")
         if target.kind == "f":
-            out = a.astype(target)
+            with np.errstate(over="ignore"):
+                out = a.astype(target)
+            if not np.all(np.isfinite(out)):  # finite in float64, inf once cast (1e308)
+                raise InputDataError(f"{source}: values beyond the {spec.dtype} range of input {spec.name!r} "
+                                     f"(largest magnitude {float(np.max(np.abs(a))):.3g})")
         elif target.kind in "iu":
             if spec.scale is None:
                 raise InputDataError(f"{source}: float array for the unquantized {spec.dtype} "
@@ -89,12 +93,34 @@ def coerce_input(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray
     return np.ascontiguousarray(out.reshape(spec.shape))
 
 
+def _check_npy_header(f, path: Path) -> None:
+    """Parse the header without trusting it: a garbage header is refused, and the data it
+    declares must be in the file before anything is allocated for it (2**40 elements: no)."""
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(f)
+        read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _fortran, dtype = read(f)
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError, TokenError...
+        raise InputDataError(f"{path}: unreadable .npy header ({type(e).__name__})") from None
+    if dtype.hasobject:
+        raise InputDataError(f"{path}: object arrays (pickles) are not accepted")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    available = os.fstat(f.fileno()).st_size - f.tell()
+    if declared > available:
+        raise InputDataError(f"{path}: header declares shape {tuple(shape)} ({declared:,} bytes) but the file "
+                             f"holds {available:,} bytes of data")
+    f.seek(0)
+
+
 def load_npy(path: Path) -> np.ndarray:
     try:
         with open(path, "rb") as f:
             if f.read(6) != _NPY_MAGIC:
                 raise InputDataError(f"{path}: not a .npy file (no NUMPY header)")
             f.seek(0)
+            _check_npy_header(f, path)
             return np.load(f, allow_pickle=False)
     except InputDataError:
         raise

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import math
 import os
 import socket
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -23,7 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import FetchError
+from .errors import FetchError, OutputPathError, UserError
+from .fsutil import remove_stale_temporaries, temp_prefix
 from .paths import cache_dir
 from .tflite import OpInfo, TfliteModel, load_tflite
 
@@ -149,12 +152,24 @@ SYNTHETIC_SPEC = {"arch": "ds-cnn-l", "clusters": 32, "seed": 0}
 
 def synthetic_stand_in() -> ResolvedModel:
     """The seeded 32-cluster DS-CNN-L, built once and cached (byte-for-byte reproducible)."""
-    from .fsutil import atomic_write_bytes
+    from .fsutil import atomic_write_bytes, atomic_write_text
     from .synth import build_model
 
     path = cache_dir() / "models" / "synthetic_ds_cnn_l_clustered32_seed0.tflite"
+    digest = path.with_name(path.name + ".sha256")  # recorded when built, verified on every use
+    if path.is_file():
+        try:
+            intact = digest.read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            intact = False
+        if not intact:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            _stderr_warn(f"cache entry {path.name} was corrupt (sha256 differs from the one recorded); rebuilt")
     if not path.is_file():
-        atomic_write_bytes(path, build_model(**SYNTHETIC_SPEC))
+        data = build_model(**SYNTHETIC_SPEC)
+        atomic_write_bytes(path, data)
+        atomic_write_text(digest, hashlib.sha256(data).hexdigest() + "\n")
     m = load_tflite(path)
     return ResolvedModel(
         path, "synthetic stand-in", m.sha256, "synthetic DS-CNN-L, 32 clusters, seed 0"
@@ -187,15 +202,37 @@ def fetch_model(
     Tries each URL in turn; raises ``FetchError`` naming every failure when none gives the
     right file. Nothing is left in the cache unless it verified.
     """
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not (
+            math.isfinite(timeout_s) and 0 < timeout_s <= MAX_TIMEOUT_S):
+        raise UserError(f"--timeout {timeout_s!r}: give a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}")
+    urls = model_urls(url)
+    for u in urls:
+        check_url(u)
     dest = dest or cached_model_path()
     errors = []
-    for u in model_urls(url):
+    for u in urls:
         try:
             _download_verified(u, dest, timeout_s, expected_size, expected_sha256, progress)
             return dest
         except FetchError as e:
             errors.append(str(e))
     raise FetchError("; ".join(errors))
+
+
+MAX_TIMEOUT_S = 24 * 3600.0
+
+
+def check_url(url: str) -> None:
+    """An http(s) URL with a host, or ``UserError`` saying what is wrong with it."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        raise UserError(f"--url {url!r} is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"--url {url!r} is not an http:// or https:// URL")
 
 
 def _short(url: str) -> str:
@@ -216,8 +253,14 @@ def _download_verified(
     progress: Callable[[int, int | None], None] | None,
 ) -> None:
     shown = _short(url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    deadline = time.monotonic() + timeout_s  # for the whole download, not per socket read
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=".part", dir=dest.parent)
+    except OSError as e:
+        raise OutputPathError(f"cannot write the model cache {dest.parent}: {e.strerror}; "
+                              "set ETHOS_KWS_CACHE to a writable folder") from None
     try:
         digest = hashlib.sha256()
         size = 0
@@ -229,9 +272,12 @@ def _download_verified(
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 while True:
-                    chunk = resp.read(1 << 16)
+                    # read1: what one recv gives, so a server dripping bytes cannot outlast the deadline
+                    chunk = resp.read1(1 << 16)
                     if not chunk:
                         break
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"{shown}: timed out after {timeout_s:g} s ({size + len(chunk)} bytes received)")
                     if len(head) < 64:
                         head += chunk[:64]
                     size += len(chunk)
@@ -246,7 +292,10 @@ def _download_verified(
                 f.flush()
                 os.fsync(f.fileno())
         except urllib.error.HTTPError as e:
-            raise FetchError(f"{shown}: HTTP {e.code} {e.reason}") from None
+            if 300 <= e.code < 400:
+                raise FetchError(f"{shown}: redirect loop or too many redirects (HTTP {e.code})") from None
+            reason = str(e.reason).strip().splitlines()[0] if str(e.reason).strip() else ""
+            raise FetchError(f"{shown}: HTTP {e.code} {reason}".rstrip()) from None
         except urllib.error.URLError as e:
             reason = e.reason
             if isinstance(reason, (socket.timeout, TimeoutError)):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .accel import parse_accelerator_list
 from .backends import create_backend
-from .errors import BackendUnavailable, EthosKwsError, NotModelledError, UserError
+from .errors import AcceleratorError, BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
 from .records import check_schema, from_record, metric, to_record, versioned
 from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
@@ -84,6 +84,8 @@ class ConfigParity:
     within_tolerance: bool
     first_differences: tuple[Difference, ...] = ()
     error: str | None = None  # why the NPU backend failed on this configuration
+    # a named cause for the differences that is not the simulator's (``scale_rounding``)
+    diagnosis: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -116,6 +118,8 @@ class ParityReport:
     results: tuple[ConfigParity, ...]
     oracle: str = f"cpu ({DEFAULT_ORACLE})"
     cpu_total_ms: float | None = None
+    # the vectors ran as consecutive steps of one stream, state carried on both sides
+    sequence: bool = False
 
     @property
     def vectors(self) -> int:
@@ -137,6 +141,7 @@ class ParityReport:
             "clips": list(self.clips),
             "passed": self.passed,
             "cpu_total_ms": self.cpu_total_ms,
+            "sequence": self.sequence,
             "results": [r.to_dict() for r in self.results],
         })
 
@@ -241,10 +246,13 @@ def compare_outputs(cpu: Sequence[Sequence[np.ndarray]], npu: Sequence[Sequence[
     }
 
 
-def _timed_batch(backend, sets: list[list[np.ndarray]]) -> tuple[list[list[np.ndarray]], float]:
+def _timed_batch(backend, sets: list[list[np.ndarray]],
+                 sequence: bool = False) -> tuple[list[list[np.ndarray]], float]:
+    """Outputs and wall time; ``sequence``: one invocation per step, in order, on one backend
+    instance (never a resized batch), so state carries from step to step."""
     t0 = time.perf_counter()
     run_batch = getattr(backend, "run_batch", None)
-    if run_batch is not None:
+    if run_batch is not None and not sequence:
         outs = [list(o) for o in run_batch(sets)]
     else:
         outs = [[o.data for o in backend.run(s).outputs] for s in sets]
@@ -283,7 +291,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
                vectors: int = 50, seed: int = 0, audio_dir: str | os.PathLike | None = None,
                tolerance: float = 0, legacy_core: bool = False,
                npu_options: dict[str, Any] | None = None, oracle: str = DEFAULT_ORACLE,
-               progress: Progress | None = None) -> ParityReport:
+               progress: Progress | None = None, sequence: bool = False,
+               reference: str | os.PathLike | None = None) -> ParityReport:
     """Compare ``npu`` with the CPU oracle on every accelerator in ``accels``.
 
     ``model``: a path or a ``ResolvedModel``. ``accels``: "all", "u55-128,u65-512" or a list.
@@ -291,23 +300,29 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     ``oracle``: the CPU kernels of the oracle, one of ``ORACLE_KERNELS``.
     Raises ``UserError`` for bad arguments and ``BackendUnavailable`` when a backend cannot run
     here; a backend failing on one configuration is recorded in that configuration's result.
+    ``sequence``: the vectors are consecutive steps of one stream (stateful models: streaming KWS,
+    SVDF, LSTM); each side starts from a fresh backend and every step is compared.
+    ``reference``: for a model already compiled by Vela (here or elsewhere), the original model
+    the oracle runs; the compiled model runs on the configuration of its COP1 header.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
-    accel_names = _accel_names(accels)
+    model_info = _describe_model(model)
+    model_path = Path(model_info["path"])
+    oracle_path, accel_names = _compiled_or_original(model_path, accels, reference, legacy_core)
     if npu == "npu-sim":  # refuse a family the simulator cannot run before any work is done
         from .backends.npusim.families import require_simulated
 
         for acc in parse_accelerator_list(accel_names):
             require_simulated(acc)
-    model_info = _describe_model(model)
-    model_path = Path(model_info["path"])
+    if oracle_path != model_path:
+        model_info["reference"] = str(oracle_path)
     tick = progress or (lambda label, done, total: None)
 
-    cpu = create_backend(ORACLE_BACKEND, model_path, kernels=oracle)
-    vset = make_vectors(model_path, list(cpu.input_specs), vectors, seed, audio_dir)
+    cpu = create_backend(ORACLE_BACKEND, oracle_path, kernels=oracle)
+    vset = make_vectors(oracle_path, list(cpu.input_specs), vectors, seed, audio_dir)
     n = len(vset.inputs)
     tick("cpu oracle", 0, n)
-    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs)
+    cpu_outs, cpu_ms = _timed_batch(cpu, vset.inputs, sequence)
     tick("cpu oracle", n, n)
     specs = list(cpu.output_specs)
 
@@ -317,10 +332,38 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
         label = accel if not legacy_core else f"{accel} (legacy)"
         tick(label, i, len(accel_names))
         results.append(_one_config(model_path, npu, accel, compiler, legacy_core, npu_options or {},
-                                   vset, cpu_outs, cpu_ms / n, specs, tolerance))
+                                   vset, cpu_outs, cpu_ms / n, specs, tolerance, sequence, oracle_path))
         tick(label, i + 1, len(accel_names))
     return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
-                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3))
+                        oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3),
+                        sequence=sequence)
+
+
+def _compiled_or_original(model_path: Path, accels, reference, legacy_core: bool) -> tuple[Path, list[str]]:
+    """(model the oracle runs, configurations to compare). A Vela-compiled model needs its
+    original as ``reference`` and runs only on the configuration of its COP1 header."""
+    from .backends.npusim.container import check_accel_matches, is_vela_model
+    from .tflite import load_tflite
+
+    model = load_tflite(model_path)
+    if not is_vela_model(model):
+        if reference is not None:
+            raise UserError(f"--reference is for a model already compiled by Vela; {model_path.name} is not")
+        return model_path, _accel_names(accels)
+    if reference is None:
+        raise UserError(f"{model_path.name} is already compiled by Vela: the CPU cannot run it; give the "
+                        f"model it was compiled from with --reference ORIGINAL.tflite")
+    if legacy_core:
+        raise UserError("--legacy-core selects a Vela compiler; this model is already compiled")
+    asked = None if accels in (None, "all") else _accel_names(accels)
+    header = check_accel_matches(model, asked[0] if asked and len(asked) == 1 else None)
+    if asked and asked != [header]:
+        raise AcceleratorError(f"{model_path.name} was compiled for {header} (its COP1 header); "
+                               f"--accel {','.join(asked)} disagrees")
+    ref = Path(reference)
+    if is_vela_model(load_tflite(ref)):
+        raise UserError(f"--reference {ref.name} is itself a Vela-compiled model; give the original")
+    return ref, [header]
 
 
 def _accel_names(accels: str | Sequence[str]) -> list[str]:
@@ -328,10 +371,10 @@ def _accel_names(accels: str | Sequence[str]) -> list[str]:
 
 
 def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cpu_outs,
-                cpu_ms_per_vector, specs, tolerance) -> ConfigParity:
+                cpu_ms_per_vector, specs, tolerance, sequence=False, oracle_path=None) -> ConfigParity:
     try:
         backend = create_backend(npu, model_path, accel=accel, legacy_core=legacy_core, **options)
-        npu_outs, npu_ms = _timed_batch(backend, vset.inputs)
+        npu_outs, npu_ms = _timed_batch(backend, vset.inputs, sequence)
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
     except EthosKwsError as e:
@@ -340,7 +383,11 @@ def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cp
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
                             round(cpu_ms_per_vector, 4), False, (), why)
     figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance,
-                              output_steps(model_path, specs))
+                              output_steps(oracle_path or model_path, specs))
+    if figures.get("mismatched_elements"):
+        from .scale_rounding import diagnose
+
+        figures["diagnosis"] = diagnose(oracle_path or model_path, figures.get("max_abs_diff_lsb"))
     return ConfigParity(accel=accel, compiler=compiler,
                         npu_host_ms=round(npu_ms / len(vset.inputs), 4),
                         cpu_host_ms=round(cpu_ms_per_vector, 4), **figures)

@@ -27,7 +27,16 @@ def cache_dir() -> Path:
     """``$ETHOS_KWS_CACHE`` or the platform's user cache folder."""
     env = os.environ.get("ETHOS_KWS_CACHE")
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        for p in (path, *path.parents):  # a file where the folder should be: say so, by name
+            if p.exists():
+                if not p.is_dir():
+                    from .errors import OutputPathError
+
+                    raise OutputPathError(f"ETHOS_KWS_CACHE={env}: {p} is a file, not a folder; "
+                                          "set ETHOS_KWS_CACHE to a writable folder")
+                break
+        return path
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("ethos-kws", appauthor=False))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .accel import Accelerator, parse_accelerator_list
-from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec
+from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec, warn
 from .errors import EthosKwsError
-from .fsutil import atomic_write_json, atomic_write_text
+from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from .model import ResolvedModel, model_info, resolve_model
 from .records import versioned
 from .results import CSV_COLUMNS, SweepResult
@@ -39,14 +40,25 @@ def default_out_dir(model: ResolvedModel) -> Path:
 
 
 def _compile_worker(spec: CompileSpec) -> CompileResult:
-    return compile_spec(spec)
+    # this process is the containment: a crash breaks the pool, compile_all retries in a VelaWorker
+    return compile_spec(spec, contained=False)
 
 
 def _pool_context():
     # fork shares the already-imported Vela with the workers (start-up in ms, not a second);
     # platforms without fork use forkserver/spawn.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else methods[0])
+    from .vela_worker import fork_context
+
+    return fork_context()
+
+
+def _init_pool_worker(parent_pid: int) -> None:
+    import faulthandler
+
+    from .vela_worker import die_with_parent
+
+    faulthandler.disable()  # a crash is reported by the parent, in one line
+    die_with_parent(parent_pid)
 
 
 def compile_all(
@@ -54,39 +66,75 @@ def compile_all(
     *,
     jobs: int | None = None,
     progress: Callable[[CompileResult], None] | None = None,
+    errors: dict[int, EthosKwsError] | None = None,
 ) -> list[CompileResult]:
-    """Compile every spec (cached ones straight from the cache), in the order given."""
+    """Compile every spec (cached ones straight from the cache), in the order given.
+
+    With ``errors``, a spec that fails (Vela refused it, or crashed on it) is recorded there by
+    index and left out of the list; without, the first failure is raised."""
     results: dict[int, CompileResult] = {}
+    failed: dict[int, EthosKwsError] = {}
     todo = []
+    problems: dict[int, list[str]] = {}
     for i, spec in enumerate(specs):
-        hit = cached_result(spec)
+        hit = cached_result(spec, problems.setdefault(i, []))
         if hit is not None:
             results[i] = hit
             if progress:
                 progress(hit)
         else:
             todo.append(i)
+
+    def one(i: int) -> None:  # in this process, Vela contained in the reused worker
+        try:
+            results[i] = compile_spec(specs[i])
+        except EthosKwsError as e:
+            if errors is None:
+                raise
+            failed[i] = e
+            return
+        if progress:
+            progress(results[i])
+
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     if len(todo) == 1 or jobs == 1:
         for i in todo:
-            results[i] = compile_spec(specs[i])
-            if progress:
-                progress(results[i])
+            one(i)
     elif todo:
         import ethosu.vela.vela  # noqa: F401 - imported once here, inherited by forked workers
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) as pool:
+        retry = []
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
+                                 initializer=_init_pool_worker, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_compile_worker, specs[i]): i for i in todo}
             try:
                 for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                    except BrokenProcessPool:
+                        retry.append(i)  # some worker died; which spec killed it is found below
+                        continue
+                    except EthosKwsError as e:
+                        if errors is None:
+                            raise
+                        failed[i] = e
+                        continue
                     if progress:
-                        progress(results[futures[fut]])
+                        progress(results[i])
             except BaseException:
                 for f in futures:
                     f.cancel()
                 raise
-    return [results[i] for i in range(len(specs))]
+        for i in sorted(retry):  # one at a time, each crash contained and named
+            one(i)
+    for i, found in problems.items():
+        if i in results:
+            for p in found:
+                warn(p)
+    if errors is not None:
+        errors.update(failed)
+    return [results[i] for i in range(len(specs)) if i in results]
 
 
 def sweep(
@@ -107,21 +155,46 @@ def sweep(
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     acc_list: list[Accelerator] = parse_accelerator_list(accels)
+    takers = _system_config_takers(acc_list, system_config) if system_config else set()
     specs = [
         make_spec(
             resolved.path, acc,
-            # a system config or memory mode given explicitly applies to every NPU it fits
-            system_config=system_config if system_config and _fits(acc, system_config) else None,
+            system_config=system_config if acc.name in takers else None,
             memory_mode=memory_mode, optimise=optimise, arena_cache_size=arena_cache_size,
             legacy_core=legacy_core, model_sha256=info.sha256,
         )  # fmt: skip
         for acc in acc_list
     ]
-    results = compile_all(specs, jobs=jobs, progress=progress)
-    result = SweepResult(info, tuple(results))
+    errors: dict[int, EthosKwsError] = {}
+    results = compile_all(specs, jobs=jobs, progress=progress, errors=errors)
+    if not results:  # nothing to show: the first failure is the answer
+        raise errors[min(errors)]
+    extra = {}
+    if errors:  # the other rows stand; the failed ones are named in results.json and by the CLI
+        extra["failed"] = [{"accel": specs[i].accel, "error": str(e)} for i, e in sorted(errors.items())]
+    result = SweepResult(info, tuple(results), extra=extra)
     if out_dir is not None:
         result = write_sweep(result, Path(out_dir))
     return result
+
+
+def _system_config_takers(acc_list: Sequence[Accelerator], system_config: str) -> set[str]:
+    """Which rows an explicit ``--system-config`` applies to; the others keep their default.
+
+    A config named for a family (``Ethos_U85_*``) goes to that family's rows when the sweep has
+    any, so ``--accel all --system-config Ethos_U85_SYS_DRAM_High`` changes only the U85 rows;
+    otherwise to every row it fits. Fitting none is an error, with the first row's reason (a U55
+    cannot use a DRAM system config), never a silent fallback to the defaults.
+    """
+    named = next((f for f in {a.family for a in acc_list} if system_config.lower().startswith(f"ethos_{f}_")), None)
+    rows = [a for a in acc_list if a.family == named] if named else list(acc_list)
+    takers = {a.name for a in rows if _fits(a, system_config)}
+    if not takers:
+        from .accel import check_system_config_fits
+
+        for acc in rows:
+            check_system_config_fits(acc, system_config)  # raises the row's own reason
+    return takers
 
 
 def _fits(acc: Accelerator, system_config: str) -> bool:
@@ -135,12 +208,15 @@ def _fits(acc: Accelerator, system_config: str) -> bool:
 
 
 def write_sweep(result: SweepResult, out: Path) -> SweepResult:
-    exported = tuple(export_result(r, out / r.accel) for r in result.results)
-    result = SweepResult(result.model, exported, str(out.resolve()), result.created, result.host, result.extra)
-    atomic_write_json(out / "results.json", result.to_dict())
-    atomic_write_text(out / "results.csv", result.csv_text())
-    if "fvp" in result.extra:
-        atomic_write_json(out / "fvp.json", versioned({"results": result.extra["fvp"]}))
+    """Write the run folder whole, built aside and put in place in one rename: a previous run
+    there (another model, other configs) is replaced entirely or, on failure, left as it was."""
+    with atomic_dir(out, marker="results.json") as tmp:
+        exported = tuple(export_result(r, out / r.accel, staging=tmp / r.accel) for r in result.results)
+        result = SweepResult(result.model, exported, str(out.resolve()), result.created, result.host, result.extra)
+        atomic_write_json(tmp / "results.json", result.to_dict())
+        atomic_write_text(tmp / "results.csv", result.csv_text())
+        if "fvp" in result.extra:
+            atomic_write_json(tmp / "fvp.json", versioned({"results": result.extra["fvp"]}))
     return result
 
 

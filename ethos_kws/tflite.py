@@ -20,6 +20,7 @@ from ethosu.vela.tflite import TensorType as _TensorType
 from ethosu.vela.tflite.Model import Model
 
 from .errors import ModelError
+from .tflite_verify import verify_tflite
 
 # TensorType enum value -> numpy dtype name (what we can handle as data)
 _TENSOR_TYPES = {
@@ -218,6 +219,10 @@ def parse_tflite(data: bytes, path: str | os.PathLike = "<memory>") -> TfliteMod
     root = int.from_bytes(data[0:4], "little")
     if root >= len(data):
         raise ModelError(f"truncated or corrupt TFLite file (root table outside the file): {p}")
+    try:
+        verify_tflite(data)
+    except ModelError as e:
+        raise ModelError(f"{p}: {e}") from None
     try:
         model = Model.GetRootAs(data, 0)
         _walk(model, len(data))

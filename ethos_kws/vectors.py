@@ -123,7 +123,7 @@ def write_vectors(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
     sources += [{"index": count + i, "source": "clip", "clip": c.name} for i, c in enumerate(clips)]
     outputs = backend.run_batch(sets)
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker=MANIFEST) as tmp:
         for n, (ins, outs) in enumerate(zip(sets, outputs)):
             for d, a in zip(in_dirs, ins):
                 atomic_save_npy(tmp / "testing_input" / d / f"{n}.npy", a)

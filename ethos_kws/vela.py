@@ -41,7 +41,7 @@ from .tflite import load_tflite
 from .vela_debug import debug_db_path, layer_bytes
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 5  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 6  # bump when CompileResult or the cache layout changes
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
@@ -182,20 +182,109 @@ def compile_cache_dir() -> Path:
     return cache_dir() / "compile"
 
 
-def cached_result(spec: CompileSpec) -> CompileResult | None:
-    entry = compile_cache_dir() / spec.cache_key()
-    doc = entry / "compile.json"
-    if not doc.is_file():
+ENTRY_DIGESTS = "digests.json"  # sha256 of every other file of a cache entry
+
+
+def entry_digests(folder: Path) -> dict[str, str]:
+    return {f.name: _sha256_file(f) for f in sorted(folder.iterdir()) if f.is_file() and f.name != ENTRY_DIGESTS}
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _CorruptEntry(Exception):
+    pass
+
+
+def _verify_entry(entry: Path, key: str) -> CompileResult:
+    """The entry's result, after checking every file against its recorded sha256 and every
+    field of compile.json against its type; ``_CorruptEntry`` naming the first problem."""
+    try:
+        recorded = json.loads((entry / ENTRY_DIGESTS).read_text())
+    except (OSError, ValueError, RecursionError):
+        raise _CorruptEntry(f"no readable {ENTRY_DIGESTS}") from None
+    if not isinstance(recorded, dict) or "compile.json" not in recorded:
+        raise _CorruptEntry(f"{ENTRY_DIGESTS} does not list the entry's files")
+    try:
+        actual = entry_digests(entry)
+    except OSError as e:
+        raise _CorruptEntry(f"unreadable file ({e.strerror})") from None
+    for name in sorted(set(recorded) | set(actual)):
+        if recorded.get(name) != actual.get(name):
+            what = "missing" if name not in actual else "not recorded" if name not in recorded else "changed"
+            raise _CorruptEntry(f"{name} {what}")
+    try:
+        doc = json.loads((entry / "compile.json").read_text())
+        check_schema(doc, "compile.json")
+        result = CompileResult.from_dict(doc)
+    except (ValueError, TypeError, KeyError, RecursionError, UserError) as e:
+        raise _CorruptEntry(f"compile.json does not describe a compile ({type(e).__name__})") from None
+    problem = _type_problem(result)
+    if problem:
+        raise _CorruptEntry(f"compile.json: {problem}")
+    if result.cache_key != key:
+        raise _CorruptEntry("compile.json belongs to another entry")
+    stored = Path(result.compiled_model)
+    if stored.parent != Path(result.output_dir) or stored.name not in actual or not stored.name.endswith(".tflite"):
+        raise _CorruptEntry("compiled_model points outside the entry")
+    compiled = entry / stored.name
+    # the paths are the entry's own, wherever the cache folder now is
+    return replace(result, output_dir=str(entry), compiled_model=str(compiled))
+
+
+_FIELD_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                "int | None": (int, type(None)), "float | None": (int, float, type(None)),
+                "str | None": (str, type(None))}
+
+
+def _type_problem(record: Any, where: str = "") -> str | None:
+    """The first field of a (nested) result record whose value is not of its declared type."""
+    import dataclasses
+    import math
+
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        want = _FIELD_TYPES.get(str(f.type))
+        if want is not None:
+            if isinstance(value, bool) and bool not in want or not isinstance(value, want):
+                return f"{where}{f.name} is {value!r}, not {f.type}"
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{where}{f.name} is {value!r}"
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    problem = _type_problem(item, f"{where}{f.name}[{i}].")
+                    if problem:
+                        return problem
+                elif str(f.type) == "tuple[str, ...]" and not isinstance(item, str):
+                    return f"{where}{f.name}[{i}] is {item!r}, not a string"
+    return None
+
+
+def cached_result(spec: CompileSpec, problems: list[str] | None = None) -> CompileResult | None:
+    """The verified cache entry of ``spec``, or None. A corrupt entry is removed (and named in
+    ``problems``): it is compiled again, never used."""
+    key = spec.cache_key()
+    entry = compile_cache_dir() / key
+    if not entry.is_dir():
         return None
     try:
-        d = json.loads(doc.read_text())
-        check_schema(d, str(doc))
-        result = CompileResult.from_dict(d)
-    except (ValueError, TypeError, KeyError, UserError):
-        return None  # damaged, older or newer entry: compile again
-    if not Path(result.compiled_model).is_file():
+        result = _verify_entry(entry, key)
+    except _CorruptEntry as e:
+        shutil.rmtree(entry, ignore_errors=True)
+        if problems is not None:
+            problems.append(f"cache entry {key} was corrupt ({e}); recompiled")
         return None
     return replace(result, model_path=spec.model_path)
+
+
+def warn(message: str) -> None:
+    print(f"ethos-kws: warning: {message}", file=sys.stderr)
 
 
 def compile_model(
@@ -219,38 +308,56 @@ def compile_model(
 
 
 def compile_spec(
-    spec: CompileSpec, *, out_dir: str | os.PathLike | None = None, use_cache: bool = True
+    spec: CompileSpec, *, out_dir: str | os.PathLike | None = None, use_cache: bool = True,
+    contained: bool = True,
 ) -> CompileResult:
-    result = cached_result(spec) if use_cache else None
+    """``contained=False`` runs Vela in this very process: only for a disposable worker."""
+    problems: list[str] = []
+    result = cached_result(spec, problems) if use_cache else None
     if result is None:
-        result = _run_vela_into_cache(spec)
+        result = _run_vela_into_cache(spec, contained)
+        for p in problems:
+            warn(p)
     if out_dir is not None:
         result = export_result(result, Path(out_dir))
     return result
 
 
-def export_result(result: CompileResult, out_dir: Path) -> CompileResult:
-    """Copy a cached compile (model, CSVs, Vela log, compile.json) into ``out_dir``."""
+def export_result(result: CompileResult, out_dir: Path, *, staging: Path | None = None) -> CompileResult:
+    """Copy a cached compile (model, CSVs, Vela log, compile.json) into ``out_dir``, replacing a
+    previous export there (never a file or a foreign folder). With ``staging``, write into that
+    folder instead: the caller puts it at ``out_dir`` (a sweep replaces its run folder whole)."""
     src = Path(result.output_dir)
-    with atomic_dir(out_dir) as tmp:
+    exported = replace(
+        result,
+        output_dir=str(out_dir.resolve()),
+        compiled_model=str(out_dir.resolve() / Path(result.compiled_model).name),
+    )
+
+    def fill(tmp: Path) -> None:
         for f in src.iterdir():
-            if f.name != "compile.json":
+            if f.name != "compile.json" and f.name != ENTRY_DIGESTS:
                 shutil.copy2(f, tmp / f.name)
-        exported = replace(
-            result,
-            output_dir=str(out_dir.resolve()),
-            compiled_model=str(out_dir.resolve() / Path(result.compiled_model).name),
-        )
         atomic_write_json(tmp / "compile.json", versioned(exported.to_dict()))
+
+    if staging is not None:
+        staging.mkdir(parents=True, exist_ok=True)
+        fill(staging)
+    else:
+        with atomic_dir(out_dir, marker="compile.json") as tmp:
+            fill(tmp)
     return exported
 
 
-def _run_vela_into_cache(spec: CompileSpec) -> CompileResult:
+def _run_vela_into_cache(spec: CompileSpec, contained: bool = True) -> CompileResult:
     key = spec.cache_key()
     entry = compile_cache_dir() / key
     with atomic_dir(entry) as tmp:
-        log = run_vela(spec.vela_argv(tmp))
-        (tmp / "vela_output.txt").write_text(log)
+        log_path = tmp / "vela_output.txt"
+        if contained:
+            log = run_vela_contained(spec.vela_argv(tmp), log_path, f"{Path(spec.model_path).name} for {spec.accel}")
+        else:
+            log = run_vela(spec.vela_argv(tmp), log_path=log_path)
         result = parse_vela_output(spec, tmp, log, key)
         atomic_write_text(tmp / LAYERS_CSV, layers_csv_text(result.layers))
         final = replace(
@@ -259,13 +366,16 @@ def _run_vela_into_cache(spec: CompileSpec) -> CompileResult:
             compiled_model=str(entry / Path(result.compiled_model).name),
         )
         atomic_write_json(tmp / "compile.json", versioned(final.to_dict()))
+        atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
     return final
 
 
 @contextlib.contextmanager
-def _captured_output() -> Iterator[Path]:
-    """Send fds 1 and 2 to a file: Vela's C++ core prints below Python's sys.stdout."""
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+def _captured_output(log_path: Path | None = None) -> Iterator["_Holder"]:
+    """Send fds 1 and 2 to a file: Vela's C++ core prints below Python's sys.stdout. With
+    ``log_path`` the file is kept there, so a parent can read it even if this process dies."""
+    sink_cm = log_path.open("w+b") if log_path is not None else tempfile.TemporaryFile(mode="w+b")
+    with sink_cm as sink:
         sys.stdout.flush()
         sys.stderr.flush()
         saved = os.dup(1), os.dup(2)
@@ -292,13 +402,15 @@ class _Holder:
     text = ""
 
 
-def run_vela(argv: list[str]) -> str:
-    """Run ``vela.main(argv)`` in this process; return what it printed, raise on failure."""
+def run_vela(argv: list[str], log_path: Path | None = None) -> str:
+    """Run ``vela.main(argv)`` in this process; return what it printed, raise on failure.
+    A signal inside Vela kills this process: use ``run_vela_contained`` unless this process is
+    itself a disposable worker."""
     from ethosu.vela import vela
 
     rc: Any = None
     error: BaseException | None = None
-    with _captured_output() as out:
+    with _captured_output(log_path) as out:
         try:
             rc = vela.main(argv)
         except SystemExit as e:  # argparse and some Vela checks exit
@@ -310,6 +422,13 @@ def run_vela(argv: list[str]) -> str:
         detail = str(error) if error is not None else _last_error_line(text) or f"exit code {rc}"
         raise CompileError(f"Vela failed: {detail.strip().splitlines()[-1] if detail.strip() else detail}")
     return text
+
+
+def run_vela_contained(argv: list[str], log_path: Path, what: str) -> str:
+    """``run_vela`` in the reused worker process: a crash becomes ``CompileError``."""
+    from .vela_worker import default_worker
+
+    return default_worker().run(argv, log_path, what)
 
 
 def _last_error_line(text: str) -> str:

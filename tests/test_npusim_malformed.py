@@ -178,9 +178,9 @@ def test_not_modelled_is_not_a_user_error(softmax_op):
     """A valid feature npu-sim lacks is ours (exit 1), not a malformed stream (exit 2)."""
     assert not issubclass(NotModelledError, UserError) and issubclass(CommandStreamError, UserError)
     eop, _ = softmax_op
-    words = with_before([int(w) for w in eop.payload.words], "NPU_OP_POOL",
+    words = with_before([int(w) for w in eop.payload.words], "NPU_OP_ELEMENTWISE",
                         cmd0("NPU_SET_IFM_UPSCALE", 1))
-    assert "IFM_UPSCALE mode NEAREST" in run_words(eop, words, error=NotModelledError)
+    assert "IFM_UPSCALE NEAREST on ELEMENTWISE" in run_words(eop, words, error=NotModelledError)
 
 
 @pytest.mark.parametrize("header, needle", [

@@ -100,17 +100,17 @@ def test_cache_key_covers_every_input(int8io_model, tmp_path, monkeypatch):
 def test_cache_reuses_and_failed_compile_leaves_nothing(int8io_model, monkeypatch):
     r1 = compile_model(int8io_model, "u55-64")
     calls = []
-    monkeypatch.setattr(vela_mod, "run_vela", lambda argv: calls.append(argv) or "")
+    monkeypatch.setattr(vela_mod, "run_vela_contained", lambda argv, log_path, what: calls.append(argv) or "")
     r2 = compile_model(int8io_model, "u55-64")
     assert calls == [] and r2.cycles_total == r1.cycles_total
     # a compile that fails half way leaves no cache entry behind
     before = set(compile_cache_dir().iterdir())
 
-    def boom(argv):
+    def boom(argv, log_path, what):
         (Path(argv[argv.index("--output-dir") + 1]) / "partial.tflite").write_bytes(b"x")
         raise CompileError("Vela failed: simulated")
 
-    monkeypatch.setattr(vela_mod, "run_vela", boom)
+    monkeypatch.setattr(vela_mod, "run_vela_contained", boom)
     with pytest.raises(CompileError):
         compile_model(int8io_model, "u55-32", optimise="Size")
     assert set(compile_cache_dir().iterdir()) == before
@@ -145,8 +145,8 @@ def test_interrupted_sweep_resumes(int8io_model, monkeypatch, tmp_path):
     monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / "own-cache"))  # nothing from other tests
     ethos_kws.sweep(int8io_model, accels="u55-32,u65-256", optimise="Size", jobs=1)
     compiled = []
-    real = vela_mod.run_vela
-    monkeypatch.setattr(vela_mod, "run_vela", lambda argv: compiled.append(argv[2]) or real(argv))
+    real = vela_mod.run_vela_contained
+    monkeypatch.setattr(vela_mod, "run_vela_contained", lambda argv, *a: compiled.append(argv[2]) or real(argv, *a))
     s = ethos_kws.sweep(int8io_model, accels="u55,u65", optimise="Size", jobs=1)
     assert len(s.results) == 6
     assert sorted(compiled) == ["ethos-u55-128", "ethos-u55-256", "ethos-u55-64", "ethos-u65-512"]

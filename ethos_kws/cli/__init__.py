@@ -8,7 +8,9 @@ is the only place that lists them. Errors become exit codes here and nowhere els
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from ..errors import EthosKwsError, UserError
 
@@ -61,8 +63,15 @@ Typical session:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """A bad flag is bad input like any other: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"ethos-kws: error: {self.prog.removeprefix('ethos-kws ')}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ethos-kws",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -76,15 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that temporaries are removed on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         rc = args.func(args)
         return int(rc or 0)
+    except Terminated:
+        print("ethos-kws: terminated", file=sys.stderr)
+        return 143
     except UserError as e:
         print(f"ethos-kws: error: {e}", file=sys.stderr)
         return 2
@@ -96,6 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # last guard: a file error that no layer below named
+        where = f" {e.filename}" if e.filename else ""
+        print(f"ethos-kws: error: cannot access{where}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("ethos-kws: error: out of memory", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("ethos-kws: error: input nested too deeply to process", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

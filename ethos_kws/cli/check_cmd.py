@@ -56,6 +56,7 @@ def run(args) -> int:
     regressions = check_regression(baseline, current, args.max_regression,
                                    max_layer_regression_pct=args.max_layer_regression,
                                    allow_model_change=args.allow_model_change)
+    per_layer = "" if args.max_layer_regression is None else f" (any layer: {args.max_layer_regression:g}%)"
     if args.json:
         print_json({"passed": not regressions, "max_regression_pct": args.max_regression,
                     "max_layer_regression_pct": args.max_layer_regression,
@@ -65,10 +66,10 @@ def run(args) -> int:
     elif regressions:
         for r in regressions:
             print(f"REGRESSION {r}")
-        print(f"check: {len(regressions)} regression(s) above {args.max_regression:g}% "
+        print(f"check: {len(regressions)} regression(s) above {args.max_regression:g}%{per_layer} "
               f"(baseline {args.baseline}, current {label})")
     else:
-        print(f"check: no regression above {args.max_regression:g}% "
+        print(f"check: no regression above {args.max_regression:g}%{per_layer} "
               f"({len(baseline.results)} configurations; baseline {args.baseline}, current {label})")
     if regressions:
         return 1

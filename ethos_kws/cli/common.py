@@ -185,3 +185,14 @@ def add_deprecated_alias(p, old: str, new: str, **kwargs) -> None:
 def add_count_arg(p, *, default: int, what: str = "random input vectors") -> None:
     """``--count N``: how many seeded random vectors (``vectors`` and ``parity`` alike)."""
     p.add_argument("--count", type=int, default=default, metavar="N", help=what)
+
+
+def seed_value(text: str) -> int:
+    """argparse type of --seed: numpy's generators take 0..2**63-1, not a negative number."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"{v} is outside 0..2**63-1")
+    return v

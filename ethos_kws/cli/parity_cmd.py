@@ -13,7 +13,8 @@ from ..parity import (
     run_parity,
     write_report,
 )
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_command,
     add_count_arg,
     add_deprecated_alias,
@@ -42,6 +43,8 @@ Exit status: 0 when no element differs by more than --tolerance LSB on any confi
 
 examples:
   ethos-kws parity --accel all --count 100
+  ethos-kws parity --model streaming.tflite --sequence 20   (stateful: 20 consecutive steps)
+  ethos-kws parity --model vendor_vela.tflite --reference original.tflite   (compiled elsewhere)
   ethos-kws parity --model ds_cnn_l_int8io.tflite --audio ../shared/data/audio --json
 """
 DEFAULT_VECTORS = 50
@@ -54,7 +57,15 @@ def register(sub) -> None:
     p.add_argument("--npu", choices=NPU_BACKENDS, default="npu-sim", help="NPU backend")
     add_count_arg(p, default=DEFAULT_VECTORS)
     add_deprecated_alias(p, "--vectors", "--count", dest="count", type=int)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the random vectors")
+    p.add_argument("--sequence", type=int, default=None, metavar="N",
+                   help="N random steps of one stream instead of --count: state (resource "
+                   "variables, SVDF/LSTM state) carries from step to step on both sides and every "
+                   "step is compared")
+    p.add_argument("--reference", metavar="ORIGINAL.tflite", default=None,
+                   help="for a model already compiled by Vela (here, by a vendor or an evaluation "
+                   "kit): the original model the CPU oracle runs; the compiled model runs on the "
+                   "accelerator of its COP1 header")
     p.add_argument("--audio", metavar="DIR", default=None, help="also compare on the MFCC features of DIR/*.wav")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="LSB",
                    help="largest accepted difference per output element")
@@ -70,6 +81,8 @@ def run(args) -> int:
     from ..model import resolve_model
     from ..parity import check_arguments
 
+    if args.sequence is not None:
+        args.count = args.sequence
     check_arguments(npu=args.npu, vectors=args.count, oracle=args.oracle, tolerance=args.tolerance)
     options = backend_options_from_args(args, args.npu)
     options.pop("accel", None)  # one per configuration, from --accel's list
@@ -92,7 +105,8 @@ def run(args) -> int:
         report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.count, seed=args.seed,
                             audio_dir=args.audio, tolerance=args.tolerance,
                             legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
-                            progress=progress)
+                            progress=progress, sequence=args.sequence is not None,
+                            reference=args.reference)
     finally:
         if bar is not None:
             bar.close()
@@ -111,6 +125,8 @@ def format_report(report: ParityReport) -> str:
     inputs = f"{report.random_vectors} random (seed {report.seed})"
     if report.clips:
         inputs += f" + {len(report.clips)} audio clips"
+    if report.sequence:
+        inputs += ", as consecutive steps of one stream"
     lines = [
         f"model   {m['name']} ({m['provenance']}, sha256 {m['sha256'][:12]}…){synthetic}",
         (f"compare {report.npu} vs {report.oracle} on {report.vectors} vectors: {inputs}; "

@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from .common import (
+from .common import (  # noqa: I001
+    seed_value,
     add_backend_group,
     add_command,
     add_fvp_group,
@@ -74,13 +75,22 @@ def register(sub) -> None:
         "values must fit the input type, float values are quantized with the input's scale and "
         "zero point; pickles/object arrays, NaN and inf are refused.\n--input CLIP.wav: MFCC "
         "features of its first second (16 kHz mono).\nWithout --input: a seeded random input, "
-        "uniform over the quantized range (--seed).",
+        "uniform over the quantized range (--seed).\n\n"
+        "examples:\n"
+        "  ethos-kws run --backend npu-sim --accel u55-256 --input clip.wav\n"
+        "  ethos-kws run --backend npu-sim --accel u55-256 --trace   # NPU commands per Vela layer",
         func=run,
     )
     add_model_arg(p)
     p.add_argument("--input", metavar="X.npy|CLIP.wav", help="input array or WAV clip")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random input used without --input")
+    p.add_argument("--seed", type=seed_value, default=DEFAULT_SEED, help="seed of the random input used without --input")
+    p.add_argument("--sequence", type=int, default=None, metavar="N",
+                   help="run N seeded random inputs as consecutive steps of one stream (stateful "
+                   "models carry their state); --json prints {sequence, steps: [document...]}")
     p.add_argument("--labels", metavar="FILE", help="labels, one per line in output order (default: the 12 DS-CNN labels)")
+    p.add_argument("--trace", action="store_true",
+                   help="npu-sim: list the NPU commands executed per Vela layer (op, OFM blocks, bytes "
+                   "DMA'd, feature-map bytes read and written) beside Vela's cycles for the layer")
     add_backend_args(p)
     add_json_arg(p)
 
@@ -89,8 +99,18 @@ def run(args) -> int:
     from ..inputs import load_input_file, quantized_input_specs, random_inputs
     from ..labels import labels_for
 
+    from ..errors import UserError
+
+    if args.sequence is not None and (args.sequence < 1 or args.input):
+        raise UserError("--sequence N needs N >= 1 and no --input (its steps are seeded random inputs)")
+    if args.trace and args.backend != "npu-sim":
+        raise UserError(f"--trace needs --backend npu-sim (the simulator records what it executes), not {args.backend}")
+    if args.trace and args.sequence is not None:
+        raise UserError("--trace runs one inference; drop --sequence")
     resolved, backend = open_backend(args)
     specs = list(backend.input_specs)
+    if args.sequence is not None:
+        return _run_sequence(args, resolved, backend, specs)
     if args.input:
         inputs = load_input_file(args.input, specs)
         source = args.input
@@ -98,15 +118,54 @@ def run(args) -> int:
         inputs = random_inputs(specs, args.seed, quantized_input_specs(resolved.path, specs))
         source = f"seeded random input (seed {args.seed}), uniform over the quantized range"
         print(f"ethos-kws: no --input: using a {source}", file=sys.stderr)
+    trace = None
     with backend_stdout():
-        result = backend.run(inputs)
+        if args.trace:
+            from ..npu_trace import trace_run
+
+            result, trace = trace_run(backend, inputs)
+        else:
+            result = backend.run(inputs)
     n_classes = int(np.prod(result.outputs[0].spec.shape)) if result.outputs else 0
     labels = labels_for(n_classes, args.labels) if args.labels else (result.labels or labels_for(n_classes))
     result = dataclasses.replace(result, labels=labels)
     if args.json:
-        print_json(result.to_dict())
+        doc = result.to_dict()
+        if trace is not None:
+            doc["trace"] = trace.to_dict()
+        print_json(doc)
         return 0
     _print_human(result, resolved, source)
+    if trace is not None:
+        from ..npu_trace import format_trace
+
+        print(format_trace(trace))
+    return 0
+
+
+def _run_sequence(args, resolved, backend, specs) -> int:
+    from ..inputs import quantized_input_specs, random_inputs
+    from ..labels import labels_for
+
+    quant = quantized_input_specs(resolved.path, specs)
+    seeds = np.random.SeedSequence(args.seed).spawn(args.sequence)
+    results = []
+    with backend_stdout():
+        for s in seeds:
+            results.append(backend.run(random_inputs(specs, s, quant)))
+    n_classes = int(np.prod(results[0].outputs[0].spec.shape)) if results[0].outputs else 0
+    labels = labels_for(n_classes, args.labels) if args.labels else (results[0].labels or labels_for(n_classes))
+    results = [dataclasses.replace(r, labels=labels) for r in results]
+    if args.json:
+        print_json({"sequence": args.sequence, "seed": args.seed, "steps": [r.to_dict() for r in results]})
+        return 0
+    print(f"{resolved.path.name} on {results[0].backend}: {args.sequence} steps of one stream "
+          f"(seeded random inputs, seed {args.seed})")
+    for i, r in enumerate(results):
+        top = r.top(1)[0]
+        name = top["label"] if top["label"] is not None else f"#{top['index']}"
+        head = " ".join(str(v) for v in r.outputs[0].data.reshape(-1)[:12])
+        print(f"  step {i:3d}  top {name} ({top['score']:.4f})  {r.outputs[0].spec.name}: {head}")
     return 0
 
 

@@ -95,6 +95,7 @@ def run(args) -> int:
         if report_dir is not None:
             doc["report"] = str(report_dir)
         print_json(doc)
+        _raise_failed(result)
         return 0
     label = " [SYNTHETIC STAND-IN]" if resolved.is_synthetic else ""
     print(f"{resolved.path.name} ({resolved.provenance}){label}, sha256 {resolved.sha256[:12]}…, Vela {result.results[0].vela_version}")
@@ -107,4 +108,15 @@ def run(args) -> int:
     print(f"results: {Path(result.out_dir) / 'results.json'}, {Path(result.out_dir) / 'results.csv'}")
     if report_dir is not None:
         print(f"report:  {report_dir / 'index.html'}")
+    _raise_failed(result)
     return 0
+
+
+def _raise_failed(result) -> None:
+    """The rows that compiled are written and shown; the ones that did not make the exit code 1."""
+    failed = result.extra.get("failed")
+    if failed:
+        from ..errors import CompileError
+
+        raise CompileError("; ".join(f["error"] for f in failed)
+                           + f" (the other {len(result.results)} configuration(s) are in the results)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..fsutil import atomic_write_bytes
 from ..synth import ARCHS, SynthOptionError, build_model, resolve_options
 from ..tflite import parse_tflite
-from .common import HelpFormatter, add_json_arg, print_json
+from .common import seed_value, HelpFormatter, add_json_arg, print_json
 
 DESCRIPTION = """\
 Build an int8 TFLite model with seeded random weights, without TensorFlow. Single-op models
@@ -46,7 +46,7 @@ def register_under(msub) -> None:
     p.add_argument("--arch", required=True, choices=list(ARCHS), help="architecture")
     p.add_argument("--clusters", type=int, default=None, metavar="K",
                    help="cluster every conv/FC kernel to at most K int8 values")
-    p.add_argument("--seed", type=int, default=0, help="random seed for weights and calibration")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed for weights and calibration")
     p.add_argument("--out", required=True, metavar="FILE", help="output .tflite file (written atomically)")
     for flag, (_, kind, text) in _SHAPE_FLAGS.items():
         p.add_argument(flag, default=None, help=text, metavar=_METAVARS[kind])

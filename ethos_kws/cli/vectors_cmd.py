@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_command, add_count_arg, add_model_arg, add_output_group, print_json
+from .common import seed_value, add_command, add_count_arg, add_model_arg, add_output_group, print_json
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def register(sub) -> None:
     )
     add_model_arg(p)
     add_count_arg(p, default=10)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random vectors")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the random vectors")
     p.add_argument("--audio", metavar="DIR", help="also add the MFCC features of every *.wav in DIR")
     p.add_argument("--oracle", "--kernels", dest="kernels", choices=list(KERNELS), default=DEFAULT_ORACLE,
                    help="CPU kernels of the reference outputs; the default is parity's oracle, so "

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
+from .fvp_layers import fvp_layer_blocks
 from .layers_section import cpu_blocks, layer_blocks
 from .memory_section import memory_blocks
 from .roofline import roofline_blocks
 from .load import RunResults
 from .plots import Plot
+from .scaling import describe, family_scaling
 from .tables import (
     Column,
     config_detail_table,
@@ -152,6 +154,17 @@ def model_blocks(run: RunResults) -> list:
     return blocks
 
 
+def scaling_blocks(run: RunResults) -> list:
+    """Where each family's cycles-vs-MACs curve flattens, and which layers hold it there."""
+    curves = family_scaling(run.results)
+    if not curves:
+        return []
+    return [Heading(2, "Scaling with MACs", "scaling"), *(Para(describe(c)) for c in curves)]
+
+
+MAX_DETAILED_CONFIGS = 48  # per-configuration sections; a report stays readable and linear in time
+
+
 def build_document(run: RunResults, plots: list[Plot]) -> Document:
     by_file = {p.filename: p for p in plots}
 
@@ -173,13 +186,19 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
         *fig("compute_bound.png"),
         *fig("layers.png"),
     ]
+    blocks += scaling_blocks(run)
     blocks.append(Heading(2, "Per configuration", "configs"))
     blocks.append(Para("One table per configuration and its most expensive layers (click to open)."))
-    for label, row, result in zip(run.config_labels(), result_rows(run), run.results):
+    detailed = zip(run.config_labels(), result_rows(run), run.results)
+    if len(run.results) > MAX_DETAILED_CONFIGS:  # the summary tables above hold every row
+        blocks.append(Banner(f"{len(run.results)} configurations: details of the first {MAX_DETAILED_CONFIGS} "
+                             "only (every configuration is in the summary tables and results.csv)."))
+        detailed = list(detailed)[:MAX_DETAILED_CONFIGS]
+    for label, row, result in detailed:
         inner = [TableBlock(config_detail_table(label, row))]
         layers = layer_table(label, result)
         if layers is not None:
-            inner.append(TableBlock(layers))
+            inner.append(TableBlock(layers, sortable=True))
         summary = (f"{label}: {fmt_int(row.get('cycles_total'))} cycles, "
                    f"{fmt_float(3)(row.get('inference_time_ms'))} ms, "
                    f"SRAM {fmt_kib(row.get('sram_bytes'))} KiB")
@@ -193,6 +212,7 @@ def build_document(run: RunResults, plots: list[Plot]) -> Document:
     fvp = fvp_table(run)
     if fvp is not None:
         blocks += [Heading(2, "Vela estimate vs FVP measurement", "fvp"), TableBlock(fvp), *fig("fvp.png")]
+        blocks += fvp_layer_blocks(run)
     from .kws import kws_blocks  # accuracy / detection sections, when the document has them
 
     blocks += kws_blocks(run.document, plots)

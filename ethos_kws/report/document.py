@@ -40,6 +40,7 @@ class KeyValues:
 @dataclass(frozen=True)
 class TableBlock:
     table: Table
+    sortable: bool = False  # HTML: sortable headers and a configuration filter (report.interactive)
 
 
 @dataclass(frozen=True)

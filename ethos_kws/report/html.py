@@ -1,7 +1,9 @@
-"""``index.html``: one self-contained page (inline CSS, plots as data URIs, no script, no network).
+"""``index.html``: one self-contained page (inline CSS, plots as data URIs, no network).
 
-A Content-Security-Policy forbids scripts and remote loads, so even a string that escaped escaping
-could not run or phone home; every string is escaped all the same.
+A Content-Security-Policy forbids remote loads and every script but one: the sortable-table script
+of ``interactive.py``, allowed by its sha256 hash (and only on pages with sortable tables). So
+even a string that escaped escaping could not run or phone home; every string is escaped all the
+same.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import base64
 
 from .document import Banner, Collapsible, Document, FigureBlock, Heading, KeyValues, Para, TableBlock
 from .escape import html_escape
+from .interactive import CSS as INTERACTIVE_CSS
+from .interactive import script_hash, script_tag
 from .tables import to_html
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -64,7 +68,7 @@ def _block(block) -> str:
         t = block.table
         note = f'<p class="note">{html_escape(t.note)}</p>' if t.note else ""
         title = f'<p class="caption">{html_escape(t.title)}</p>' if t.title else ""
-        return f'<div class="table">{title}{to_html(t)}{note}</div>'
+        return f'<div class="table">{title}{to_html(t, "data sortable" if block.sortable else "data")}{note}</div>'
     if isinstance(block, FigureBlock):
         p = block.plot
         return (
@@ -77,7 +81,15 @@ def _block(block) -> str:
     raise TypeError(f"unknown block {type(block).__name__}")
 
 
+def _sortable(blocks) -> bool:
+    return any((isinstance(b, TableBlock) and b.sortable) or (isinstance(b, Collapsible) and _sortable(b.blocks))
+               for b in blocks)
+
+
 def render_html(doc: Document, footer: str = "") -> str:
+    # the one script a page may carry (sortable tables) is allowed by its hash, nothing else
+    interactive = _sortable(doc.blocks)
+    csp = CSP + (f"; script-src {script_hash()}" if interactive else "")
     toc = "".join(
         f'<li><a href="#{html_escape(b.anchor)}">{html_escape(b.text)}</a></li>'
         for b in doc.blocks
@@ -87,12 +99,13 @@ def render_html(doc: Document, footer: str = "") -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html_escape(doc.title)}</title>\n<style>{CSS}</style></head>\n<body>\n"
+        f"<title>{html_escape(doc.title)}</title>\n<style>{CSS}{INTERACTIVE_CSS if interactive else ''}</style></head>\n<body>\n"
         f"<h1>{html_escape(doc.title)}</h1>\n"
         + (f"<nav><ul>{toc}</ul></nav>\n" if toc else "")
         + body
         + (f"\n<footer>{html_escape(footer)}</footer>" if footer else "")
+        + (f"\n{script_tag()}" if interactive else "")
         + "\n</body></html>\n"
     )

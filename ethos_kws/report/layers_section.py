@@ -76,7 +76,8 @@ def bound_summary_rows(run: RunResults) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"config": label, "network": next(iter(summary))}
         for b in BOUND_LABELS:
             v = summary.get(b, {"layers": 0, "cycles": 0})
-            row[b] = f"{v['cycles']:,} ({v['layers']} layers, {v['cycles'] / total:.0%})" if v["layers"] else ""
+            n = v["layers"]
+            row[b] = f"{v['cycles']:,} ({n} layer{'s' if n != 1 else ''}, {v['cycles'] / total:.0%})" if n else ""
         rows.append(row)
     return rows
 
@@ -141,9 +142,9 @@ def layer_blocks(run: RunResults) -> list:
     blocks: list = [Heading(2, "Per layer: where the cycles go", "layers")]
     summary = bound_summary_table(run)
     if summary is not None:
-        blocks.append(TableBlock(summary))
+        blocks.append(TableBlock(summary, sortable=True))
     for label, r in zip(run.config_labels(), run.results):
         blocks += streaming_blocks(label, r)
     blocks.append(Collapsible(f"All {len(table.frame)} costed layers (every configuration)",
-                              (TableBlock(table),)))
+                              (TableBlock(table, sortable=True),)))
     return blocks

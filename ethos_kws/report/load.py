@@ -106,12 +106,22 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise ResultsError(f"{path} is not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise ResultsError(f"{path} is nested too deeply to be a results document") from None
+
+
+MAX_FIGURE = 2**63  # no cycle count or byte size reaches it; 10**400 would not even fit a float
 
 
 def _number_ok(v: Any) -> bool:
-    return v is None or (
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    )
+    if isinstance(v, int) and not isinstance(v, bool):
+        return abs(v) < MAX_FIGURE
+    return v is None or (isinstance(v, float) and math.isfinite(v) and abs(v) < MAX_FIGURE)
+
+
+def _counts_something(field_name: str) -> bool:
+    """Cycles, bytes and counts cannot be negative."""
+    return field_name.startswith("cycles") or field_name.endswith(("_bytes", "_cycles", "_ops", "macs"))
 
 
 def _check_results(doc: Any, source: str) -> None:
@@ -134,8 +144,10 @@ def _check_results(doc: Any, source: str) -> None:
         for k in NUMERIC_FIELDS:
             if k in r and not _number_ok(r[k]):
                 raise ResultsError(
-                    f"{source}: results[{i}].{k} is {r[k]!r}, expected a number"
+                    f"{source}: results[{i}].{k} is {str(r[k])[:40]!r}, expected a number"
                 )
+            if k in r and r[k] is not None and _counts_something(k) and r[k] < 0:
+                raise ResultsError(f"{source}: results[{i}].{k} is {r[k]}, a count cannot be negative")
         layers = r.get("layers")
         if layers is not None and not (
             isinstance(layers, list) and all(isinstance(x, dict) for x in layers)
@@ -155,8 +167,8 @@ def _normalise_parity(p: Any, source: str) -> dict[str, Any] | None:
     if isinstance(p, list):  # a bare list of per-config rows
         p = {"results": p}
     check_schema(p, source)
-    if not isinstance(p, dict) or not isinstance(p.get("results", []), list):
-        raise ResultsError(f"{source}: parity must be an object with a 'results' list")
+    if not isinstance(p, dict) or not isinstance(p.get("results"), list) or not p["results"]:
+        raise ResultsError(f"{source}: not a parity document (expected an object with a non-empty 'results' list)")
     p = {**p, "results": [{LEGACY_KEYS.get(k, k): v for k, v in r.items()} if isinstance(r, dict) else r
                           for r in p.get("results", [])]}
     for i, r in enumerate(p.get("results", [])):

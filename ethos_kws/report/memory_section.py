@@ -90,7 +90,7 @@ def memory_blocks(run: RunResults, figure: list) -> list:
     ), "From Vela's tensor allocation (--verbose-allocation). Time steps: Vela's schedule, two per "
        "operation; WB_* are the weight buffers Vela streams weights into.", wrap=("tensor",))
     return [Heading(2, "Memory map: why the arena is the size it is", "memory-map"),
-            *[Para(s) for s in sentences], TableBlock(table), *figure]
+            *[Para(s) for s in sentences], TableBlock(table, sortable=True), *figure]
 
 
 KIND_COLORS = (("WB_", "#dd8452", "weight buffer"), ("", "#4c72b0", "feature map"))

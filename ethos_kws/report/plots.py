@@ -28,6 +28,11 @@ MEMORY_AREAS = (
     ("dram_bytes", "DRAM", "#55a868"),
 )
 PUBLISHED_COLOR = "#9a9a9a"
+# one colour per NPU family, and a gap between families on the x axis: eleven configurations
+# stay readable as three groups instead of a ten-colour cycle that repeats
+FAMILY_COLORS = {"u55": "#4c72b0", "u65": "#dd8452", "u85": "#55a868"}
+OTHER_FAMILY_COLOR = "#8c8c8c"
+FAMILY_GAP = 0.6
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,35 @@ def _labels(run: RunResults) -> list[str]:
     return [mpl_text(x) for x in run.config_labels()]
 
 
+def _family(r: Mapping[str, Any]) -> str:
+    return str(r.get("accel") or "").split("-", 1)[0].lower()
+
+
+def _family_x(results: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Bar positions: consecutive within a family, ``FAMILY_GAP`` wider where the family changes."""
+    xs: list[float] = []
+    for i, r in enumerate(results):
+        step = 0.0 if i == 0 else 1.0 + (FAMILY_GAP if _family(r) != _family(results[i - 1]) else 0.0)
+        xs.append((xs[-1] if xs else 0.0) + step)
+    return xs
+
+
+def _family_colors(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [FAMILY_COLORS.get(_family(r), OTHER_FAMILY_COLOR) for r in results]
+
+
+def _family_legend(ax, results: Sequence[Mapping[str, Any]]) -> None:
+    from matplotlib.patches import Patch
+
+    families = list(dict.fromkeys(_family(r) for r in results))
+    ax.legend(handles=[Patch(color=FAMILY_COLORS.get(f, OTHER_FAMILY_COLOR), label=mpl_text(f"Ethos-{f.upper()}"))
+                       for f in families], fontsize=8, loc="upper right")
+
+
+def _width(n: int, per_bar: float = 0.7, minimum: float = 8.0) -> float:
+    return max(minimum, 2.0 + per_bar * n)
+
+
 def _annotate(ax, bars, texts: Sequence[str]) -> None:
     for bar, text in zip(bars, texts):
         if text:
@@ -84,34 +118,43 @@ def _rotate(ax) -> None:
 
 def time_and_cycles_plot(run: RunResults) -> Plot:
     labels = _labels(run)
-    colors = _colors(len(labels))
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    xs, colors = _family_x(run.results), _family_colors(run.results)
+    fig = Figure(figsize=(_width(len(labels)), 6.6), layout="constrained")
     for ax, key, title, fmt in (
-        (fig.add_subplot(1, 2, 1), "inference_time_ms", "Inference time (ms)", "{:.3f}"),
-        (fig.add_subplot(1, 2, 2), "cycles_total", "Cycles (total)", "{:,.0f}"),
+        (fig.add_subplot(2, 1, 1), "inference_time_ms", "Inference time (ms)", "{:.3f}"),
+        (fig.add_subplot(2, 1, 2), "cycles_total", "Cycles (total)", "{:,.0f}"),
     ):
         values = [_value(r, key) for r in run.results]
-        bars = ax.bar(labels, values, color=colors)
+        bars = ax.bar(xs, values, color=colors)
         _annotate(ax, bars, ["" if v != v else fmt.format(v) for v in values])
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels)
         ax.set_title(title)
         ax.margins(y=0.15)
+        _few_bars(ax, len(labels))
+        _family_legend(ax, run.results)
         _rotate(ax)
     return Plot("time_cycles.png", "Inference time and cycles per configuration", _png(fig),
-                "Vela's estimate per configuration at each system config's core clock.")
+                "Vela's estimate per configuration at each system config's core clock, grouped "
+                "and coloured by NPU family.")
 
 
 def memory_plot(run: RunResults) -> Plot:
     labels = _labels(run)
-    fig = Figure(figsize=(8, 3.8), layout="constrained")
+    xs = _family_x(run.results)
+    fig = Figure(figsize=(_width(len(labels), minimum=8.0), 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     bottom = [0.0] * len(labels)
     for key, name, color in MEMORY_AREAS:
         values = [0.0 if is_missing(r.get(key)) else float(r[key]) / KIB for r in run.results]
-        ax.bar(labels, values, bottom=bottom, label=name, color=color)
+        ax.bar(xs, values, bottom=bottom, label=name, color=color)
         bottom = [b + v for b, v in zip(bottom, values)]
-    for x, total in enumerate(bottom):
+    for x, total in zip(xs, bottom):
         ax.annotate(f"{total:,.0f}", (x, total), xytext=(0, 2), textcoords="offset points",
                     ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels)
+    _few_bars(ax, len(labels))
     ax.set_ylabel("KiB")
     ax.set_title("Memory per configuration (stacked)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -157,10 +200,10 @@ def compute_bound_plot(run: RunResults) -> Plot | None:
     if all(b is None for b in bounds):
         return None
     labels = _labels(run)
-    x = range(len(labels))
+    x = _family_x(run.results)
     cycles = [_value(r, "cycles_total") for r in run.results]
     bound_values = [float("nan") if b is None else b for b in bounds]
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    fig = Figure(figsize=(_width(len(labels), minimum=9.0), 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     bars = ax.bar([i - 0.2 for i in x], cycles, width=0.4, label="cycles (Vela)", color="#4c72b0")
     ax.bar([i + 0.2 for i in x], bound_values, width=0.4, label="compute bound (MACs ÷ MACs/cycle)",
@@ -282,7 +325,17 @@ PLOT_BUILDERS: tuple[Callable[[RunResults], Plot | None], ...] = (
 )
 
 
+MAX_PLOTTED_CONFIGS = 48  # a bar per configuration: beyond this a plot is unreadable and slow to draw
+
+
 def make_plots(run: RunResults) -> list[Plot]:
+    """The report's plots; of a results document with more configurations than
+    ``MAX_PLOTTED_CONFIGS`` only the first ones are plotted (the tables hold every row), so a
+    report costs time linear in its rows."""
+    import dataclasses
+
     from .kws import kws_plots  # keyword-spotting sections (accuracy, detection), when present
 
+    if len(run.results) > MAX_PLOTTED_CONFIGS:
+        run = dataclasses.replace(run, results=run.results[:MAX_PLOTTED_CONFIGS])
     return [p for p in (build(run) for build in PLOT_BUILDERS) if p is not None] + kws_plots(run.document)

@@ -49,20 +49,23 @@ def memories_of(result: Mapping[str, Any]) -> list[str]:
 
 
 def ini_bytes_per_cycle(result: Mapping[str, Any]) -> dict[str, float]:
-    """Peak bytes per cycle from the ini itself: the memory's clock scale × the AXI beat."""
+    """Peak bytes per cycle from the ini itself: the memory's clock scale × the AXI beat × the
+    AXI ports that reach it (U85's ``<Memory>_ports_used``)."""
     from ..accel import _read_ini, vela_ini_path
 
     try:
         acc = get_accelerator(str(result.get("accel")))
+        sc = get_system_config(str(result.get("system_config")))
         section = _read_ini(str(vela_ini_path()))[f"System_Config.{result.get('system_config')}"]
     except (AcceleratorError, KeyError):
         return {}
+    ports = {sc.axi0_port.lower(): sc.axi0_ports_used, sc.axi1_port.lower(): sc.axi1_ports_used}
     out = {}
     for memory, port in (("sram", "Sram"), ("dram", "Dram"), ("on_chip_flash", "OnChipFlash"),
                          ("off_chip_flash", "OffChipFlash")):
         scale = section.get(f"{port}_clock_scale")
         if scale is not None:
-            out[memory] = float(scale) * acc.axi_bytes_per_beat
+            out[memory] = float(scale) * acc.axi_bytes_per_beat * ports.get(port.lower(), 1)
     return out
 
 
@@ -243,6 +246,7 @@ def roofline_blocks(run: RunResults, figure: list) -> list:
     ), "Compute floor = MACs ÷ the accelerator's MACs per cycle; a memory's floor = the bytes the "
        "network moves on it ÷ its peak bytes per cycle (Vela's bandwidth for the system config in "
        "the ini used). No schedule beats its largest floor.")
-    blocks: list = [Heading(2, "Roofline: compute and memory bounds", "roofline"), TableBlock(table)]
+    blocks: list = [Heading(2, "Roofline: compute and memory bounds", "roofline"),
+                         TableBlock(table, sortable=True)]
     blocks += [Para(r["explanation"]) for r in rows if r["explanation"]]
     return blocks + figure

@@ -22,6 +22,11 @@ API
     activation, per_channel=False)``, ``softmax(x, beta=1.0)``, ``elementwise("add"|"mul", a, b,
     activation)``, ``reshape(x, shape)``, ``output(*acts)``.
 
+``graph.GraphBuilder``   any builtin operator, int8/int16/int32 tensors with explicit
+    quantization, constants, variable tensors and extra subgraphs (CALL_ONCE), on the schema's
+    object API; ``opcases.OP_CASES``: one or more generated models per operator Vela can put on
+    the NPU, plus LSTM, SVDF and streaming (resource-variable) KWS layers (the operator matrix).
+
 Architectures and options (defaults)
 ------------------------------------
 =========  ===================================================================================

@@ -48,6 +48,9 @@ OP_KINDS: dict[str, OpKind] = {
     "ADD": OpKind("AddOptions", 2),
     "MUL": OpKind("MulOptions", 2),
     "RESHAPE": OpKind(None, 1),
+    "LOGISTIC": OpKind(None, 2),
+    "TANH": OpKind(None, 2),
+    "LEAKY_RELU": OpKind("LeakyReluOptions", 2),
 }
 
 TENSOR_TYPES = {"int8": TensorType.INT8, "int32": TensorType.INT32, "uint8": TensorType.UINT8,

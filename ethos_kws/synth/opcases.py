@@ -24,6 +24,23 @@ class OpCase:
     tflite_ops: tuple[str, ...]
     build: Callable[[int], bytes]
     stateful: bool = False  # carries state between invocations: compare a sequence of steps
+    # the CPU oracle's kernels: "tflm" (TFLite Micro) unless it lacks the operator or is known to
+    # disagree with TFLite's reference kernels for it (``ORACLE_NOTES``), then "ref" (LiteRT)
+    oracle: str = "tflm"
+
+
+# why a case uses LiteRT's reference kernels instead of TFLite Micro
+ORACLE_NOTES = {
+    "relu_n1_to_1": "TFLite Micro has no RELU_N1_TO_1 kernel",
+    "relu_0_to_1": "TFLite Micro has no RELU_0_TO_1 kernel",
+    "exp_int8": "TFLite Micro's EXP is float only",
+    "log_int8": "TFLite Micro's LOG is float only",
+    "hard_swish": "TFLite Micro has no int8 HARD_SWISH kernel",
+    "relu6": "TFLite Micro's int8/int16 RELU6 clamps in the input's quantization and ignores the "
+             "output's (LiteRT requantizes, as Vela does)",
+    "mul_int16": "TFLite Micro's int16 MUL rounds 1 element in 240 one LSB away from LiteRT's "
+                 "reference, which npu-sim (Vela's OFM_SCALE) matches",
+}
 
 
 def _unary(opcode: str, dtype: str, in_range, out_range, shape=(1, 6, 5, 8), **options):
@@ -82,7 +99,7 @@ def _streaming_kws(seed: int) -> bytes:
     w, w_scale, bias, b_scale = _conv_weights(rng, OUT, T, 1, C, in_scale)
     wt = g.const("conv/weights", w, "int8", w_scale, 0)
     bt = g.const("conv/bias", bias, "int32", b_scale, 0)
-    y = g.activation("scores", (1, 1, 1, OUT), "int8", lo_hi=(-6, 6))
+    y = g.activation("scores", (1, 1, 1, OUT), "int8", lo_hi=(-40, 40))
     g.op("CALL_ONCE", [], [], initSubgraphIndex=1)
     g.op("VAR_HANDLE", [], [h], sharedName="frames")
     g.op("READ_VARIABLE", [h], [state])
@@ -120,17 +137,254 @@ def _svdf(seed: int) -> bytes:
     return g.to_bytes("ethos-kws synth SVDF int8 + FULLY_CONNECTED")
 
 
+SHAPE = (1, 6, 5, 8)
+
+
+def _graph(dtype: str, n_inputs: int, in_range, shape=SHAPE, same_quant=False):
+    g = GraphBuilder()
+    xs = []
+    for i in range(n_inputs):
+        lo, hi = in_range
+        if not same_quant:  # operands of different quantization exercise the rescaling
+            lo, hi = lo * (1 + 0.3 * i), hi * (1 + 0.5 * i)
+        xs.append(g.activation(f"x{i}", shape, dtype, lo_hi=(lo, hi)))
+    return g, xs
+
+
+def _finish(g: GraphBuilder, xs, ys, what: str) -> bytes:
+    g.inputs, g.outputs = list(xs), list(ys)
+    return g.to_bytes(f"ethos-kws synth op {what}")
+
+
+def _binary(opcode: str, dtype: str, in_range, out_range, same_quant=False, other_shape=None, **options):
+    def build(seed: int) -> bytes:
+        g, (a,) = _graph(dtype, 1, in_range)
+        lo, hi = in_range
+        b = g.activation("x1", other_shape or SHAPE, dtype,
+                         lo_hi=(lo, hi) if same_quant else (lo * 1.3, hi * 1.5))
+        out_shape = (1,) + tuple(np.broadcast_shapes(SHAPE[1:], (other_shape or SHAPE)[1:]))
+        y = g.activation("y", out_shape, dtype, lo_hi=out_range)
+        g.op(opcode, [a, b], [y], **options)
+        return _finish(g, [a, b], [y], f"{opcode} {dtype}")
+    return build
+
+
+def _with_consts(opcode: str, dtype: str, in_range, out_shape, out_range, consts, shape=SHAPE,
+                 consts_first=False, out_dtype=None, same_quant=True, outputs=1, **options):
+    """One operator whose extra inputs are int32 constants (axes, paddings, sizes...)."""
+    def build(seed: int) -> bytes:
+        g = GraphBuilder()
+        x = g.activation("x", shape, dtype, lo_hi=in_range)
+        cs = [g.const(f"c{i}", np.asarray(c, np.int32), "int32") for i, c in enumerate(consts)]
+        od = out_dtype or dtype
+        xq = g.subgraphs[0].tensors[x].quantization
+        ys = []
+        for k in range(outputs):
+            shp = out_shape[k] if outputs > 1 else out_shape
+            if od == dtype and same_quant:
+                ys.append(g.activation(f"y{k}", shp, od, scale=xq.scale[0], zero_point=xq.zeroPoint[0]))
+            else:
+                ys.append(g.activation(f"y{k}", shp, od, lo_hi=out_range))
+        g.op(opcode, (cs + [x]) if consts_first else ([x] + cs), ys, **options)
+        return _finish(g, [x], ys, f"{opcode} {dtype}")
+    return build
+
+
+def _concat(dtype: str):
+    def build(seed: int) -> bytes:
+        g = GraphBuilder()
+        a = g.activation("a", (1, 6, 5, 8), dtype, lo_hi=(-4, 4))
+        q = g.subgraphs[0].tensors[a].quantization
+        b = g.activation("b", (1, 6, 5, 5), dtype, scale=q.scale[0], zero_point=q.zeroPoint[0])
+        y = g.activation("y", (1, 6, 5, 13), dtype, scale=q.scale[0], zero_point=q.zeroPoint[0])
+        g.op("CONCATENATION", [a, b], [y], axis=3)
+        return _finish(g, [a, b], [y], f"CONCATENATION {dtype}")
+    return build
+
+
+def _pack():
+    def build(seed: int) -> bytes:
+        g = GraphBuilder()
+        a = g.activation("a", (1, 6, 8), "int8", lo_hi=(-4, 4))
+        q = g.subgraphs[0].tensors[a].quantization
+        b = g.activation("b", (1, 6, 8), "int8", scale=q.scale[0], zero_point=q.zeroPoint[0])
+        y = g.activation("y", (1, 2, 6, 8), "int8", scale=q.scale[0], zero_point=q.zeroPoint[0])
+        g.op("PACK", [a, b], [y], valuesCount=2, axis=1)
+        return _finish(g, [a, b], [y], "PACK int8")
+    return build
+
+
+def _conv(dtype: str, transpose=False):
+    """CONV_2D (int16x8: int16 activations, int8 weights, int64 bias) or TRANSPOSE_CONV."""
+    def build(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        g = GraphBuilder()
+        shape = (1, 6, 5, 4) if transpose else SHAPE
+        x = g.activation("x", shape, dtype, lo_hi=(-4, 4))
+        in_scale = float(g.subgraphs[0].tensors[x].quantization.scale[0])
+        w, w_scale, bias, b_scale = _conv_weights(rng, 6, 3, 3, shape[3], in_scale)
+        wt = g.const("weights", w, "int8", w_scale, 0)
+        bdt = "int64" if dtype == "int16" else "int32"
+        bt = g.const("bias", bias, bdt, b_scale, 0)
+        if transpose:
+            out_shape = (1, 12, 10, 6)
+            y = g.activation("y", out_shape, dtype, lo_hi=(-3, 3))
+            os_ = g.const("output_shape", np.array(out_shape, np.int32), "int32")
+            g.op("TRANSPOSE_CONV", [os_, wt, x, bt], [y], version=3, padding=0, strideH=2, strideW=2)
+            return _finish(g, [x], [y], f"TRANSPOSE_CONV {dtype}")
+        y = g.activation("y", (1, 6, 5, 6), dtype, lo_hi=(-3, 3))
+        g.op("CONV_2D", [x, wt, bt], [y], version=3, padding=0, strideH=1, strideW=1)
+        return _finish(g, [x], [y], f"CONV_2D {dtype}")
+    return build
+
+
+def _fc16(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    x = g.activation("x", (1, 40), "int16", lo_hi=(-4, 4))
+    in_scale = float(g.subgraphs[0].tensors[x].quantization.scale[0])
+    w, w_scale, bias, b_scale = _conv_weights(rng, 12, 1, 1, 40, in_scale)
+    wt = g.const("weights", w.reshape(12, 40), "int8", w_scale[:1], 0)
+    bt = g.const("bias", bias, "int64", b_scale[:1], 0)
+    y = g.activation("y", (1, 12), "int16", lo_hi=(-2, 2))
+    g.op("FULLY_CONNECTED", [x, wt, bt], [y], version=4)
+    return _finish(g, [x], [y], "FULLY_CONNECTED int16")
+
+
+def _pool16(opcode: str):
+    def build(seed: int) -> bytes:
+        g = GraphBuilder()
+        x = g.activation("x", SHAPE, "int16", lo_hi=(-4, 4))
+        q = g.subgraphs[0].tensors[x].quantization
+        y = g.activation("y", (1, 3, 3, 8), "int16", scale=q.scale[0], zero_point=0)
+        g.op(opcode, [x], [y], padding=0, strideH=2, strideW=2, filterHeight=2, filterWidth=2)
+        return _finish(g, [x], [y], f"{opcode} int16")
+    return build
+
+
+def _softmax16(seed: int) -> bytes:
+    g = GraphBuilder()
+    x = g.activation("x", (1, 12), "int16", lo_hi=(-8, 8))
+    y = g.activation("y", (1, 12), "int16", scale=1.0 / 32768, zero_point=0)
+    g.op("SOFTMAX", [x], [y], beta=1.0)
+    return _finish(g, [x], [y], "SOFTMAX int16")
+
+
+def _lstm(seed: int) -> bytes:
+    """int8 UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite's 8x8->16 integer LSTM: int8 activations and
+    weights, int16 cell state, no CIFG/peephole/projection/layer norm, as Vela requires), batch
+    major, 6 time steps; output and cell states are variable tensors carried between calls."""
+    rng = np.random.default_rng(seed)
+    T, n_in, n_cell = 6, 8, 8
+    g = GraphBuilder()
+    in_scale, in_zp = 0.03, -5
+    x = g.activation("x", (1, T, n_in), "int8", in_scale, in_zp)
+    h_scale, h_zp = 1.0 / 128, 0  # the hidden state is tanh * sigmoid: within (-1, 1)
+    ins = [x]
+    w_scale = 0.004
+    for gate in ("input", "forget", "cell", "output"):
+        ins.append(g.const(f"{gate}_w", rng.integers(-127, 128, (n_cell, n_in)), "int8", w_scale, 0))
+    for gate in ("input", "forget", "cell", "output"):
+        ins.append(g.const(f"{gate}_rw", rng.integers(-127, 128, (n_cell, n_cell)), "int8", w_scale * 2, 0))
+    ins += [-1, -1, -1]  # no peephole
+    for gate in ("input", "forget", "cell", "output"):
+        ins.append(g.const(f"{gate}_b", rng.integers(-3000, 3000, n_cell), "int32", in_scale * w_scale, 0))
+    ins += [-1, -1]  # no projection
+    ins.append(g.activation("output_state", (1, n_cell), "int8", h_scale, h_zp, variable=True))
+    ins.append(g.activation("cell_state", (1, n_cell), "int16", 2.0 ** -11, 0, variable=True))
+    ins += [-1, -1, -1, -1]  # no layer norm
+    y = g.activation("y", (1, T, n_cell), "int8", h_scale, h_zp)
+    # TFLite Micro wants intermediates without storage (shape [0]); only their scales matter
+    inter = [g.activation(f"intermediate_{i}", (0,), "int16", 2.0 ** -12, 0) for i in range(4)]
+    inter.append(g.activation("intermediate_hidden", (0,), "int8", h_scale, h_zp))
+    g.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], fusedActivationFunction=4, cellClip=0.0,
+         projClip=0.0, timeMajor=False)
+    g.subgraphs[0].operators[-1].intermediates = inter
+    return _finish(g, [x], [y], "UNIDIRECTIONAL_SEQUENCE_LSTM int8")
+
+
 OP_CASES: dict[str, OpCase] = {
+    "lstm_int8": OpCase(("UNIDIRECTIONAL_SEQUENCE_LSTM",), _lstm, stateful=True),
     "streaming_kws": OpCase(("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE",
                              "CONCATENATION", "STRIDED_SLICE", "CONV_2D"), _streaming_kws, stateful=True),
-    "svdf_int8": OpCase(("SVDF",), _svdf, stateful=True),
+    "svdf_int8": OpCase(("SVDF", "FULLY_CONNECTED"), _svdf, stateful=True),
     # int16 LEAKY_RELU with equal IFM/OFM scales: Vela's native LRELU, alpha in OFM_SCALE
     "leaky_relu_int16": OpCase(("LEAKY_RELU",), _unary("LEAKY_RELU", "int16", (-8, 8), (-8, 8), alpha=0.2)),
     # different scales: MUL by alpha + MAX
     "leaky_relu_int16_rescaled": OpCase(("LEAKY_RELU",), _unary("LEAKY_RELU", "int16", (-8, 8), (-2, 4),
                                                                  alpha=0.3)),
     "leaky_relu_int8": OpCase(("LEAKY_RELU",), _unary("LEAKY_RELU", "int8", (-8, 7), (-1.6, 7), alpha=0.2)),
+    **{f"{op.lower()}_{dt}": OpCase((op,), _unary(op, dt, rin, rout))
+       for op, rin, rout in (("ABS", (-4, 4), (0, 4)), ("RELU", (-4, 4), (0, 4)), ("RELU6", (-8, 8), (0, 6)),
+                             ("QUANTIZE", (-4, 4), (-2, 6)))
+       for dt in ("int8", "int16")},
+    # int8 only: neither TFLite Micro nor LiteRT has an int16 kernel to compare with
+    **{f"{op.lower()}_int8": OpCase((op,), _unary(op, "int8", rin, rout))
+       for op, rin, rout in (("RELU_N1_TO_1", (-2, 2), (-1, 1)), ("RELU_0_TO_1", (-2, 2), (0, 1)),
+                             ("HARD_SWISH", (-4, 4), (-0.4, 4)))},
+    "exp_int8": OpCase(("EXP",), _unary("EXP", "int8", (-4, 1), (0, 2.72))),
+    "rsqrt_int8": OpCase(("RSQRT",), _unary("RSQRT", "int8", (0, 4), (0, 8))),
+    "log_int8": OpCase(("LOG",), _unary("LOG", "int8", (0, 4), (-5, 1.4))),
+    "logistic_int8": OpCase(("LOGISTIC",), _fixed_out("LOGISTIC", "int8", (-8, 8), (1 / 256, -128))),
+    "tanh_int8": OpCase(("TANH",), _fixed_out("TANH", "int8", (-4, 4), (1 / 128, 0))),
+    "logistic_int16": OpCase(("LOGISTIC",), _fixed_out("LOGISTIC", "int16", (-8, 8), (1 / 32768, 0))),
+    "tanh_int16": OpCase(("TANH",), _fixed_out("TANH", "int16", (-4, 4), (1 / 32768, 0))),
+    **{f"{op.lower()}_{dt}": OpCase((op,), _binary(op, dt, (-4, 4), rout))
+       for op, rout in (("ADD", (-11, 11)), ("SUB", (-11, 11)), ("MUL", (-20, 20)),
+                        ("MAXIMUM", (-6, 6)), ("MINIMUM", (-6, 6)))
+       for dt in ("int8", "int16")},
+    "squared_difference_int8": OpCase(("SQUARED_DIFFERENCE",), _binary("SQUARED_DIFFERENCE", "int8", (-4, 4), (0, 60))),
+    "add_broadcast_int8": OpCase(("ADD",), _binary("ADD", "int8", (-4, 4), (-11, 11), other_shape=(1, 1, 1, 8))),
+    "prelu_int8": OpCase(("PRELU",), _binary("PRELU", "int8", (-4, 4), (-4, 4), other_shape=(1, 1, 1, 8))),
+    "concatenation_int8": OpCase(("CONCATENATION",), _concat("int8")),
+    "concatenation_int16": OpCase(("CONCATENATION",), _concat("int16")),
+    "pack_int8": OpCase(("PACK",), _pack()),
+    "unpack_int8": OpCase(("UNPACK",), _with_consts("UNPACK", "int8", (-4, 4), [(1, 5, 8)] * 6, None, [],
+                                                    shape=(1, 6, 5, 8)[1:], outputs=6, num=6, axis=0)),
+    "split_int8": OpCase(("SPLIT",), _with_consts("SPLIT", "int8", (-4, 4), [(1, 6, 5, 4)] * 2, None, [3],
+                                                  consts_first=True, outputs=2, numSplits=2)),
+    "split_v_int8": OpCase(("SPLIT_V",), _with_consts("SPLIT_V", "int8", (-4, 4), [(1, 6, 5, 3), (1, 6, 5, 5)],
+                                                      None, [[3, 5], 3], outputs=2, numSplits=2)),
+    "slice_int8": OpCase(("SLICE",), _with_consts("SLICE", "int8", (-4, 4), (1, 3, 4, 5), None,
+                                                  [[0, 1, 1, 2], [1, 3, 4, 5]])),
+    "strided_slice_int8": OpCase(("STRIDED_SLICE",), _with_consts(
+        "STRIDED_SLICE", "int8", (-4, 4), (1, 3, 2, 8), None, [[0, 0, 1, 0], [1, 6, 5, 8], [1, 2, 2, 1]])),
+    "transpose_int8": OpCase(("TRANSPOSE",), _with_consts("TRANSPOSE", "int8", (-4, 4), (1, 5, 6, 8), None,
+                                                          [[0, 2, 1, 3]])),
+    "pad_int8": OpCase(("PAD",), _with_consts("PAD", "int8", (-4, 4), (1, 8, 8, 8), None,
+                                              [[[0, 0], [1, 1], [2, 1], [0, 0]]])),
+    "mirror_pad_int8": OpCase(("MIRROR_PAD",), _with_consts("MIRROR_PAD", "int8", (-4, 4), (1, 8, 7, 8), None,
+                                                            [[[0, 0], [1, 1], [1, 1], [0, 0]]], mode=0)),
+    "mean_int8": OpCase(("MEAN",), _with_consts("MEAN", "int8", (-4, 4), (1, 1, 1, 8), (-2, 2), [[1, 2]],
+                                                same_quant=False, keepDims=True)),
+    "arg_max_int8": OpCase(("ARG_MAX",), _with_consts("ARG_MAX", "int8", (-4, 4), (1, 6, 5), None, [3],
+                                                      out_dtype="int32", outputType=2)),
+    "resize_nearest_int8": OpCase(("RESIZE_NEAREST_NEIGHBOR",), _with_consts(
+        "RESIZE_NEAREST_NEIGHBOR", "int8", (-4, 4), (1, 12, 10, 8), None, [[12, 10]])),
+    "resize_bilinear_int8": OpCase(("RESIZE_BILINEAR",), _with_consts(
+        "RESIZE_BILINEAR", "int8", (-4, 4), (1, 12, 10, 8), None, [[12, 10]], halfPixelCenters=True)),
+    "squeeze_int8": OpCase(("SQUEEZE",), _with_consts("SQUEEZE", "int8", (-4, 4), (1, 5, 8), None, [],
+                                                      shape=(1, 1, 5, 8), squeezeDims=[1])),
+    "expand_dims_int8": OpCase(("EXPAND_DIMS",), _with_consts("EXPAND_DIMS", "int8", (-4, 4), (1, 1, 5, 8),
+                                                              None, [1], shape=(1, 5, 8))),
+    "shape_int8": OpCase(("SHAPE",), _with_consts("SHAPE", "int8", (-4, 4), (4,), None, [], out_dtype="int32",
+                                                  outType=2)),
+    "conv2d_int16": OpCase(("CONV_2D",), _conv("int16")),
+    "transpose_conv_int8": OpCase(("TRANSPOSE_CONV",), _conv("int8", transpose=True)),
+    "fully_connected_int16": OpCase(("FULLY_CONNECTED",), _fc16),
+    "average_pool_int16": OpCase(("AVERAGE_POOL_2D",), _pool16("AVERAGE_POOL_2D")),
+    "max_pool_int16": OpCase(("MAX_POOL_2D",), _pool16("MAX_POOL_2D")),
+    "softmax_int16": OpCase(("SOFTMAX",), _softmax16),
 }
+
+
+for _name in list(OP_CASES):
+    if any(_name.startswith(k) for k in ORACLE_NOTES):
+        OP_CASES[_name] = OpCase(OP_CASES[_name].tflite_ops, OP_CASES[_name].build, OP_CASES[_name].stateful, "ref")
+
+
+def oracle_note(name: str) -> str | None:
+    return next((v for k, v in ORACLE_NOTES.items() if name.startswith(k)), None)
 
 
 def build_case(name: str, seed: int = 0) -> bytes:

@@ -1,4 +1,4 @@
-"""npu-sim: a bit-exact functional Ethos-U55/U65 simulator in numpy.
+"""npu-sim: a bit-exact functional Ethos-U55/U65/U85 simulator in numpy.
 
 One module per part of the hardware: ``container`` (the ``ethos-u`` op, regions, COP1 header),
 ``commands`` (command words, names/fields from Vela's ``ethos_u55_regs``), ``registers`` (sticky
@@ -6,6 +6,8 @@ register file), ``memory`` (bounds-checked regions and SHRAM), ``featuremap`` (N
 tiles, strides), ``weights`` (weight streams), ``scales`` (bias/scale streams), ``rescale``
 (rounding modes), ``lut``, ``ops/`` (conv, pool, elementwise, dma), ``behaviours`` (inferred
 behaviours behind switches), ``executor`` (run loop) and ``backend`` (the Backend protocol).
+Ethos-U85 streams run on ``u85/`` (its own decoding, weight traversal, rounding, ops and run
+loop on the shared feature maps, convolution arithmetic, codec and memories).
 """
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,23 +17,29 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from ...accel import get_accelerator
-from ...errors import ModelError, NotModelledError
+from ...errors import ModelError, NotModelledError, UserError
 from ...tflite import TfliteModel, load_tflite
 from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
 from . import cpu_side
 from .behaviours import DEFAULT, Behaviours
-from .container import CUSTOM_CODE, EthosUOp, is_vela_model, read_ethos_u_op
+from .container import CUSTOM_CODE, EthosUOp, check_accel_matches, is_vela_model, read_ethos_u_op
 from .executor import Executor
 from .families import require_simulated, require_simulated_stream
+from .u85.executor import U85Executor
 from .memory import Memory
 
 CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLite Micro (CPU side)"
 
 
+def make_executor(payload, behaviours: Behaviours = DEFAULT):
+    """The run loop of the stream's NPU family (COP1 product): U55/U65 or U85."""
+    return (U85Executor if payload.config.npu == "U85" else Executor)(payload, behaviours)
+
+
 @dataclass
 class _NpuStep:
     op: EthosUOp
-    executor: Executor
+    executor: Executor | U85Executor
 
 
 @dataclass
@@ -77,7 +83,7 @@ class _Graph:
             if name == f"CUSTOM {CUSTOM_CODE}":
                 flush()
                 eop = read_ethos_u_op(tm, tm.operators(sg_index)[i])
-                self.steps.append(_NpuStep(eop, Executor(eop.payload, backend.behaviours)))
+                self.steps.append(_NpuStep(eop, make_executor(eop.payload, backend.behaviours)))
             elif name in cpu_side.RESOURCE_OPS:
                 flush()
                 self.steps.append(_ResourceStep(name, op, sg_index))
@@ -121,8 +127,9 @@ class _Graph:
 
     @property
     def stateful(self) -> bool:
-        return any(isinstance(s, _ResourceStep) or (isinstance(s, cpu_side.Segment) and s.stateful)
-                   for s in self.steps)
+        npu_state = any(self.tensors[t.index].isVariable for s in self.npu_steps for t in s.op.ifms)
+        return npu_state or any(isinstance(s, _ResourceStep) or (isinstance(s, cpu_side.Segment) and s.stateful)
+                                for s in self.steps)
 
 
 class NpuSimBackend:
@@ -136,8 +143,13 @@ class NpuSimBackend:
         if not has_npu and not cpu_only_ok:
             raise ModelError(f"{compiled_path}: not a Vela-compiled model (no '{CUSTOM_CODE}' operator)")
         self.behaviours = behaviours
+        # trace hook: called with (executor, command) before each operation runs (ethos_kws.npu_trace)
+        self.trace: Callable[[Executor, Any], None] | None = None
         self.graph = fb.ModelT.InitFromPackedBuf(self.model.data, 0)
         self.resources = cpu_side.ResourceVariables()
+        # variable tensors an ethos-u operator reads (LSTM states): the NPU updates them in place
+        # in the arena; their values persist between invocations as TFLM's variable tensors do
+        self.variables: dict[int, np.ndarray] = {}
         self._graphs: dict[int, _Graph] = {0: _Graph(self, 0)}
         main = self._graphs[0]
         self.steps = main.steps
@@ -164,6 +176,7 @@ class NpuSimBackend:
         """Back to the state after loading: resource variables cleared, CALL_ONCE pending,
         variable tensors of the CPU side zeroed."""
         self.resources.reset()
+        self.variables.clear()
         for g in self._graphs.values():
             for s in g.steps:
                 if isinstance(s, cpu_side.Segment) and s.stateful:
@@ -199,14 +212,25 @@ class NpuSimBackend:
         return Memory.create(batch, op.read_only, op.scratch_bytes, op.scratch_fast_bytes,
                              op.fast_is_scratch, cfg.shram_bytes // cores)
 
-    def _run_npu(self, step: _NpuStep, values: dict[int, np.ndarray], batch: int) -> None:
+    def _run_npu(self, g: _Graph, step: _NpuStep, values: dict[int, np.ndarray], batch: int) -> None:
         op = step.op
         mem = self._memory(step, batch)
         scratch = mem.region(1)
+        state = [t for t in op.ifms if g.tensors[t.index].isVariable]
         for t in op.ifms:
-            data = np.ascontiguousarray(values[t.index].astype(t.dtype, copy=False))
+            if t in state:  # TFLM starts a variable tensor at its zero point
+                zp = cpu_side.tensor_zero_point(g.tensors[t.index])
+                x = self.variables.get(t.index)
+                data = x if x is not None else np.full((batch,) + t.shape, zp, dtype=t.dtype)
+            else:
+                data = values[t.index]
+            data = np.ascontiguousarray(data.astype(t.dtype, copy=False))
             scratch[:, t.offset : t.offset + t.nbytes] = data.reshape(batch, -1).view(np.uint8)
-        step.executor.run(mem)
+        trace = self.trace
+        step.executor.run(mem, trace=None if trace is None else (lambda cmd: trace(step.executor, cmd)))
+        for t in state:
+            raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
+            self.variables[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape).copy()
         for t in op.ofms:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             values[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape)
@@ -247,7 +271,7 @@ class NpuSimBackend:
         handles: dict[int, tuple[str, str]] = {}
         for step in g.steps:
             if isinstance(step, _NpuStep):
-                self._run_npu(step, values, batch)
+                self._run_npu(g, step, values, batch)
             elif isinstance(step, _ResourceStep):
                 self._run_resource(g, step, values, handles, batch)
             else:
@@ -301,9 +325,12 @@ def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, leg
     behaviours = behaviours or DEFAULT
     if litert_fc_rounding:
         behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
-    if is_vela_model(model):
+    if is_vela_model(model):  # compiled here or elsewhere: it runs on its COP1 header's configuration
         require_simulated_stream(model, str(model_path))
-        return NpuSimBackend(model_path, behaviours, extra={"compiled_model": str(model_path)})
+        if legacy_core:
+            raise UserError("--legacy-core selects a Vela compiler; this model is already compiled")
+        header = check_accel_matches(model, accel)
+        return NpuSimBackend(model_path, behaviours, extra={"accel": header, "compiled_model": str(model_path)})
     accel = accel or "u55-128"
     require_simulated(get_accelerator(accel))  # before Vela runs for a stream we cannot execute
     legacy = bool(legacy_core)

@@ -143,8 +143,12 @@ class Command:
         return f"{head}  {self.name:<28} {desc}"
 
 
-def decode_stream(words: np.ndarray, max_commands: int) -> list[Command]:
-    """Decode u32 command words; raise ``CommandStreamError`` for unknown opcodes or truncation."""
+def decode_stream(words: np.ndarray, max_commands: int, cmd0: dict[int, str] = CMD0,
+                  cmd1: dict[int, str] = CMD1, make: type[Command] = Command) -> list[Command]:
+    """Decode u32 command words; raise ``CommandStreamError`` for unknown opcodes or truncation.
+
+    The word format is the same on every Ethos-U; ``cmd0``/``cmd1``/``make`` select the opcode map
+    and command class of one family (U55/U65 by default, ``u85.commands`` for U85)."""
     words = np.asarray(words, dtype=np.uint32)
     out: list[Command] = []
     n = len(words)
@@ -160,18 +164,18 @@ def decode_stream(words: np.ndarray, max_commands: int) -> list[Command]:
         if (w >> 10) & 0xF:
             raise CommandStreamError(f"command word 0x{w:08x} at byte {4 * i}: reserved bits [13:10] set")
         if size == 0:
-            name = CMD0.get(code)
+            name = cmd0.get(code)
             if name is None:
                 raise CommandStreamError(f"unknown cmd0 opcode 0x{code:03x} at byte {4 * i}")
-            out.append(Command(4 * i, code, name, param, None))
+            out.append(make(4 * i, code, name, param, None))
             i += 1
         elif size == 1:
-            name = CMD1.get(code)
+            name = cmd1.get(code)
             if name is None:
                 raise CommandStreamError(f"unknown cmd1 opcode 0x{code:03x} at byte {4 * i}")
             if i + 1 >= n:
                 raise CommandStreamError(f"truncated command stream: {name} at byte {4 * i} has no payload")
-            out.append(Command(4 * i, code, name, param, wl[i + 1]))
+            out.append(make(4 * i, code, name, param, wl[i + 1]))
             i += 2
         else:
             raise CommandStreamError(f"unsupported payload size {size} in word 0x{w:08x} at byte {4 * i}")

@@ -21,7 +21,7 @@ FOURCC = int.from_bytes(b"COP1", "little")
 
 # Driver action tags (Vela's driver_actions.DACommands)
 DA_CONFIG, DA_CMD_STREAM, DA_READ_APB, DA_DUMP_SHRAM, DA_NOP = 0x01, 0x02, 0x03, 0x04, 0x05
-PRODUCTS = {0: "U55", 1: "U65"}
+PRODUCTS = {0: "U55", 1: "U65", 2: "U85"}  # config_r [31:28]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,13 @@ class NpuConfig:
         if product not in PRODUCTS:
             raise CommandStreamError(f"COP1 config_r 0x{word:08x}: unknown product {product}")
         macs = 1 << (word & 0xF)
-        cfg = cls(word, macs, PRODUCTS[product], ((word >> 8) & 0xFF) * 1024, (word >> 4) & 0xF)
+        npu = PRODUCTS[product]
+        # U55/U65: [15:8] SHRAM KiB. U85 has no SHRAM; those bits count AXI ports and weight
+        # decoders, so its internal buffer size comes from the accelerator table.
+        shram = ((word >> 8) & 0xFF) * 1024 if npu != "U85" else 0
+        cfg = cls(word, macs, npu, shram, (word >> 4) & 0xF)
+        if npu == "U85":
+            cfg = cls(word, macs, npu, cfg.accelerator.shram_bytes, cfg.cmd_stream_version)
         cfg.accelerator  # an unknown (family, MACs) pair is a malformed header  # noqa: B018
         return cfg
 
@@ -134,6 +140,35 @@ def offline_offsets(model: TfliteModel) -> np.ndarray | None:
     if len(arr) < 3 or arr[2] != len(arr) - 3:
         raise ModelError("corrupt OfflineMemoryAllocation metadata (count does not match its length)")
     return arr[3:]
+
+
+def compiled_accelerators(model: TfliteModel) -> list[str]:
+    """The accelerator configurations named by the COP1 headers of a Vela model's ethos-u
+    operators (one per operator; a model compiled by any Vela, ours or a vendor's)."""
+    names = []
+    for op in model.operators():
+        if op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE:
+            data = model.tensor_data(op.inputs[0]) if op.inputs else None
+            if data is None:
+                raise ModelError(f"ethos-u operator {op.index} has an empty command stream tensor")
+            name = parse_payload(data.tobytes()).config.name
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def check_accel_matches(model: TfliteModel, accel: str | None) -> str:
+    """The configuration a compiled model runs on: its COP1 header's. ``accel`` (if given) must
+    agree; a disagreement is the user's error, never silently ignored."""
+    from ...accel import get_accelerator
+
+    names = compiled_accelerators(model)
+    if len(names) != 1:
+        raise ModelError(f"{model.path.name}: ethos-u operators compiled for different accelerators ({', '.join(names)})")
+    if accel is not None and get_accelerator(accel).name != names[0]:
+        raise AcceleratorError(f"{model.path.name} was compiled for {names[0]} (its COP1 header); "
+                               f"--accel {accel} disagrees: drop --accel or recompile the original model")
+    return names[0]
 
 
 def is_vela_model(model: TfliteModel) -> bool:

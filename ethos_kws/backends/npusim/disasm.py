@@ -9,6 +9,10 @@ from ...tflite import load_tflite
 from .commands import decode_stream
 from .container import CUSTOM_CODE, read_ethos_u_op
 from .executor import MAX_COMMANDS
+from .u85.commands import decode_u85_stream
+
+# each NPU family decodes with its own opcode map and register names
+DECODERS = {"U55": decode_stream, "U65": decode_stream, "U85": decode_u85_stream}
 
 
 def disassemble(path) -> list[dict[str, Any]]:
@@ -20,7 +24,7 @@ def disassemble(path) -> list[dict[str, Any]]:
             continue
         eop = read_ethos_u_op(model, op)
         cfg = eop.payload.config
-        commands = decode_stream(eop.payload.words, MAX_COMMANDS)
+        commands = DECODERS[cfg.npu](eop.payload.words, MAX_COMMANDS)
         out.append({
             "operator": op.index,
             "config_r": f"0x{cfg.config_word:08x}",
@@ -44,7 +48,7 @@ def to_text(streams: list[dict[str, Any]]) -> str:
     for s in streams:
         lines.append(
             f"; ethos-u operator {s['operator']}: {s['accelerator']} (config_r {s['config_r']}, "
-            f"SHRAM {s['shram_bytes']} bytes), {s['stream_words']} words, "
+            f"{'IB' if s['npu'] == 'U85' else 'SHRAM'} {s['shram_bytes']} bytes), {s['stream_words']} words, "
             f"read_only {s['read_only_bytes']} bytes, scratch {s['scratch_bytes']} bytes, "
             f"scratch_fast {s['scratch_fast_bytes']} bytes"
         )

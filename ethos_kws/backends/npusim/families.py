@@ -1,10 +1,9 @@
 """Which Ethos-U families npu-sim executes: the one gate in front of the simulator.
 
 Each family has its own command-stream register map; the COP1 header's CONFIG word names the
-family in its product field (``config_r[31:28]``: 0 U55, 1 U65, 2 U85). Ethos-U85 streams are not
-modelled yet (issue 15), so they stop here with one line, before any part of the simulator could
-read a U85 stream as if it were a U55 one. When U85 is simulated, set its flag to True: nothing
-else refers to this table's reason to exist.
+family in its product field (``config_r[31:28]``: 0 U55, 1 U65, 2 U85). U55/U65 streams run on
+``executor``, U85 streams on ``u85.executor`` (``backend.make_executor`` picks by the same field);
+a family whose flag is False stops here with one line.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from ...accel import Accelerator
 from ...errors import BackendUnavailable
 from ...tflite import TfliteModel
 
-SIMULATED: dict[str, bool] = {"U55": True, "U65": True, "U85": False}
+SIMULATED: dict[str, bool] = {"U55": True, "U65": True, "U85": True}  # U85: npusim/u85 (issue 15)
 PRODUCT_FAMILY = {0: "U55", 1: "U65", 2: "U85"}  # COP1 config_r product field
 _FOURCC = int.from_bytes(b"COP1", "little")
 _DA_CONFIG = 0x01

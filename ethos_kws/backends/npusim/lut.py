@@ -16,12 +16,35 @@ from .memory import LUT_SLOT_BYTES, Memory
 
 LUT_FIRST, LUT_LAST = Activation.LUT_START.value, Activation.LUT_END.value
 ENTRIES = 256
+# A 16-bit OFM uses 512 uint32 entries (all 2 KiB): base in [15:0], slope to the next entry in
+# [31:16] (Vela's create_lut_int16_op); the int16 value v selects entry 256 + (v >> 7) and
+# interpolates on its 7 low bits, rounding half up (TFLite's int16 lut_lookup).
+ENTRIES_16 = 512
+INTERP_BITS = 7
+
+
+def _apply_lut16(mem: Memory, slot: int, values: np.ndarray) -> np.ndarray:
+    if slot != 0:
+        raise CommandStreamError(f"a 16-bit LUT fills all of the LUT memory: TABLE_{slot} is not its start")
+    raw = mem.read_bytes("SHRAM", mem.lut_base(), ENTRIES_16 * 4, "16-bit LUT")
+    table = np.ascontiguousarray(raw).view("<u4").astype(np.int64)  # (batch or 1, 512)
+    if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:
+        raise CommandStreamError("16-bit LUT index outside the int16 range")
+    b = values.shape[0]
+    v = values.astype(np.int64).reshape(b, -1)
+    entry = np.take_along_axis(np.broadcast_to(table, (b, ENTRIES_16)), 256 + (v >> INTERP_BITS), axis=1)
+    base = ((entry & 0xFFFF) ^ 0x8000) - 0x8000
+    slope = (((entry >> 16) & 0xFFFF) ^ 0x8000) - 0x8000
+    out = base + ((slope * (v & ((1 << INTERP_BITS) - 1)) + (1 << (INTERP_BITS - 1))) >> INTERP_BITS)
+    return out.reshape(values.shape)
 
 
 def apply_lut(mem: Memory, function: int, values: np.ndarray, ofm_dtype: np.dtype,
               behaviours: Behaviours) -> np.ndarray:
     """values: clamped int8-range integers (batch, ...). Returns entries as int64."""
     slot = function - LUT_FIRST
+    if ofm_dtype.itemsize == 2:
+        return _apply_lut16(mem, slot, values)
     entry = {1: np.dtype("i1"), 4: np.dtype("<i4")}.get(ofm_dtype.itemsize)
     if entry is None:
         raise NotModelledError(f"LUT activation with a {ofm_dtype.itemsize * 8}-bit OFM is not modelled")

@@ -49,7 +49,7 @@ class Memory:
         except KeyError:
             raise CommandStreamError(
                 f"region {index} is not backed by any tensor of the ethos-u op "
-                f"(regions: {', '.join(map(str, sorted(self.regions)))})"
+                f"(regions: {', '.join(sorted(map(str, self.regions)))})"
             ) from None
 
     def check(self, index: int | str, lo: int, hi: int, what: str) -> None:

@@ -12,6 +12,7 @@ from ethosu.vela.ethos_u55_regs.ethos_u55_regs import clip_range as ClipRange
 from ethosu.vela.ethos_u55_regs.ethos_u55_regs import resampling_mode as Resampling
 
 from ....errors import CommandStreamError, NotModelledError
+from ..activation import sigmoid_q15, tanh_q15
 from ..behaviours import Behaviours
 from ..featuremap import FeatureMap, write_fm
 from ..lut import LUT_FIRST, LUT_LAST, apply_lut
@@ -26,6 +27,8 @@ CLIP_RANGES = {
     ClipRange.FORCE_INT16.value: (-32768, 32767),
 }
 ACT_NONE = Activation.NONE.value
+# native activations on the rescaled value (input in units of 1/0x3000, output Q0.15)
+NATIVE_ACTIVATIONS = {Activation.TANH.value: tanh_q15, Activation.SIGMOID.value: sigmoid_q15}
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,44 @@ class Kernel:
         return h, w
 
 
+@dataclass(frozen=True)
+class Upscale:
+    """IFM_UPSCALE: the IFM registers describe the stored IFM; the kernel sees it upscaled 2x in
+    height and width, by repeating each element (NEAREST: RESIZE_NEAREST_NEIGHBOR) or by placing
+    it at even positions with the zero point in between (TRANSPOSE: TRANSPOSE_CONV)."""
+
+    mode: int
+
+    @classmethod
+    def from_registers(cls, r: RegisterFile, op: str) -> Upscale:
+        mode = r.field("IFM_UPSCALE", "mode")
+        if mode not in {m.value for m in Resampling}:
+            raise CommandStreamError(f"IFM_UPSCALE mode {mode} is not defined")
+        if mode != Resampling.NONE.value and op not in ("CONV", "POOL"):
+            raise NotModelledError(f"IFM_UPSCALE {Resampling(mode).name} on {op} is not modelled")
+        return cls(mode)
+
+    @property
+    def active(self) -> bool:
+        return self.mode != Resampling.NONE.value
+
+    def stored_size(self, h: int, w: int) -> tuple[int, int]:
+        """Stored IFM size for the upscaled size the kernel needs."""
+        return ((h + 1) // 2, (w + 1) // 2) if self.active else (h, w)
+
+    def apply(self, x: np.ndarray, h: int, w: int, fill) -> np.ndarray:
+        """(batch, h', w', c) stored IFM -> (batch, h, w, c) as the kernel sees it."""
+        if self.mode == Resampling.NEAREST.value:
+            return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[:, :h, :w]
+        if self.mode == Resampling.TRANSPOSE.value:
+            out = np.full((x.shape[0], h, w, x.shape[3]), fill, dtype=x.dtype)
+            out[:, ::2, ::2] = x[:, : (h + 1) // 2, : (w + 1) // 2]
+            return out
+        return x
+
+
 def check_unmodelled(r: RegisterFile) -> None:
     """Registers whose non-default values change results in ways npu-sim does not model."""
-    upscale = r.field("IFM_UPSCALE", "mode")
-    if upscale != Resampling.NONE.value:
-        what = Resampling(upscale).name if upscale in {m.value for m in Resampling} else upscale
-        raise NotModelledError(f"IFM_UPSCALE mode {what} (resampling) is not modelled")
     if r.param("ACC_FORMAT") & 0x3 == AccFormat.FP_S5_10.value:
         raise NotModelledError("ACC_FORMAT FP_S5_10 (floating-point accumulators) is not modelled")
 
@@ -112,9 +147,10 @@ class OutputStage:
         function, clip = r.field("ACTIVATION", "type"), r.field("ACTIVATION", "act_clip_range")
         if clip not in CLIP_RANGES:
             raise CommandStreamError(f"ACTIVATION clip range {clip} is not defined")
-        if function in (Activation.TANH.value, Activation.SIGMOID.value):
-            raise NotModelledError(f"ACTIVATION function {Activation(function).name} is not modelled")
-        if function != ACT_NONE and not (LUT_FIRST <= function <= LUT_LAST):
+        if function in NATIVE_ACTIVATIONS and ofm.bits != 16:
+            raise NotModelledError(f"ACTIVATION function {Activation(function).name} with a "
+                                   f"{ofm.bits}-bit OFM is not modelled (Vela uses it for int16)")
+        if function != ACT_NONE and function not in NATIVE_ACTIVATIONS and not (LUT_FIRST <= function <= LUT_LAST):
             raise CommandStreamError(f"ACTIVATION function {function} is not defined")
         rounding = r.field("OFM_PRECISION", "rounding")
         if rounding == 3:
@@ -128,6 +164,9 @@ class OutputStage:
 
     def finish(self, values: np.ndarray) -> np.ndarray:
         """Zero point, clamp, LUT and saturation; values are integers (int64 or object)."""
+        native = NATIVE_ACTIVATIONS.get(self.function)
+        if native is not None:
+            values = native(values.astype(np.int64) if values.dtype == object else values)
         v = values + self.zero_point
         lo, hi = self.type_range()
         forced = CLIP_RANGES[self.clip_range]
@@ -143,7 +182,7 @@ class OutputStage:
         return v  # a LUT, if any, is applied by write(), which has the memory
 
     def write(self, mem: Memory, index: np.ndarray, values: np.ndarray) -> None:
-        if self.function != ACT_NONE:
+        if LUT_FIRST <= self.function <= LUT_LAST:
             values = apply_lut(mem, self.function, values, self.ofm.dtype, self.behaviours)
             lo, hi = self.type_range()
             values = np.clip(values, lo, hi)

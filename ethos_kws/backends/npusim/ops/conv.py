@@ -22,7 +22,7 @@ from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TFL, rescale
 from ..scales import decode_scales, interleave
-from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
+from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
 MAX_IM2COL = 1 << 24  # im2col elements per batch item (64 MiB as float32, 128 MiB as float64)
@@ -45,12 +45,13 @@ class ConvPlan:
         self.k = Kernel.from_registers(r)
         self.ifm_depth = self.c if depthwise else r.param("IFM_DEPTH_M1") + 1
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        self.upscale = Upscale.from_registers(r, "DEPTHWISE" if depthwise else "CONV")
         work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
         if work > MAX_MACS:
             raise CommandStreamError(f"{self.op} of {work} MACs exceeds the simulator's limit")
         if not depthwise and self.h * self.w * self.ifm_depth * self.k.height * self.k.width > MAX_IM2COL:
             raise CommandStreamError(f"{self.op} im2col buffer exceeds the simulator's limit")
-        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         info = np.iinfo(self.ifm.dtype)
@@ -105,17 +106,8 @@ class ConvPlan:
         wsum = w64.sum(axis=(1, 2, 3))
         bias_full = interleave(bias) if len(bias) > 1 else bias[0]
         bias_full = bias_full - self.ifm_zp * wsum
-        bound = max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
-        if bound < (1 << 24):
-            ftype = np.float32
-        elif bound < (1 << 53):
-            ftype = np.float64
-        else:
-            raise CommandStreamError(f"{self.op}: accumulator bound {bound} exceeds exact float arithmetic")
-        if self.depthwise:
-            wmat = wfull[..., 0].astype(ftype)  # [C, kh, kw]
-        else:  # rows ordered (cin, kh, kw) to match the window layout
-            wmat = np.ascontiguousarray(wfull.transpose(3, 1, 2, 0).reshape(-1, self.c)).astype(ftype)
+        ftype = float_type(w64, self.ifm_lo, self.ifm_hi, self.op)
+        wmat = weight_matrix(wfull, self.depthwise, ftype)
         prepared = (wmat, bias_full,
                     interleave(scale) if len(scale) > 1 else scale[0],
                     interleave(shift) if len(shift) > 1 else shift[0])
@@ -124,37 +116,66 @@ class ConvPlan:
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
-        k = self.k
-        if not (k.pad_top or k.pad_bottom or k.pad_left or k.pad_right):
-            return x
-        b = x.shape[0]
-        hp, wp = self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right
-        xp = np.full((b, hp, wp, self.ifm_depth), self.ifm_zp, dtype=ftype)
-        xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
-        return xp
+        if self.upscale.active:
+            x = self.upscale.apply(x, self.ih, self.iw, self.ifm_zp)
+        return pad_ifm(x, self.k, self.ifm_zp)
 
     def run(self, mem: Memory) -> None:
         wmat, bias, scale, shift = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
-        k = self.k
-        b = xp.shape[0]
-        hs = slice(None, (self.h - 1) * k.stride_y + 1, k.stride_y)
-        ws = slice(None, (self.w - 1) * k.stride_x + 1, k.stride_x)
-        if self.depthwise:
-            acc = np.zeros((b, self.h, self.w, self.c), dtype=wmat.dtype)
-            for i in range(k.height):
-                for j in range(k.width):
-                    oy, ox = i * k.dilation_y, j * k.dilation_x
-                    acc += xp[:, oy:, ox:][:, hs, ws] * wmat[:, i, j]
-        elif k.height == k.width == 1:
-            cols = xp[:, hs, ws].reshape(-1, self.ifm_depth)
-            acc = (cols @ wmat).reshape(b, self.h, self.w, self.c)
-        else:
-            win = sliding_window_view(xp, (k.dilated_height, k.dilated_width), axis=(1, 2))
-            win = win[:, hs, ws, :, :: k.dilation_y, :: k.dilation_x]  # b,h,w,cin,kh,kw
-            cols = win.reshape(b * self.h * self.w, -1)
-            acc = (cols @ wmat).reshape(b, self.h, self.w, self.c)
-        acc = acc.astype(np.int64)
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise)
         acc += bias
         v = rescale(acc, scale, shift, self.rounding)
         self.out.write(mem, self.ofm_index, self.out.finish(v))
+
+
+def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):
+    """float32 is exact while every partial sum stays below 2^24, float64 below 2^53."""
+    bound = max(abs(ifm_lo), abs(ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
+    if bound < (1 << 24):
+        return np.float32
+    if bound < (1 << 53):
+        return np.float64
+    raise CommandStreamError(f"{op}: accumulator bound {bound} exceeds exact float arithmetic")
+
+
+def weight_matrix(wfull: np.ndarray, depthwise: bool, ftype) -> np.ndarray:
+    """OHWI weights as the matmul operand: [C, kh, kw] (depthwise) or rows (cin, kh, kw) x C."""
+    if depthwise:
+        return wfull[..., 0].astype(ftype)
+    c = wfull.shape[0]
+    return np.ascontiguousarray(wfull.transpose(3, 1, 2, 0).reshape(-1, c)).astype(ftype)
+
+
+def pad_ifm(x: np.ndarray, k, zero_point: int) -> np.ndarray:
+    """(batch, h, w, c) IFM with the kernel's padding filled with the zero point."""
+    if not (k.pad_top or k.pad_bottom or k.pad_left or k.pad_right):
+        return x
+    b, ih, iw, c = x.shape
+    xp = np.full((b, ih + k.pad_top + k.pad_bottom, iw + k.pad_left + k.pad_right, c), zero_point,
+                 dtype=x.dtype)
+    xp[:, k.pad_top : k.pad_top + ih, k.pad_left : k.pad_left + iw] = x
+    return xp
+
+
+def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_depth: int,
+               depthwise: bool) -> np.ndarray:
+    """Exact int64 accumulators (batch, h, w, c) of a convolution over the padded IFM."""
+    b = xp.shape[0]
+    hs = slice(None, (h - 1) * k.stride_y + 1, k.stride_y)
+    ws = slice(None, (w - 1) * k.stride_x + 1, k.stride_x)
+    if depthwise:
+        acc = np.zeros((b, h, w, c), dtype=wmat.dtype)
+        for i in range(k.height):
+            for j in range(k.width):
+                oy, ox = i * k.dilation_y, j * k.dilation_x
+                acc += xp[:, oy:, ox:][:, hs, ws] * wmat[:, i, j]
+    elif k.height == k.width == 1:
+        cols = xp[:, hs, ws].reshape(-1, ifm_depth)
+        acc = (cols @ wmat).reshape(b, h, w, c)
+    else:
+        win = sliding_window_view(xp, (k.dilated_height, k.dilated_width), axis=(1, 2))
+        win = win[:, hs, ws, :, :: k.dilation_y, :: k.dilation_x]  # b,h,w,cin,kh,kw
+        cols = win.reshape(b * h * w, -1)
+        acc = (cols @ wmat).reshape(b, h, w, c)
+    return acc.astype(np.int64)

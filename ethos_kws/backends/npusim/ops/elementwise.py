@@ -19,7 +19,7 @@ from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TRUNCATE, rescale
-from .common import OutputStage, effective_zero_point, ofm_shape
+from .common import OutputStage, Upscale, effective_zero_point, ofm_shape
 
 UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
 # Which scale registers each mode reads (Vela's generate_scaling_for_elementwise): ADD/SUB
@@ -42,6 +42,7 @@ class ElementwisePlan:
         self.behaviours = behaviours
         self.ofm = FeatureMap.from_registers(r, "OFM")
         self.ifm = FeatureMap.from_registers(r, "IFM")
+        Upscale.from_registers(r, "ELEMENTWISE")  # refuses resampling it does not model
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
         self.h, self.w, self.c = ofm_shape(r)
         self.ifm_index = self.ifm.byte_index(mem, self.h, self.w, self.c)
@@ -116,7 +117,9 @@ class ElementwisePlan:
         elif m is Mode.MUL:
             prod = a * b
             mult, shift = self.ofm_scale
-            if self.ofm.bits == 32 and self.behaviours.mul32_shift_only:
+            # Vela: "32 bit Mul op do not scale the value" (its squared difference multiplies by
+            # a constant multiplier instead); the IFM's precision decides, not the OFM's
+            if self.ifm.bits == 32 and self.behaviours.mul32_shift_only:
                 mult = 1
             v = rescale(prod, mult, shift, out.rounding)
         elif m in (Mode.MIN, Mode.MAX):

@@ -12,7 +12,7 @@ from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import rescale
-from .common import Kernel, OutputStage, effective_zero_point, ofm_shape
+from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 
 
@@ -30,6 +30,7 @@ class PoolPlan:
         if self.k.dilation_x != 1 or self.k.dilation_y != 1:
             raise NotModelledError("POOL with dilation is not modelled")
         self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        self.upscale = Upscale.from_registers(r, "POOL")
         self.ifm_depth = r.param("IFM_DEPTH_M1") + 1 if mode is Mode.REDUCE_SUM else self.c
         if mode is Mode.REDUCE_SUM and self.c != 1:
             raise NotModelledError(f"REDUCE_SUM with OFM depth {self.c} (expected 1) is not modelled")
@@ -40,7 +41,7 @@ class PoolPlan:
             raise NotModelledError("REDUCE_SUM without global OFM_SCALE is not modelled")
         self.scale = r.scale("OFM_SCALE")
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
-        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
 
     def _valid_counts(self) -> np.ndarray:
@@ -54,6 +55,8 @@ class PoolPlan:
 
     def run(self, mem: Memory) -> None:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp
+        if self.upscale.active:
+            x = self.upscale.apply(x, self.ih, self.iw, 0)
         k = self.k
         if self.mode is Mode.REDUCE_SUM:
             v = rescale(x.sum(axis=3, keepdims=True), *self.scale, self.out.rounding)

@@ -1,0 +1,89 @@
+"""The U85 run loop: the U55 executor's structure (sticky registers, plans built once, every
+memory access checked at build time) with U85 decoding, U85 plans and the U85 memories (LUT RAM,
+chain buffers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ....errors import CommandStreamError, NotModelledError
+from ..behaviours import DEFAULT, Behaviours
+from ..commands import Command
+from ..container import CommandPayload
+from ..executor import MAX_COMMANDS, MAX_OPERATIONS, at_command
+from ..memory import Memory
+from ..registers import RegisterFile
+from . import isa
+from .commands import decode_u85_stream
+from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, PoolPlan, ensure_regions, not_modelled
+
+SYNC_OPS = frozenset({"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_OP_IRQ"})
+PLANS: dict[str, Callable] = {
+    "NPU_OP_CONV": lambda r, ctx, p: ConvPlan(r, ctx, False, p),
+    "NPU_OP_DEPTHWISE": lambda r, ctx, p: ConvPlan(r, ctx, True, p),
+    "NPU_OP_POOL": lambda r, ctx, p: PoolPlan(r, ctx, p & 0x7),
+    "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F),
+    "NPU_OP_DMA_START": lambda r, ctx, p: DmaPlan(r, ctx),
+}
+NOT_MODELLED_OPS = {
+    "NPU_OP_RESIZE": lambda p: f"NPU_OP_RESIZE {isa.RESIZE_MODE.get(p & 3, p & 3)}",
+    "NPU_OP_BRANCH": lambda p: "NPU_OP_BRANCH (control flow)",
+}
+
+
+class U85Executor:
+    def __init__(self, payload: CommandPayload, behaviours: Behaviours = DEFAULT,
+                 max_commands: int = MAX_COMMANDS):
+        self.payload = payload
+        self.behaviours = behaviours  # the U55 switches that hold on U85 too (see u85/ops)
+        self.commands = decode_u85_stream(payload.words, max_commands)
+        self._plans: list | None = None
+        self._regions: dict[str, int] = {}
+
+    @property
+    def config(self):
+        return self.payload.config
+
+    def _plan(self, cmd: Command, r: RegisterFile, ctx: Context):
+        with at_command(cmd):
+            if cmd.name in PLANS:
+                return PLANS[cmd.name](r, ctx, cmd.param)
+            if cmd.name in NOT_MODELLED_OPS:
+                raise not_modelled(NOT_MODELLED_OPS[cmd.name](cmd.param))
+        if cmd.name in SYNC_OPS:
+            return None
+        raise NotModelledError(f"operation {cmd.name} at stream byte {cmd.offset} is not modelled")
+
+    def prepare(self, mem: Memory) -> None:
+        if self._plans is not None:
+            return
+        acc = self.config.accelerator
+        ctx = Context(mem, acc.macs_per_cycle, acc.cores, self.behaviours)
+        plans = []
+        r = RegisterFile()
+        for cmd in self.commands:
+            if cmd.name == "NPU_OP_STOP":
+                break
+            if cmd.is_operation:
+                if len(plans) >= MAX_OPERATIONS:
+                    raise CommandStreamError(f"more than {MAX_OPERATIONS} operations in the stream (cap)")
+                plan = self._plan(cmd, r, ctx)
+                if plan is not None:
+                    plans.append((cmd, plan))
+            else:
+                r.write(cmd)
+        self._regions = dict(ctx.regions)
+        self._plans = plans
+
+    @property
+    def operations(self) -> list[Command]:
+        return [cmd for cmd, _plan in self._plans or ()]
+
+    def run(self, mem: Memory, trace: Callable[[Command], None] | None = None) -> None:
+        self.prepare(mem)
+        ensure_regions(mem, self._regions)
+        for cmd, plan in self._plans:
+            if trace:
+                trace(cmd)
+            with at_command(cmd):
+                plan.run(mem)

@@ -1,0 +1,427 @@
+"""U85 operations: CONV, DEPTHWISE, POOL, ELEMENTWISE and DMA, on the shared kernels.
+
+Feature-map addressing (``featuremap``), the convolution arithmetic (``ops.conv``) and exact
+integer rescaling are the U55 simulator's; what is U85's own lives here: the output stage (rounding
+in OFM_SCALE, LUT element types, B16/NONE clip range), chaining (an operand whose PRECISION storage
+is CHAINED lives in chain buffer ``CB<region>`` instead of memory), IFM/IFM2 scaling of ADD/SUB,
+the 32-bit OP_SCALAR operand, the U85 weight and scale streams, and the LUT RAM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ....errors import CommandStreamError, NotModelledError
+from ..featuremap import NHWC, FeatureMap, read_fm, write_fm
+from ..memory import Memory
+from ..ops.common import Kernel
+from ..ops.conv import MAX_IM2COL, MAX_MACS, accumulate, float_type, pad_ifm, weight_matrix
+from ..registers import RegisterFile
+from . import isa
+from .rescale import DOUBLE_SYMMETRIC, NATURAL, rescale
+from .weights import DEPTH_FIRST, DEPTHWISE, PART_KERNEL, U85WeightParams, decode_weights, ofm_ublock
+
+STORAGE_CHAINED, STORAGE_NONE = 2, 3
+LUT_REGION = "LUT"
+LUT_RAM_BYTES = 2048  # regor's "lutram"
+SCALE_ENTRY_BYTES = 10
+ACC_I32, ACC_I48 = 0, 1
+ACC_RESET = 0
+WEIGHT_STREAMS = ("WEIGHT", "WEIGHT1", "WEIGHT2", "WEIGHT3")
+BROADCAST_H, BROADCAST_W, BROADCAST_C, BROADCAST_SCALAR = 1, 2, 4, 8
+# ACTIVATION function -> (LUT input dtype, LUT entry dtype); None = no LUT
+LUTS = {1: (np.dtype("u1"), np.dtype("u1")), 4: (np.dtype("i1"), np.dtype("i1")),
+        5: (np.dtype("i1"), np.dtype("<i2")), 7: (np.dtype("i1"), np.dtype("<i4"))}
+
+
+def chain_region(n: int) -> str:
+    return f"CB{n}"
+
+
+class Context:
+    """What a plan needs besides the registers: the memory it checks against, the accelerator,
+    and the chain buffers it declares (the executor allocates them for every run)."""
+
+    def __init__(self, mem: Memory, macs: int, cores: int, behaviours):
+        self.mem, self.macs, self.cores, self.behaviours = mem, macs, cores, behaviours
+        self.regions: dict[str, int] = {LUT_REGION: LUT_RAM_BYTES}
+        ensure_regions(mem, self.regions)
+
+    def need(self, key: str, nbytes: int) -> None:
+        if nbytes > self.regions.get(key, 0):
+            self.regions[key] = nbytes
+            ensure_regions(self.mem, {key: nbytes})
+
+
+def ensure_regions(mem: Memory, sizes: dict[str, int]) -> None:
+    for key, n in sizes.items():
+        cur = mem.regions.get(key)
+        if cur is None or cur.shape[1] < n:
+            mem.regions[key] = np.zeros((mem.batch, n), dtype=np.uint8)
+
+
+def not_modelled(what: str) -> NotModelledError:
+    return NotModelledError(f"{what} is not modelled by npu-sim for Ethos-U85")
+
+
+def storage(r: RegisterFile, name: str) -> int:
+    return (r.param(f"{name}_PRECISION") >> 14) & 0x3
+
+
+def feature_map(r: RegisterFile, name: str, h: int, w: int, c: int, ctx: Context) -> FeatureMap:
+    """The operand's feature map; a CHAINED operand is a dense NHWC map in its chain buffer."""
+    fm = FeatureMap.from_registers(r, name)
+    st = storage(r, name)
+    if st == STORAGE_CHAINED:
+        key = chain_region(r.param(f"{name}_REGION") & 0x7)
+        e = fm.esize
+        ctx.need(key, h * w * c * e)
+        return dataclasses.replace(fm, region=key, bases=(0, 0, 0, 0), height0=h, height1=h,
+                                   width0=w, stride_x=c * e, stride_y=w * c * e, stride_c=e,
+                                   layout=NHWC)
+    if st == STORAGE_NONE:
+        raise not_modelled(f"{name} storage NONE (output disabled or a scalar where a map is needed)")
+    if st != 0:
+        raise not_modelled(f"{name} storage {isa.STORAGE.get(st, st)}")
+    return fm
+
+
+def scale_register(r: RegisterFile, name: str) -> tuple[int, int, int, int]:
+    """(scale, shift, dbl_rnd, round_mode) of OFM_SCALE/IFM_SCALE/IFM2_SCALE."""
+    param, payload = r.cmd1.get(name, (0, 0))
+    mode = (param >> 13) & (0x7 if name == "OFM_SCALE" else 0x1)
+    if mode > 5:
+        raise CommandStreamError(f"{name} rounding mode {mode} is not defined")
+    return payload & 0x7FFFFFFF, param & 0x3F, (param >> 6) & 0x1F, mode
+
+
+def check_common(r: RegisterFile) -> None:
+    if r.param("IFM_UPSCALE") & 0x3:
+        raise not_modelled(f"IFM_UPSCALE mode {r.param('IFM_UPSCALE') & 0x3} (resampling)")
+    acc = r.param("ACC_FORMAT")
+    if (acc >> 4) & 0x3 != ACC_RESET:
+        raise not_modelled(f"ACC_FORMAT acc_input {isa.ENUM_FIELDS[('NPU_SET_ACC_FORMAT', 'acc_input')].get((acc >> 4) & 3)} (accumulator chaining)")
+    if (acc >> 6) & 0x1:
+        raise not_modelled("ACC_FORMAT acc_output DISABLE (accumulators kept for the next op)")
+    prec = r.param("OFM_PRECISION")
+    if (prec >> 9) & 0x3:
+        raise not_modelled("OFM_PRECISION activation_reverse")
+    if (prec >> 11) & 0x7:
+        raise not_modelled("OFM_PRECISION activation_transpose")
+
+
+class OutputStage:
+    """OFM_SCALE rounding, OFM zero point, the B16 clip range and LUT activations."""
+
+    def __init__(self, r: RegisterFile, ofm: FeatureMap, behaviours):
+        self.ofm = ofm
+        self.lut_index_plus_128 = behaviours.lut_index_plus_128
+        self.global_scale = bool((r.param("OFM_PRECISION") >> 8) & 1)
+        self.scale, self.shift, self.dbl_rnd, self.round_mode = scale_register(r, "OFM_SCALE")
+        act = r.param("ACTIVATION")
+        self.function, self.table, self.clip_none = act & 0x1F, (act >> 5) & 0x7, bool((act >> 12) & 1)
+        if self.function and self.function not in LUTS:
+            raise not_modelled(f"ACTIVATION {isa.ACTIVATION_FUNCTION.get(self.function, self.function)}")
+        if self.function:
+            lut_in, entry = LUTS[self.function]
+            if entry.itemsize != ofm.esize or entry.kind != ofm.dtype.kind:
+                raise CommandStreamError(
+                    f"ACTIVATION {isa.ACTIVATION_FUNCTION[self.function]} with a {ofm.bits}-bit OFM")
+            self.lut_in, self.lut_entry = lut_in, entry
+        self.zero_point = ofm.zero_point
+        self.act_min = r.signed("ACTIVATION_MIN")
+        mx = r.param("ACTIVATION_MAX")
+        # MAX holds up to the uint16 maximum (regor clips int32 to [int16 min, uint16 max])
+        self.act_max = mx - 0x10000 if (mx & 0x8000 and ofm.signed and ofm.bits <= 16) else mx
+        if not ofm.signed and self.act_min < 0:
+            self.act_min = r.param("ACTIVATION_MIN")
+
+    def rescale(self, v: np.ndarray, scale=None, shift=None) -> np.ndarray:
+        return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
+                       self.round_mode, self.dbl_rnd)
+
+    def finish(self, v: np.ndarray) -> np.ndarray:
+        v = v + self.zero_point
+        info = np.iinfo(self.lut_in if self.function else self.ofm.dtype)
+        lo, hi = int(info.min), int(info.max)
+        if not self.clip_none:
+            lo, hi = max(lo, self.act_min), min(hi, self.act_max)
+        if v.dtype == object:
+            v = np.clip(v, lo, hi).astype(np.int64)
+        return np.clip(v, lo, hi)
+
+    def write(self, mem: Memory, index: np.ndarray, v: np.ndarray) -> None:
+        if self.function:
+            base = self.table * 256 * self.lut_entry.itemsize
+            raw = mem.read_bytes(LUT_REGION, base, 256 * self.lut_entry.itemsize, f"LUT table {self.table}")
+            table = np.ascontiguousarray(raw).view(self.lut_entry).astype(np.int64)
+            # behaviour switch shared with U55: the index is the clamped value - the type's minimum
+            # (+128 for int8), not its raw byte
+            idx = (v.astype(np.int64) - int(np.iinfo(self.lut_in).min) if self.lut_index_plus_128
+                   else v.astype(np.int64) & 0xFF)
+            b = v.shape[0]
+            v = np.take_along_axis(np.broadcast_to(table, (b, 256)), idx.reshape(b, -1), axis=1).reshape(v.shape)
+        write_fm(mem, self.ofm.region, index, v, self.ofm.dtype)
+
+
+def _decode_u85_scales(data: bytes, channels: int, acc48: bool, what: str):
+    need = channels * SCALE_ENTRY_BYTES
+    if len(data) < need:
+        raise CommandStreamError(f"{what}: {len(data)} bytes hold fewer than {channels} entries of 10 bytes")
+    raw = np.frombuffer(data[:need], dtype=np.uint8).reshape(channels, SCALE_ENTRY_BYTES).astype(np.int64)
+    nb = 6 if acc48 else 4
+    bias = sum(raw[:, i] << (8 * i) for i in range(nb))
+    bias = np.where(bias >= (1 << (8 * nb - 1)), bias - (1 << (8 * nb)), bias)
+    if acc48:
+        scale = raw[:, 6] | ((raw[:, 7] & 0x7F) << 8)
+    else:
+        scale = raw[:, 4] | (raw[:, 5] << 8) | (raw[:, 6] << 16) | ((raw[:, 7] & 0x7F) << 24)
+    return bias, scale, raw[:, 8] & 0x3F
+
+
+class ConvPlan:
+    def __init__(self, r: RegisterFile, ctx: Context, depthwise: bool, param: int):
+        self.op = "DEPTHWISE" if depthwise else "CONV"
+        self.depthwise = depthwise
+        check_common(r)
+        if not depthwise and param & 1:
+            raise not_modelled("CONV weights_ifm2 (dynamic weights from IFM2, e.g. MatMul)")
+        wf = r.param("WEIGHT_FORMAT")
+        if wf & 1:
+            raise not_modelled("WEIGHT_FORMAT FWD (fast weight decoder streams)")
+        sparse = bool((wf >> 4) & 1)
+        if sparse and (depthwise or r.param("IFM_PRECISION") >> 2 & 3):
+            raise not_modelled("WEIGHT_FORMAT SPARSE_2_4 with depthwise or a 16-bit IFM")
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
+        self.k = Kernel.from_registers(r)
+        self.ifm_depth = self.c if depthwise else r.param("IFM_DEPTH_M1") + 1
+        self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        work = self.h * self.w * self.ifm_depth * self.k.height * self.k.width * (1 if depthwise else self.c)
+        if work > MAX_MACS or (not depthwise and self.h * self.w * self.ifm_depth * self.k.height * self.k.width > MAX_IM2COL):
+            raise CommandStreamError(f"{self.op} of {work} MACs exceeds the simulator's limit")
+        self.ifm = feature_map(r, "IFM", self.ih, self.iw, self.ifm_depth, ctx)
+        if self.ifm.bits not in (8, 16):
+            raise not_modelled(f"{self.op} with a {self.ifm.bits}-bit IFM")
+        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
+        if self.out.global_scale:
+            raise not_modelled(f"{self.op} with a global OFM_SCALE (no scale stream)")
+        mem = ctx.mem
+        self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
+        self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        info = np.iinfo(self.ifm.dtype)
+        self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
+        acc = r.param("ACC_FORMAT")
+        if acc & 0x3 not in (ACC_I32, ACC_I48):
+            raise CommandStreamError(f"ACC_FORMAT acc_format {acc & 3} is not defined")
+        self.acc48 = (acc & 0x3) == ACC_I48
+        ub = ofm_ublock(ctx.macs, (acc >> 8) & 0x7)
+        traversal = DEPTHWISE if depthwise else (PART_KERNEL if self.k.part_kernel_first else DEPTH_FIRST)
+        self.params = U85WeightParams(
+            macs_per_cycle=ctx.macs, cores=ctx.cores, traversal=traversal,
+            kernel_h=self.k.height, kernel_w=self.k.width, stride_y=self.k.stride_y,
+            stride_x=self.k.stride_x, dilation_y=self.k.dilation_y, dilation_x=self.k.dilation_x,
+            ifm_depth=self.ifm_depth, ofm_depth=self.c, ofm_block_depth=r.param("OFM_BLK_DEPTH_M1") + 1,
+            ublock_depth=ub[2], ifm_bits=self.ifm.bits, sparse=sparse)
+        wreg = r.param("WEIGHT_REGION") & 7
+        self.weights = []
+        for core in range(ctx.cores):
+            base, length = r.address(f"{WEIGHT_STREAMS[core]}_BASE"), r.address(f"{WEIGHT_STREAMS[core]}_LENGTH")
+            mem.check(wreg, base, base + length, f"{self.op} {WEIGHT_STREAMS[core]} stream")
+            self.weights.append((wreg, base, length))
+        sreg = r.param("SCALE_REGION") & 7
+        self.scales = (sreg, r.address("SCALE_BASE"), r.address("SCALE_LENGTH"))
+        mem.check(sreg, self.scales[1], self.scales[1] + self.scales[2], f"{self.op} scale stream")
+        self._key = None
+        self._prepared = None
+
+    def _prepare(self, mem: Memory):
+        raw = tuple(mem.read_const(*w, f"{self.op} weights") for w in self.weights)
+        sraw = mem.read_const(*self.scales, f"{self.op} scales")
+        if (raw, sraw) == self._key:
+            return self._prepared
+        wfull = decode_weights(list(raw), self.params)
+        bias, scale, shift = _decode_u85_scales(sraw, self.c, self.acc48, f"{self.op} scale stream")
+        w64 = wfull.astype(np.int64)
+        bias = bias - self.ifm.zero_point * w64.sum(axis=(1, 2, 3))
+        ftype = float_type(w64, self.ifm_lo, self.ifm_hi, self.op)
+        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift)
+        self._key = (raw, sraw)
+        return self._prepared
+
+    def run(self, mem: Memory) -> None:
+        wmat, bias, scale, shift = self._prepare(mem)
+        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(wmat.dtype)
+        xp = pad_ifm(x, self.k, self.ifm.zero_point)
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise)
+        acc += bias
+        v = self.out.rescale(acc, scale, shift)
+        self.out.write(mem, self.ofm_index, self.out.finish(v))
+
+
+POOL_MAX, POOL_AVERAGE, POOL_REDUCE_SUM, POOL_SUM = range(4)
+
+
+class PoolPlan:
+    def __init__(self, r: RegisterFile, ctx: Context, mode: int):
+        if mode not in (POOL_MAX, POOL_AVERAGE, POOL_REDUCE_SUM, POOL_SUM):  # MIN: no test model yet
+            raise not_modelled(f"POOL {isa.POOLING_MODE.get(mode, mode)}")
+        check_common(r)
+        self.mode = mode
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
+        self.k = Kernel.from_registers(r)
+        if self.k.dilation_x != 1 or self.k.dilation_y != 1:
+            raise not_modelled("POOL with dilation")
+        self.ih, self.iw = self.k.ifm_size(self.h, self.w)
+        self.ifm_depth = r.param("IFM_DEPTH_M1") + 1 if mode == POOL_REDUCE_SUM else self.c
+        if mode == POOL_REDUCE_SUM and self.c != 1:
+            raise not_modelled(f"REDUCE_SUM with OFM depth {self.c}")
+        self.ifm = feature_map(r, "IFM", self.ih, self.iw, self.ifm_depth, ctx)
+        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
+        if not self.out.global_scale:
+            raise not_modelled("POOL with a per-channel scale stream")
+        self.ifm_index = self.ifm.byte_index(ctx.mem, self.ih, self.iw, self.ifm_depth)
+        self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.round_away = ctx.behaviours.padded_avg_round_away
+
+    def _valid_counts(self) -> np.ndarray:
+        k = self.k
+        ys = np.arange(self.h)[:, None] * k.stride_y - k.pad_top + np.arange(k.height)[None, :]
+        xs = np.arange(self.w)[:, None] * k.stride_x - k.pad_left + np.arange(k.width)[None, :]
+        ny = ((ys >= 0) & (ys < self.ih)).sum(axis=1)
+        nx = ((xs >= 0) & (xs < self.iw)).sum(axis=1)
+        return (ny[:, None] * nx[None, :])[None, :, :, None].astype(np.int64)
+
+    def run(self, mem: Memory) -> None:
+        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm.zero_point
+        k = self.k
+        if self.mode == POOL_REDUCE_SUM:
+            v = x.sum(axis=3, keepdims=True)
+        else:
+            fill = np.iinfo(np.int64).min // 4 if self.mode == POOL_MAX else 0
+            b = x.shape[0]
+            xp = np.full((b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.c),
+                         fill, dtype=np.int64)
+            xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
+            win = sliding_window_view(xp, (k.height, k.width), axis=(1, 2))
+            win = win[:, : (self.h - 1) * k.stride_y + 1 : k.stride_y, : (self.w - 1) * k.stride_x + 1 : k.stride_x]
+            if self.mode == POOL_MAX:
+                v = win.max(axis=(4, 5))
+            elif self.mode == POOL_SUM:
+                v = win.sum(axis=(4, 5))
+            else:  # AVERAGE: the hardware divides by the elements inside the IFM (behaviour switch
+                # shared with U55's padded average: half away from zero, else half up)
+                total, count = win.sum(axis=(4, 5)), self._valid_counts()
+                if self.round_away:
+                    q = (2 * np.abs(total) + count) // (2 * count)
+                    v = np.where(total < 0, -q, q)
+                else:
+                    v = (2 * total + count) // (2 * count)
+        v = self.out.rescale(v)
+        self.out.write(mem, self.ofm_index, self.out.finish(v))
+
+
+EW = {name: code for code, name in isa.ELEMENTWISE_MODE.items()}
+# modelled and verified against TFLite Micro (softmax, ADD/MUL, DS-CNN); LRELU and ABS are refused:
+# no int8 model reaches them (Vela lowers int8 LeakyRelu/Tanh/Logistic to a LUT) to verify them
+EW_MODELLED = frozenset(EW[n] for n in ("MUL", "ADD", "SUB", "MIN", "MAX", "CLZ", "SHR", "SHL"))
+EW_UNARY = frozenset(EW[n] for n in ("LRELU", "ABS", "CLZ", "NOT"))
+
+
+class ElementwisePlan:
+    def __init__(self, r: RegisterFile, ctx: Context, mode: int):
+        if mode not in EW_MODELLED:
+            raise not_modelled(f"ELEMENTWISE {isa.ELEMENTWISE_MODE.get(mode, mode)}")
+        check_common(r)
+        self.mode = mode
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
+        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
+        self.operands = [self._operand(r, ctx, "IFM")]
+        if mode not in EW_UNARY:
+            self.operands.append(self._operand(r, ctx, "IFM2"))
+        self.ifm_scale = scale_register(r, "IFM_SCALE")
+        self.ifm2_scale = scale_register(r, "IFM2_SCALE")
+        name = isa.ELEMENTWISE_MODE[mode]
+        scaled = self.ifm_scale[:2] != (1, 0) or (mode not in EW_UNARY and self.ifm2_scale[:2] != (1, 0))
+        if name not in ("ADD", "SUB") and scaled:
+            raise not_modelled(f"ELEMENTWISE {name} with IFM/IFM2 scaling")
+        self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.mul32_shift_only = self.ofm.bits == 32 and ctx.behaviours.mul32_shift_only
+
+    def _operand(self, r: RegisterFile, ctx: Context, name: str):
+        bc = r.param(f"{name}_BROADCAST") & 0xF
+        fm = FeatureMap.from_registers(r, name)
+        if bc & BROADCAST_SCALAR:
+            param, payload = r.cmd1.get("OP_SCALAR", (0, 0))
+            value = payload - (1 << 32) if payload & 0x80000000 else payload
+            return ("scalar", value - fm.zero_point if fm.bits < 32 else value, fm)
+        h = 1 if bc & BROADCAST_H else self.h
+        w = 1 if bc & BROADCAST_W else self.w
+        c = 1 if bc & BROADCAST_C else self.c
+        fm = feature_map(r, name, h, w, c, ctx)
+        return ("map", fm.byte_index(ctx.mem, h, w, c), fm)
+
+    @staticmethod
+    def _read(mem: Memory, operand) -> np.ndarray:
+        kind, what, fm = operand
+        if kind == "scalar":
+            return np.full((1, 1, 1, 1), what, dtype=np.int64)
+        return read_fm(mem, fm.region, what, fm.dtype).astype(np.int64) - fm.zero_point
+
+    def run(self, mem: Memory) -> None:
+        a = self._read(mem, self.operands[0])
+        b = self._read(mem, self.operands[1]) if len(self.operands) > 1 else None
+        name = isa.ELEMENTWISE_MODE[self.mode]
+        s1, s2, out = self.ifm_scale, self.ifm2_scale, self.out
+        if name in ("ADD", "SUB"):
+            sa = rescale(a, s1[0], s1[1], DOUBLE_SYMMETRIC if s1[3] == 0 else NATURAL, s1[2])
+            sb = rescale(b, s2[0], s2[1], DOUBLE_SYMMETRIC if s2[3] == 0 else NATURAL, s2[2])
+            v = out.rescale(sa + sb if name == "ADD" else sa - sb)
+        elif name == "MUL":
+            # the U55 behaviour holds on U85 too: a 32-bit MUL applies only OFM_SCALE's shift
+            # (Vela programs 2^30 >> 31 for TFLite's rounding doubling high multiply)
+            v = out.rescale(a * b, 1 if self.mul32_shift_only else None)
+        elif name in ("MIN", "MAX"):
+            v = out.rescale(np.minimum(a, b) if name == "MIN" else np.maximum(a, b))
+        elif name == "CLZ":
+            u = (a & 0xFFFFFFFF).astype(np.uint64)
+            nbits = np.zeros(u.shape, dtype=np.int64)
+            for s in range(32):
+                nbits = np.where(u >> np.uint64(s) != 0, s + 1, nbits)
+            v = 32 - nbits
+        elif name == "SHR":
+            v = rescale(a, 1, np.broadcast_to(np.clip(b, 0, 31), np.broadcast_shapes(a.shape, b.shape)),
+                        out.round_mode, out.dbl_rnd)
+        else:  # SHL
+            v = a << np.clip(b, 0, 31)
+        v = np.broadcast_to(v, (v.shape[0], self.h, self.w, self.c))
+        out.write(mem, self.ofm_index, out.finish(v))
+
+
+class DmaPlan:
+    """DMA_START, 1-D: region to region, or into the LUT RAM (dst region_mode INTERNAL)."""
+
+    def __init__(self, r: RegisterFile, ctx: Context):
+        src, dst = r.param("DMA0_SRC_REGION"), r.param("DMA0_DST_REGION")
+        if (src >> 9) & 0x3:
+            raise not_modelled(f"DMA stride mode {isa.ENUM_FIELDS[('NPU_SET_DMA0_SRC_REGION', 'stride_mode')].get((src >> 9) & 3)} (2-D/3-D DMA)")
+        if (src >> 11) & 1 or (dst >> 11) & 1:
+            raise not_modelled("indexed DMA (gather/scatter)")
+        if (src >> 8) & 1:
+            raise not_modelled("DMA from internal memory")
+        self.src = src & 0x7
+        self.dst = LUT_REGION if (dst >> 8) & 1 else dst & 0x7
+        self.src_addr, self.dst_addr, self.length = r.address("DMA0_SRC"), r.address("DMA0_DST"), r.address("DMA0_LEN")
+        mem = ctx.mem
+        mem.check(self.src, self.src_addr, self.src_addr + self.length, "DMA source")
+        mem.check(self.dst, self.dst_addr, self.dst_addr + self.length, "DMA destination")
+        mem.check_writable(self.dst, "DMA destination")
+
+    def run(self, mem: Memory) -> None:
+        src = mem.region(self.src)[:, self.src_addr : self.src_addr + self.length]
+        mem.region(self.dst)[:, self.dst_addr : self.dst_addr + self.length] = src

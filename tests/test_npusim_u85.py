@@ -1,0 +1,484 @@
+"""npu-sim on Ethos-U85 (issue 15): Vela 5.2's U85 command streams for u85-128 ... u85-2048 against
+TFLite Micro's reference kernels (the parity oracle), bit for bit; the U85 weight decoder against
+the original kernels on every size; the U85 decoder against Vela's own disassembly; malformed U85
+streams end in CommandStreamError."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+import tflite_micro
+
+from ethos_kws.accel import ACCELERATORS
+from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
+from ethos_kws.backends.npusim.container import CommandPayload, read_ethos_u_op
+from ethos_kws.backends.npusim.memory import Memory
+from ethos_kws.backends.npusim.u85 import isa
+from ethos_kws.backends.npusim.u85.commands import decode_u85_stream
+from ethos_kws.backends.npusim.u85.executor import U85Executor
+from ethos_kws.backends.npusim.u85.ops import ConvPlan
+from ethos_kws.backends.npusim.u85.weights import U85WeightParams, decode_weights
+from ethos_kws.cli import main
+from ethos_kws.errors import CommandStreamError, NotModelledError
+from ethos_kws.synth import DS_CNN_CASES, SINGLE_OP_CASES, NetBuilder, write_model
+from ethos_kws.synth.flatbuf import OpDef
+from ethos_kws.tflite import load_tflite
+
+U85 = [name for name, acc in ACCELERATORS.items() if acc.npu == "U85"]
+CMD0_CODE = {name: code for code, name in isa.CMD0.items()}
+CMD1_CODE = {name: code for code, name in isa.CMD1.items()}
+
+# the generated single-operator cases of test_npusim_matrix.py (same shapes and seeds)
+from test_npusim_matrix import CASES as MATRIX_CASES  # noqa: E402
+
+
+def tflm(model_path, inputs):
+    it = tflite_micro.runtime.Interpreter.from_file(str(model_path))
+    n_out = len(load_tflite(model_path).output_specs)
+    out = []
+    for item in inputs:
+        for i, x in enumerate(item):
+            it.set_input(x, i)
+        it.invoke()
+        out.append([np.array(it.get_output(i), copy=True) for i in range(n_out)])
+    return out
+
+
+def random_inputs(model_path, n, seed):
+    rng = np.random.default_rng(seed)
+    specs = load_tflite(model_path).input_specs
+    return [[rng.integers(-128, 128, s.shape, dtype=np.int8) for s in specs] for _ in range(n)]
+
+
+def mismatches(compiled, inputs, expected, behaviours=None) -> int:
+    got = (NpuSimBackend(compiled, behaviours) if behaviours else NpuSimBackend(compiled)).run_batch(inputs)
+    return sum(int(np.count_nonzero(g.reshape(e.shape) != e))
+               for gi, ei in zip(got, expected) for g, e in zip(gi, ei))
+
+
+def test_u85_rows():
+    assert U85 == ["u85-128", "u85-256", "u85-512", "u85-1024", "u85-2048"]
+    assert [ACCELERATORS[a].cores for a in U85] == [1, 1, 2, 4, 4]
+    assert not any(ACCELERATORS[a].legacy_core for a in U85)
+
+
+@pytest.mark.parametrize("case", MATRIX_CASES)
+def test_matrix_case_bit_exact_on_every_u85(case, tmp_path):
+    arch, opts = MATRIX_CASES[case]
+    opts = dict(opts)
+    clusters = opts.pop("clusters", None)
+    model = write_model(tmp_path / f"{case}.tflite", arch, seed=len(case), clusters=clusters, **opts)
+    inputs = random_inputs(model, 4, len(case))
+    expected = tflm(model, inputs)
+    failures = []
+    for acc in U85:
+        compiled = compile_with_vela(model, acc, tmp_path / acc)
+        bad = mismatches(compiled, inputs, expected)
+        if bad:
+            failures.append(f"{acc}: {bad} mismatching values")
+    assert not failures, f"{case}: " + "; ".join(failures)
+
+
+@pytest.mark.parametrize("case", SINGLE_OP_CASES + DS_CNN_CASES, ids=lambda c: c.id)
+def test_synth_case_bit_exact_single_and_multi_core(case, tmp_path):
+    """The synth matrix (sub-kernels above 8x8, dilation 3, DS-CNN S/M/L) on one single-core and
+    one four-core U85."""
+    model = write_model(tmp_path / "m.tflite", case.arch, **case.build_kwargs())
+    inputs = random_inputs(model, 3, case.seed)
+    expected = tflm(model, inputs)
+    for acc in ("u85-256", "u85-2048"):
+        assert mismatches(compile_with_vela(model, acc, tmp_path / acc), inputs, expected) == 0, acc
+
+
+def _activation_model(path, kind):
+    """int8 LOGISTIC / TANH / LEAKY_RELU (Vela lowers each to a 1x1 SUM pool with a LUT_S8_S8)."""
+    nb = NetBuilder(seed=3)
+    x = nb.input((1, 6, 5, 20))
+    y = {"LOGISTIC": 1 / (1 + np.exp(-x.calib)), "TANH": np.tanh(x.calib),
+         "LEAKY_RELU": np.where(x.calib < 0, 0.2 * x.calib, x.calib)}[kind]
+    qparams = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}.get(kind) or nb._output_range(y, "none")
+    out = nb._act(kind.lower(), x.shape, y, qparams=qparams)
+    nb.graph.add_op(OpDef(kind, (x.index,), (out.index,), {"Alpha": 0.2} if kind == "LEAKY_RELU" else {}))
+    nb.output(out)
+    path.write_bytes(nb.to_bytes(kind))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["LOGISTIC", "TANH", "LEAKY_RELU"])
+def test_lut_activations_bit_exact(kind, tmp_path):
+    model = _activation_model(tmp_path / f"{kind}.tflite", kind)
+    inputs = random_inputs(model, 4, 1)
+    expected = tflm(model, inputs)
+    for acc in U85:
+        compiled = compile_with_vela(model, acc, tmp_path / acc)
+        ops = {c.name for c in decode_u85_stream(read_ethos_u_op(
+            load_tflite(compiled), next(o for o in load_tflite(compiled).operators()
+                                        if o.custom_code == "ethos-u")).payload.words, 1 << 20)}
+        assert "NPU_OP_DMA_START" in ops  # the LUT goes into the LUT RAM
+        assert mismatches(compiled, inputs, expected) == 0, acc
+
+
+@pytest.mark.parametrize("switch, case", [
+    ("mul32_shift_only", "softmax"),
+    ("lut_index_plus_128", "LOGISTIC"),
+    ("padded_avg_round_away", "avgpool_same"),
+])
+def test_inferred_behaviours_hold_on_u85(switch, case, tmp_path):
+    """The U55 behaviour switches U85 shares: the default is exact, the opposite choice is not."""
+    import dataclasses
+
+    from ethos_kws.backends.npusim.behaviours import DEFAULT
+
+    if case == "LOGISTIC":
+        model = _activation_model(tmp_path / "m.tflite", case)
+    else:
+        arch, opts = MATRIX_CASES[case]
+        model = write_model(tmp_path / "m.tflite", arch, seed=len(case), **opts)
+    inputs = random_inputs(model, 8, 3)
+    expected = tflm(model, inputs)
+    compiled = compile_with_vela(model, "u85-256", tmp_path / "o")
+    assert mismatches(compiled, inputs, expected) == 0
+    flipped = dataclasses.replace(DEFAULT, **{switch: not getattr(DEFAULT, switch)})
+    assert mismatches(compiled, inputs, expected, flipped) > 0
+
+
+@pytest.fixture(scope="module")
+def real_compiled(int8io_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("u85_real")
+    return {acc: compile_with_vela(int8io_model, acc, root / acc) for acc in U85}
+
+
+@pytest.mark.parametrize("acc", U85)
+def test_real_ds_cnn_l_bit_exact(int8io_model, real_compiled, acc):
+    inputs = random_inputs(int8io_model, 12, 2024)
+    backend = NpuSimBackend(real_compiled[acc])
+    assert backend.executors[0].config.name == acc
+    assert mismatches(real_compiled[acc], inputs, tflm(int8io_model, inputs)) == 0
+
+
+def test_outputs_depend_on_inputs(int8io_model, real_compiled):
+    backend = NpuSimBackend(real_compiled["u85-512"])
+    a, b = random_inputs(int8io_model, 2, 5)
+    out = backend.run_batch([a, b])
+    assert not np.array_equal(out[0][0], out[1][0])
+
+
+# --- the weight decoder on streams from every U85 size ---------------------------------------
+
+def _originals(model_path):
+    model = load_tflite(model_path)
+    out = []
+    for op in model.operators():
+        if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        w = model.tensor_data(op.inputs[1]).astype(np.int32)
+        zp = model.tensor(op.inputs[1]).Quantization().ZeroPointAsNumpy()
+        w = w - (zp if np.size(zp) == 1 else 0)
+        if op.opcode == "DEPTHWISE_CONV_2D":
+            w = w.transpose(3, 1, 2, 0)
+        elif op.opcode == "FULLY_CONNECTED":
+            w = w.reshape(w.shape[0], 1, 1, w.shape[1])
+        out.append(w)
+    return out
+
+
+def _conv_plans(compiled):
+    m = load_tflite(compiled)
+    eop = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
+    ex = U85Executor(eop.payload)
+    mem = Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes,
+                        eop.fast_is_scratch, eop.payload.config.shram_bytes)
+    ex.run(mem)  # weights are often DMA'd into SRAM just before their op: decode what the op saw
+    return [p for _c, p in ex._plans if isinstance(p, ConvPlan)]
+
+
+def _streams(plan):
+    return list(plan._key[0])  # the raw weight streams of the plan's last run
+
+
+def _slice_of(decoded, originals, covered) -> bool:
+    for k, o in enumerate(originals):
+        if o.shape[1:] != decoded.shape[1:]:
+            continue
+        n = decoded.shape[0]
+        for start in range(0, o.shape[0] - n + 1):
+            if np.array_equal(o[start : start + n], decoded):
+                covered[k][start : start + n] = True
+                return True
+    return False
+
+
+@pytest.mark.parametrize("acc", U85)
+def test_weight_streams_decode_to_the_original_kernels(int8io_model, real_compiled, acc, tmp_path):
+    """Every CONV/DEPTHWISE weight stream (one per core) decodes to an exact OFM slice of an
+    original kernel, and together they cover every channel; on the synthetic DS-CNN-L too, whose
+    first conv Vela encodes 2:4 sparse."""
+    synth = write_model(tmp_path / "l.tflite", "ds-cnn-l", seed=0)
+    traversals = set()
+    for model, compiled in ((int8io_model, real_compiled[acc]),
+                            (synth, compile_with_vela(synth, acc, tmp_path / "s"))):
+        originals = _originals(model)
+        covered = [np.zeros(o.shape[0], dtype=bool) for o in originals]
+        plans = _conv_plans(compiled)
+        assert plans
+        for plan in plans:
+            streams = _streams(plan)
+            assert len(streams) == ACCELERATORS[acc].cores
+            decoded = decode_weights(streams, plan.params)
+            assert _slice_of(decoded, originals, covered), plan.params
+            traversals.add(plan.params.traversal + ("-sparse" if plan.params.sparse else ""))
+        for k, c in enumerate(covered):
+            assert c.all(), f"layer {k}: channels {np.flatnonzero(~c)[:8]} in no stream"
+    assert {"DEPTH_FIRST", "DEPTHWISE", "PART_KERNEL_FIRST-sparse"} <= traversals, traversals
+
+
+@pytest.mark.parametrize("change", ["ublock", "ofm_block", "core_order"])
+def test_a_wrong_traversal_does_not_decode(real_compiled, change):
+    """The decoder's count and padding checks bite: any other traversal parameter fails or gives
+    other weights."""
+    import dataclasses
+
+    plans = _conv_plans(real_compiled["u85-512"])
+    plan = next(p for p in plans if p.params.traversal == "DEPTH_FIRST" and p.params.ifm_depth > 64)
+    streams = _streams(plan)
+    good = decode_weights(streams, plan.params)
+    p = plan.params
+    wrong = {"ublock": dataclasses.replace(p, ublock_depth=p.ublock_depth * 2),
+             "ofm_block": dataclasses.replace(p, ofm_block_depth=max(8, p.ofm_block_depth // 2)),
+             "core_order": p}[change]
+    if change == "core_order":
+        streams = streams[1:] + streams[:1]
+    try:
+        other = decode_weights(streams, wrong)
+    except CommandStreamError:
+        return
+    assert not np.array_equal(other, good)
+
+
+def test_weight_params_are_checked():
+    p = U85WeightParams(256, 1, "SIDEWAYS", 1, 1, 1, 1, 1, 1, 8, 8, 8, 8, 8)
+    with pytest.raises(CommandStreamError, match="traversal"):
+        decode_weights([b""], p)
+
+
+# --- decoding and disassembly ---------------------------------------------------------------
+
+def _vela_disassembly(model, acc, out_dir, capfd):
+    from ethosu.vela import vela
+
+    from ethos_kws.accel import vela_ini_path
+
+    capfd.readouterr()  # regor prints from native code: capture the file descriptor
+    vela.main([str(model), "--accelerator-config", f"ethos-{acc}", "--config", str(vela_ini_path()),
+               "--system-config", "Ethos_U85_SYS_DRAM_Mid", "--memory-mode", "Dedicated_Sram",
+               "--output-dir", str(out_dir), "--verbose-register-command-stream"])
+    rows = re.findall(r"^0x([0-9a-f]{6}):.* - (NPU_\w+)", capfd.readouterr().out, re.M)
+    return [(int(off, 16), name) for off, name in rows], out_dir / f"{model.stem}_vela.tflite"
+
+
+@pytest.mark.parametrize("acc", ["u85-128", "u85-1024"])
+def test_decoder_agrees_with_velas_disassembly(acc, tmp_path, capfd):
+    model = write_model(tmp_path / "sm.tflite", "ds-cnn-s", seed=0)
+    rows, compiled = _vela_disassembly(model, acc, tmp_path / "out", capfd)
+    m = load_tflite(compiled)
+    eop = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
+    ours = [(c.offset, c.name) for c in decode_u85_stream(eop.payload.words, 1 << 20)]
+    assert len(rows) > 100 and ours == rows
+
+
+@pytest.fixture(scope="module")
+def softmax_u85(tmp_path_factory):
+    root = tmp_path_factory.mktemp("u85_softmax")
+    model = write_model(root / "sm.tflite", "softmax", seed=0)
+    compiled = compile_with_vela(model, "u85-256", root / "out")
+    m = load_tflite(compiled)
+    return read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u")), compiled
+
+
+def test_disasm_u85_register_names(softmax_u85, capsys):
+    _, compiled = softmax_u85
+    assert main(["disasm", str(compiled)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "u85-256" in lines[0] and "IB 16384 bytes" in lines[0]
+    body = lines[1:]
+    assert any("NPU_SET_ACTIVATION" in l and "activation_function=LUT_S8_S32" in l for l in body)
+    assert any("NPU_SET_OFM_SCALE" in l and "round_mode=NATURAL" in l for l in body)
+    assert any("NPU_SET_IFM_SCALE" in l and "dbl_rnd=20" in l for l in body)
+    assert any("NPU_SET_OP_SCALAR" in l for l in body)
+    assert any("NPU_SET_OFM_PRECISION" in l and "activation_storage=CHAINED" in l for l in body)
+    assert any("NPU_OP_POOL" in l and "pooling_mode=REDUCE_SUM" in l for l in body)
+    assert not any("NPU_SET_OPA_SCALE" in l or "IFM2_SCALAR" in l for l in body)  # U55-only names
+    assert body[-1].split()[-2] == "NPU_OP_STOP"
+
+
+# --- malformed and unmodelled U85 streams -----------------------------------------------------
+
+def cmd0(name, param=0):
+    return [CMD0_CODE[name] | (param & 0xFFFF) << 16]
+
+
+def cmd1(name, value, param=0):
+    return [CMD1_CODE[name] | 0x4000 | (param & 0xFFFF) << 16, value & 0xFFFFFFFF]
+
+
+def run_words(eop, words, seconds=10.0, error=CommandStreamError):
+    """Malformed streams raise CommandStreamError (exit 2); valid ones using something npu-sim does
+    not model raise NotModelledError (exit 1)."""
+    payload = CommandPayload(eop.payload.config, np.asarray(words, dtype=np.uint32))
+    mem = Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes, eop.fast_is_scratch,
+                        eop.payload.config.shram_bytes)
+    start = time.perf_counter()
+    with pytest.raises(error) as info:
+        U85Executor(payload).run(mem)
+    assert time.perf_counter() - start < seconds
+    return str(info.value)
+
+
+def with_before(words, name, extra):
+    code = CMD0_CODE[name]
+    i = 0
+    while not ((words[i] >> 14) & 3 == 0 and words[i] & 0x3FF == code):
+        i += 2 if (words[i] >> 14) & 3 else 1
+    return words[:i] + extra + words[i:]
+
+
+def words_of(eop):
+    return [int(w) for w in eop.payload.words]
+
+
+def test_original_u85_stream_runs(softmax_u85):
+    eop, _ = softmax_u85
+    mem = Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes, eop.fast_is_scratch,
+                        eop.payload.config.shram_bytes)
+    U85Executor(eop.payload).run(mem)
+
+
+def test_truncated(softmax_u85):
+    eop, _ = softmax_u85
+    words = words_of(eop)
+    i = next(k for k, w in enumerate(words) if (w >> 14) & 3 == 1)
+    assert "truncated" in run_words(eop, words[: i + 1])
+
+
+def test_unknown_u85_opcode(softmax_u85):
+    eop, _ = softmax_u85
+    # 0x186 is IFM2_SCALAR on U55; U85 has no such register
+    assert "unknown cmd0 opcode 0x186" in run_words(eop, [0x186] + words_of(eop))
+
+
+def test_bit_flips_never_crash(softmax_u85):
+    """Single-bit flips in every other of the first 200 words run or stop with
+    CommandStreamError: nothing else escapes."""
+    eop, _ = softmax_u85
+    words = words_of(eop)
+    outcomes = set()
+    for i in range(0, min(200, len(words)), 2):
+        for bit in (0, 3, 9, 14, 16, 20, 27, 31):
+            w = list(words)
+            w[i] ^= 1 << bit
+            payload = CommandPayload(eop.payload.config, np.asarray(w, dtype=np.uint32))
+            mem = Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes,
+                                eop.fast_is_scratch, eop.payload.config.shram_bytes)
+            try:
+                U85Executor(payload).run(mem)
+                outcomes.add("ran")
+            except (CommandStreamError, NotModelledError):
+                outcomes.add("error")
+    assert outcomes == {"ran", "error"}
+
+
+@pytest.mark.parametrize("reg", ["NPU_SET_IFM_BASE0", "NPU_SET_OFM_BASE0"])
+def test_out_of_range_feature_map(softmax_u85, reg):
+    eop, _ = softmax_u85
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", cmd1(reg, 0xFFFFFF00)))
+    assert "outside the region" in msg and "NPU_OP_POOL" in msg
+
+
+def test_out_of_range_dma_and_lut(softmax_u85):
+    eop, _ = softmax_u85
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_DMA_START", cmd1("NPU_SET_DMA0_DST", 4000)))
+    assert "DMA destination" in msg and "region LUT" in msg
+
+
+def test_out_of_range_weights(tmp_path):
+    model = write_model(tmp_path / "c.tflite", "conv2d", seed=1)
+    m = load_tflite(compile_with_vela(model, "u85-256", tmp_path / "o"))
+    eop = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_CONV", cmd1("NPU_SET_WEIGHT_LENGTH", 1 << 30)))
+    assert "WEIGHT stream" in msg and "outside the region" in msg
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_CONV", cmd1("NPU_SET_WEIGHT_LENGTH", 16)))
+    assert "weight" in msg
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (cmd0("NPU_SET_OFM_REGION", 0), "read-only region 0"),
+    (cmd0("NPU_SET_IFM_REGION", 5), "region 5 is not backed"),
+    (cmd1("NPU_SET_OFM_SCALE", 1, 7 << 13), "rounding mode 7 is not defined"),
+])
+def test_malformed_register_values(softmax_u85, extra, needle):
+    eop, _ = softmax_u85
+    assert needle in run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", extra))
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (cmd0("NPU_SET_ACTIVATION", 10), "LUT_TANH is not modelled"),
+    (cmd0("NPU_SET_IFM_UPSCALE", 1), "IFM_UPSCALE mode 1"),
+    (cmd0("NPU_SET_ACC_FORMAT", 1 << 4), "acc_input KEEP"),
+    (cmd0("NPU_SET_ACC_FORMAT", 1 << 6), "acc_output DISABLE"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 11), "activation_transpose"),
+])
+def test_unmodelled_register_values(softmax_u85, extra, needle):
+    eop, _ = softmax_u85
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", extra), error=NotModelledError)
+    assert needle in msg
+
+
+@pytest.mark.parametrize("op, mode, needle", [
+    ("NPU_OP_POOL", 6, "POOL ARGMAX_X is not modelled"),
+    ("NPU_OP_ELEMENTWISE", 11, "ELEMENTWISE DIV is not modelled"),
+    ("NPU_OP_ELEMENTWISE", 33, "ELEMENTWISE AND is not modelled"),
+    ("NPU_OP_ELEMENTWISE", 5, "ELEMENTWISE LRELU is not modelled"),
+    ("NPU_OP_POOL", 5, "POOL MIN is not modelled"),
+])
+def test_unmodelled_modes(softmax_u85, op, mode, needle):
+    eop, _ = softmax_u85
+    words = words_of(eop)
+    code = CMD0_CODE[op]
+    j = next(k for k in range(len(words)) if words[k] & 0x3FF == code and (words[k] >> 14) & 3 == 0)
+    words[j] = code | mode << 16
+    assert needle in run_words(eop, words, error=NotModelledError)
+
+
+def test_resize_and_branch_are_named(softmax_u85):
+    eop, _ = softmax_u85
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", cmd0("NPU_OP_RESIZE", 2)), error=NotModelledError)
+    assert "NPU_OP_RESIZE NEAREST is not modelled" in msg
+    msg = run_words(eop, cmd1("NPU_OP_BRANCH", 0) + words_of(eop), error=NotModelledError)
+    assert "NPU_OP_BRANCH (control flow) is not modelled" in msg
+
+
+def test_dma_2d_refused(softmax_u85):
+    eop, _ = softmax_u85
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_DMA_START", cmd0("NPU_SET_DMA0_SRC_REGION", 1 << 9)),
+                    error=NotModelledError)
+    assert "stride mode D2" in msg
+
+
+def test_cli_exit_2_one_line(softmax_u85, tmp_path, capsys):
+    _, compiled = softmax_u85
+    data = bytearray(compiled.read_bytes())
+    off = data.find(b"COP1")
+    i = off + 4
+    while data[i] != 0x02:
+        i += 12 if data[i] == 0x01 else 4
+    data[i + 4 : i + 8] = (0x3FE).to_bytes(4, "little")
+    bad = tmp_path / "bad_vela.tflite"
+    bad.write_bytes(bytes(data))
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 12), dtype=np.int8))
+    rc = main(["run", "--backend", "npu-sim", "--model", str(bad), "--input", str(x)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "unknown cmd0 opcode 0x3fe" in err[0], err
