@@ -182,7 +182,7 @@ def test_merge_events_joins_overlapping_windows_of_one_label_only():
     from ethos_kws.classify import WindowScore, merge_events
 
     def w(i, t, lab, s):
-        return WindowScore(i, t, ((lab, s),))
+        return WindowScore(i, t, ({"index": 0, "label": lab, "score": s},))  # backends.base.top_k shape
 
     ev = merge_events([w(0, 0.0, "yes", 0.8), w(1, 0.5, "yes", 0.9), w(2, 1.0, "no", 0.8),
                        w(6, 3.0, "no", 0.75), w(9, 4.5, "no", 0.95)], duration_s=5.2)
