@@ -460,3 +460,20 @@ def test_u85_end_to_end(fake, tmp_path, fvp_logs, int8io_model):
     compiled = compile_model(int8io_model, "u85-256", memory_mode="Dedicated_Sram_384KB")
     assert fvp["vela_over_fvp_cycles"] == pytest.approx(compiled.cycles_npu / 48560)
     assert f"{compiled.compiled_model}@0x90000000" in fake.argv()
+
+
+def test_sweep_measure_and_run_feed_the_same_seeded_input(fake, int8io_model, monkeypatch):
+    """`sweep --measure fvp` (measurement.measure) and `run --backend fvp --seed 0` use one
+    generator: inputs.random_inputs over the quantized range (issue 9 item 8)."""
+    from ethos_kws.backends.fvp import backend as fvp_be
+    from ethos_kws.backends.fvp import measurement
+    from ethos_kws.inputs import quantized_input_specs, random_inputs
+
+    seen = []
+    monkeypatch.setattr(fvp_be.FvpBackend, "measure", lambda self, inputs: seen.append(inputs))
+    measurement.measure(int8io_model, "u55-128", fvp=fake.path, runner=fake.runner, seed=0)
+    b = fvp_be.make_backend(int8io_model, fvp=fake.path, runner=fake.runner)
+    specs = list(b.input_specs)
+    expected = random_inputs(specs, 0, quantized_input_specs(int8io_model, specs))  # what `run` feeds
+    assert len(seen) == 1 and all(np.array_equal(x, y) for x, y in zip(seen[0], expected))
+    assert not hasattr(fvp_be, "seeded_inputs") and not hasattr(measurement, "seeded_inputs")
