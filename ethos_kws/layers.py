@@ -137,6 +137,8 @@ def read_per_layer_csv(path: Path) -> list[dict[str, str]]:
 
 
 def parse_per_layer_csv(text: str, source: str = "per-layer CSV") -> list[dict[str, str]]:
+    if not text.strip():  # Vela writes an empty per-layer CSV when no operator goes to the NPU
+        return []
     reader = csv.reader(io.StringIO(text, newline=""), quoting=csv.QUOTE_NONE)
     try:
         header = next(reader)
