@@ -137,12 +137,15 @@ def read_per_layer_csv(path: Path) -> list[dict[str, str]]:
 
 
 def parse_per_layer_csv(text: str, source: str = "per-layer CSV") -> list[dict[str, str]]:
+    if not text.strip():  # Vela writes an empty per-layer CSV when no operator goes to the NPU
+        return []
     reader = csv.reader(io.StringIO(text, newline=""), quoting=csv.QUOTE_NONE)
     try:
         header = next(reader)
     except StopIteration:
         raise CompileError(f"Vela's {source} is empty") from None
-    header = _unique([h.strip() for h in header])
+    raw_header = [h.strip() for h in header]
+    header = _unique(raw_header)
     if not header or header[-1] != "Name":
         raise CompileError(f"Vela's {source} does not end with a 'Name' column: {header}")
     missing = [col for col, _ in layout_of(header) if col not in header]
@@ -151,8 +154,8 @@ def parse_per_layer_csv(text: str, source: str = "per-layer CSV") -> list[dict[s
     width = len(header) - 1
     rows = []
     for line_no, fields_ in enumerate(reader, start=2):
-        if not fields_:
-            continue
+        if not fields_ or [f.strip() for f in fields_] == raw_header:
+            continue  # the legacy compiler repeats the header for every NPU subgraph
         if len(fields_) < len(header):
             raise CompileError(f"Vela's {source} line {line_no} has {len(fields_)} fields, expected {len(header)}")
         row = dict(zip(header[:width], fields_[:width]))

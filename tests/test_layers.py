@@ -197,3 +197,16 @@ def test_report_carries_every_costed_layer(swept, tmp_path):
     table = md.split("**Every layer of every configuration**", 1)[1].split("\n\n*", 1)[0]
     assert len([ln for ln in table.splitlines() if ln.startswith("| u")]) == costed
     assert "| u55-256 | off-chip flash |" in md  # the bound-by summary row
+
+
+def test_repeated_header_and_empty_csv(tmp_path):
+    """The legacy compiler repeats the header line for every NPU subgraph; a model with no NPU
+    operator gets an empty CSV: neither is a compile failure."""
+    model = _quoted_name_model(tmp_path / "quoted.tflite")
+    r = compile_model(model, "u55-64")
+    [vela_csv] = Path(r.output_dir).glob("*_per-layer.csv")
+    text = vela_csv.read_text()
+    header, _, body = text.partition("\n")
+    rows = parse_per_layer_csv(text)
+    assert parse_per_layer_csv(text + header + "\n" + body) == rows + rows
+    assert parse_per_layer_csv("") == [] and parse_per_layer_csv("\n") == []
