@@ -402,11 +402,26 @@ class _Holder:
     text = ""
 
 
+def _import_vela():
+    """Import Vela with the real stdout in place. Vela's ``stats_writer`` binds ``sys.stdout`` as a
+    default argument (``f=sys.stdout``) at import time; imported while a caller had replaced
+    ``sys.stdout`` (pytest's capture, a notebook, contextlib.redirect_stdout), every later legacy-core
+    compile would print its summary to that stream, closed by then ("I/O operation on closed
+    file"). Rebinding such defaults to ``sys.__stdout__`` keeps the fd-level capture below working."""
+    with contextlib.redirect_stdout(sys.__stdout__), contextlib.redirect_stderr(sys.__stderr__):
+        from ethosu.vela import stats_writer, vela
+    for fn in vars(stats_writer).values():
+        defaults = getattr(fn, "__defaults__", None)
+        if callable(fn) and defaults and any(d is not sys.__stdout__ and hasattr(d, "write") for d in defaults):
+            fn.__defaults__ = tuple(sys.__stdout__ if hasattr(d, "write") else d for d in defaults)
+    return vela
+
+
 def run_vela(argv: list[str], log_path: Path | None = None) -> str:
     """Run ``vela.main(argv)`` in this process; return what it printed, raise on failure.
     A signal inside Vela kills this process: use ``run_vela_contained`` unless this process is
     itself a disposable worker."""
-    from ethosu.vela import vela
+    vela = _import_vela()
 
     rc: Any = None
     error: BaseException | None = None
