@@ -257,7 +257,7 @@ def test_models_with_dangling_tensor_indices_give_clear_errors(tmp_path):
         CpuBackend(op_bad)
     in_bad = tmp_path / "in_bad.tflite"
     in_bad.write_bytes(_with_bad_index(base, lambda m: m.subgraph, 6))
-    with pytest.raises(ModelError, match="subgraph input refers to tensor 9999"):
+    with pytest.raises(ModelError, match="input list refers to tensor 9999"):
         CpuBackend(in_bad)
 
 

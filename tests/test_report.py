@@ -259,7 +259,7 @@ def _one_line_error(capsys, argv) -> str:
         ('{"results": [{"cycles_total": 5}]}', "results[0] has no 'accel'"),
         ('{"results": [{"accel": "u55-128", "cycles_total": "many"}]}', "results[0].cycles_total is 'many'"),
         ('{"results": [{"accel": "u55-128", "cycles_total": 5, "layers": 3}]}', "layers must be a list"),
-        ('{"results": [{"accel": "u55-128", "cycles_total": 5}], "parity": 7}', "parity must be an object"),
+        ('{"results": [{"accel": "u55-128", "cycles_total": 5}], "parity": 7}', "not a parity document"),
     ],
 )
 def test_cli_bad_results_file(tmp_path, capsys, content, message):

@@ -51,6 +51,15 @@ class _ResourceStep:
     subgraph: int
 
 
+# an ethos-u operator's first inputs: command stream, read-only data, scratch, fast scratch
+_NPU_FIXED_INPUTS = 4
+
+
+def _tensor_name(t) -> str:
+    n = t.name
+    return n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+
+
 class _Graph:
     """One subgraph as steps in graph order."""
 
@@ -79,10 +88,24 @@ class _Graph:
                 self.steps.append(seg)
             seg = None
 
+        # Persistent tensors: Vela's Regor compiler (seen for U85) lowers a resource variable to
+        # plain tensors that share a name ("0:frames") across the graph and its CALL_ONCE init
+        # subgraph: an ethos-u operator reads one that no earlier operator wrote, and writes it
+        # back. They live between invocations, keyed by name, like the variable they replace.
+        self.persistent: set[str] = set()
+        written = set(self.inputs) | set(self.constants)
+        for i, (op, name) in enumerate(zip(ops, names)):
+            if name == f"CUSTOM {CUSTOM_CODE}":
+                for t in op.inputs[_NPU_FIXED_INPUTS:] if op.inputs is not None else []:
+                    t = int(t)
+                    if t >= 0 and t not in written and not sg.tensors[t].isVariable:
+                        self.persistent.add(_tensor_name(sg.tensors[t]))
+            written.update(int(t) for t in (op.outputs if op.outputs is not None else []))
+
         for i, (op, name) in enumerate(zip(ops, names)):
             if name == f"CUSTOM {CUSTOM_CODE}":
                 flush()
-                eop = read_ethos_u_op(tm, tm.operators(sg_index)[i])
+                eop = read_ethos_u_op(tm, tm.operators(sg_index)[i], sg_index)
                 self.steps.append(_NpuStep(eop, make_executor(eop.payload, backend.behaviours)))
             elif name in cpu_side.RESOURCE_OPS:
                 flush()
@@ -127,7 +150,8 @@ class _Graph:
 
     @property
     def stateful(self) -> bool:
-        npu_state = any(self.tensors[t.index].isVariable for s in self.npu_steps for t in s.op.ifms)
+        npu_state = bool(self.persistent) or any(self.tensors[t.index].isVariable
+                                                 for s in self.npu_steps for t in s.op.ifms)
         return npu_state or any(isinstance(s, _ResourceStep) or (isinstance(s, cpu_side.Segment) and s.stateful)
                                 for s in self.steps)
 
@@ -150,6 +174,7 @@ class NpuSimBackend:
         # variable tensors an ethos-u operator reads (LSTM states): the NPU updates them in place
         # in the arena; their values persist between invocations as TFLM's variable tensors do
         self.variables: dict[int, np.ndarray] = {}
+        self.persistent: dict[str, np.ndarray] = {}  # Regor's persistent tensors, by name (_Graph)
         self._graphs: dict[int, _Graph] = {0: _Graph(self, 0)}
         main = self._graphs[0]
         self.steps = main.steps
@@ -177,6 +202,7 @@ class NpuSimBackend:
         variable tensors of the CPU side zeroed."""
         self.resources.reset()
         self.variables.clear()
+        self.persistent.clear()
         for g in self._graphs.values():
             for s in g.steps:
                 if isinstance(s, cpu_side.Segment) and s.stateful:
@@ -222,8 +248,13 @@ class NpuSimBackend:
                 zp = cpu_side.tensor_zero_point(g.tensors[t.index])
                 x = self.variables.get(t.index)
                 data = x if x is not None else np.full((batch,) + t.shape, zp, dtype=t.dtype)
+            elif t.index not in values and _tensor_name(g.tensors[t.index]) in g.persistent:
+                data = self.persistent.get(_tensor_name(g.tensors[t.index]))
+                if data is None:
+                    raise ModelError(f"persistent tensor {_tensor_name(g.tensors[t.index])!r} is read before "
+                                     "its init subgraph (CALL_ONCE) wrote it")
             else:
-                data = values[t.index]
+                data = self._value(g, values, t.index, batch)
             data = np.ascontiguousarray(data.astype(t.dtype, copy=False))
             scratch[:, t.offset : t.offset + t.nbytes] = data.reshape(batch, -1).view(np.uint8)
         trace = self.trace
@@ -231,9 +262,13 @@ class NpuSimBackend:
         for t in state:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             self.variables[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape).copy()
+        keep = set().union(*(h.persistent for h in self._graphs.values()), g.persistent)
         for t in op.ofms:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             values[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape)
+            name = _tensor_name(g.tensors[t.index])
+            if name in keep:
+                self.persistent[name] = values[t.index].copy()
 
     def _graph(self, index: int) -> _Graph:
         if index not in self._graphs:

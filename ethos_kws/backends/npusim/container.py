@@ -132,14 +132,23 @@ class EthosUOp:
     ofms: tuple[ArenaTensor, ...]
 
 
-def offline_offsets(model: TfliteModel) -> np.ndarray | None:
+def offline_offsets(model: TfliteModel, subgraph: int = 0) -> np.ndarray | None:
+    """Arena offsets of one subgraph's tensors (-1: not in the arena). Vela writes one table for
+    the whole model: [version, subgraph count, offset count, offsets of subgraph 0's tensors, then
+    subgraph 1's, ...], so a later subgraph's offsets start after every earlier subgraph's."""
     raw = model.metadata("OfflineMemoryAllocation")
     if raw is None:
         return None
     arr = np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<i4")
     if len(arr) < 3 or arr[2] != len(arr) - 3:
         raise ModelError("corrupt OfflineMemoryAllocation metadata (count does not match its length)")
-    return arr[3:]
+    counts = [model.model.Subgraphs(i).TensorsLength() for i in range(model.model.SubgraphsLength())]
+    if subgraph >= len(counts):
+        raise ModelError(f"subgraph {subgraph} does not exist")
+    start = 3 + sum(counts[:subgraph])
+    if subgraph > 0 and (arr[1] != len(counts) or len(arr) < start + counts[subgraph]):
+        raise ModelError(f"OfflineMemoryAllocation metadata has no offsets for subgraph {subgraph}")
+    return arr[start : start + counts[subgraph]]
 
 
 def compiled_accelerators(model: TfliteModel) -> list[str]:
@@ -175,39 +184,41 @@ def is_vela_model(model: TfliteModel) -> bool:
     return any(op.opcode == "CUSTOM" and op.custom_code == CUSTOM_CODE for op in model.operators())
 
 
-def _arena_tensor(model: TfliteModel, index: int, offsets: np.ndarray) -> ArenaTensor:
-    spec = model.tensor_spec(index)
+def _arena_tensor(model: TfliteModel, index: int, offsets: np.ndarray, subgraph: int = 0) -> ArenaTensor:
+    spec = model.tensor_spec(index, subgraph)
     if index >= len(offsets) or offsets[index] < 0:
         raise ModelError(f"tensor {spec.name!r} of the ethos-u op has no arena offset")
-    dtype = numpy_dtype(model.tensor(index).Type())
+    dtype = numpy_dtype(model.tensor(index, subgraph).Type())
     return ArenaTensor(index, spec.name, tuple(spec.shape), dtype, int(offsets[index]))
 
 
-def _size(model: TfliteModel, index: int) -> int:
-    spec = model.tensor_spec(index)
+def _size(model: TfliteModel, index: int, subgraph: int = 0) -> int:
+    spec = model.tensor_spec(index, subgraph)
     return int(np.prod(spec.shape, dtype=np.int64)) if spec.shape else 0
 
 
-def read_ethos_u_op(model: TfliteModel, op) -> EthosUOp:
+def read_ethos_u_op(model: TfliteModel, op, subgraph: int = 0) -> EthosUOp:
+    """The ethos-u operator ``op`` of ``subgraph``: its tensor indices are that subgraph's (a
+    CALL_ONCE init subgraph has its own command stream, read-only data and arena offsets)."""
     if len(op.inputs) < 4:
         raise ModelError(f"ethos-u operator {op.index} has {len(op.inputs)} inputs; expected at least 4")
-    offsets = offline_offsets(model)
+    offsets = offline_offsets(model, subgraph)
     if offsets is None:
         raise ModelError("Vela model has no OfflineMemoryAllocation metadata")
     cmd_idx, ro_idx, scratch_idx, fast_idx = op.inputs[:4]
-    cmd = model.tensor_data(cmd_idx)
+    cmd = model.tensor_data(cmd_idx, subgraph)
     if cmd is None:
         raise ModelError("ethos-u operator has an empty command stream tensor")
-    ro = model.tensor_data(ro_idx)
-    ifms = tuple(_arena_tensor(model, i, offsets) for i in op.inputs[4:])
-    ofms = tuple(_arena_tensor(model, i, offsets) for i in op.outputs)
-    scratch = max([_size(model, scratch_idx)] + [t.offset + t.nbytes for t in ifms + ofms])
+    ro = model.tensor_data(ro_idx, subgraph)
+    ifms = tuple(_arena_tensor(model, i, offsets, subgraph) for i in op.inputs[4:])
+    ofms = tuple(_arena_tensor(model, i, offsets, subgraph) for i in op.outputs)
+    scratch = max([_size(model, scratch_idx, subgraph)] + [t.offset + t.nbytes for t in ifms + ofms])
     return EthosUOp(
         op_index=op.index,
         payload=parse_payload(cmd.tobytes()),
         read_only=ro.tobytes() if ro is not None else b"",
         scratch_bytes=scratch,
-        scratch_fast_bytes=_size(model, fast_idx),
+        scratch_fast_bytes=_size(model, fast_idx, subgraph),
         fast_is_scratch=fast_idx == scratch_idx,
         ifms=ifms,
         ofms=ofms,
