@@ -35,14 +35,7 @@ def compilers_for(acc: str) -> dict[str, bool]:
 # model yet (README, "npu-sim on Ethos-U85"). A case leaving this table (now modelled) or joining
 # it fails the test, so the table is the coverage list.
 U85_NOT_MODELLED: dict[str, str] = {
-    "abs_int8": "ELEMENTWISE ABS", "abs_int16": "ELEMENTWISE ABS",
     "arg_max_int8": "POOL ARGMAX_X",
-    "leaky_relu_int16": "ELEMENTWISE LRELU", "leaky_relu_int16_rescaled": "ELEMENTWISE LRELU",
-    "logistic_int16": "ACTIVATION LUT_SIGMOID", "tanh_int16": "ACTIVATION LUT_TANH",
-    "lstm_int8": "ACTIVATION LUT_SIGMOID",
-    "softmax_int16": "ACTIVATION LUT_S16_S16",
-    "mirror_pad_int8": "OFM_PRECISION activation_reverse",
-    "transpose_int8": "OFM_PRECISION activation_transpose",
     "resize_bilinear_int8": "NPU_OP_RESIZE BILINEAR", "resize_nearest_int8": "NPU_OP_RESIZE NEAREST",
 }
 # operators the int8 network matrix (test_npusim_matrix.py) covers with calibrated models

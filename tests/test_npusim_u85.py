@@ -422,6 +422,7 @@ def test_out_of_range_weights(tmp_path):
     (cmd0("NPU_SET_OFM_REGION", 0), "read-only region 0"),
     (cmd0("NPU_SET_IFM_REGION", 5), "region 5 is not backed"),
     (cmd1("NPU_SET_OFM_SCALE", 1, 7 << 13), "rounding mode 7 is not defined"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 4 << 11), "activation_transpose 4 is not defined"),
 ])
 def test_malformed_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85
@@ -429,11 +430,11 @@ def test_malformed_register_values(softmax_u85, extra, needle):
 
 
 @pytest.mark.parametrize("extra, needle", [
-    (cmd0("NPU_SET_ACTIVATION", 10), "LUT_TANH is not modelled"),
+    (cmd0("NPU_SET_ACTIVATION", 10), "LUT_TANH with a"),
     (cmd0("NPU_SET_IFM_UPSCALE", 1), "IFM_UPSCALE mode 1"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 4), "acc_input KEEP"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 6), "acc_output DISABLE"),
-    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 11), "activation_transpose"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 9 | 1 << 11), "activation_reverse together with activation_transpose"),
 ])
 def test_unmodelled_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85
@@ -445,7 +446,7 @@ def test_unmodelled_register_values(softmax_u85, extra, needle):
     ("NPU_OP_POOL", 6, "POOL ARGMAX_X is not modelled"),
     ("NPU_OP_ELEMENTWISE", 11, "ELEMENTWISE DIV is not modelled"),
     ("NPU_OP_ELEMENTWISE", 33, "ELEMENTWISE AND is not modelled"),
-    ("NPU_OP_ELEMENTWISE", 5, "ELEMENTWISE LRELU is not modelled"),
+    ("NPU_OP_ELEMENTWISE", 10, "ELEMENTWISE LSR is not modelled"),
     ("NPU_OP_POOL", 5, "POOL MIN is not modelled"),
 ])
 def test_unmodelled_modes(softmax_u85, op, mode, needle):

@@ -94,7 +94,11 @@ def _on_sigterm(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except (EthosKwsError, OSError) as e:  # a broken installation (e.g. its data folder missing)
+        print(f"ethos-kws: error: {e}; reinstall ethos-kws", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

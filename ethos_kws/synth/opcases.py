@@ -351,6 +351,10 @@ OP_CASES: dict[str, OpCase] = {
         "STRIDED_SLICE", "int8", (-4, 4), (1, 3, 2, 8), None, [[0, 0, 1, 0], [1, 6, 5, 8], [1, 2, 2, 1]])),
     "transpose_int8": OpCase(("TRANSPOSE",), _with_consts("TRANSPOSE", "int8", (-4, 4), (1, 5, 6, 8), None,
                                                           [[0, 2, 1, 3]])),
+    # the 3-cycles tell the two readings of the U85 OFM transpose field apart
+    **{f"transpose_{name}_int8": OpCase(("TRANSPOSE",), _with_consts("TRANSPOSE", "int8", (-4, 4), shape, None, [perm]))
+       for name, perm, shape in (("hcw", [0, 1, 3, 2], (1, 6, 8, 5)), ("wch", [0, 2, 3, 1], (1, 5, 8, 6)),
+                                 ("cwh", [0, 3, 2, 1], (1, 8, 5, 6)))},
     "pad_int8": OpCase(("PAD",), _with_consts("PAD", "int8", (-4, 4), (1, 8, 8, 8), None,
                                               [[[0, 0], [1, 1], [2, 1], [0, 0]]])),
     "mirror_pad_int8": OpCase(("MIRROR_PAD",), _with_consts("MIRROR_PAD", "int8", (-4, 4), (1, 8, 7, 8), None,

@@ -27,6 +27,12 @@ def _apply_lut16(mem: Memory, slot: int, values: np.ndarray) -> np.ndarray:
     if slot != 0:
         raise CommandStreamError(f"a 16-bit LUT fills all of the LUT memory: TABLE_{slot} is not its start")
     raw = mem.read_bytes("SHRAM", mem.lut_base(), ENTRIES_16 * 4, "16-bit LUT")
+    return interpolate_lut16(raw, values)
+
+
+def interpolate_lut16(raw: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The 16-bit LUT lookup (U55 and U85 alike): ``raw`` the table's 2 KiB, (batch or 1, 2048)
+    bytes; ``values`` int16-range integers (batch, ...)."""
     table = np.ascontiguousarray(raw).view("<u4").astype(np.int64)  # (batch or 1, 512)
     if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:
         raise CommandStreamError("16-bit LUT index outside the int16 range")

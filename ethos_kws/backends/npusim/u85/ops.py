@@ -15,6 +15,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ....errors import CommandStreamError, NotModelledError
+from ..activation import sigmoid_q15, tanh_q15
+from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, read_fm, write_fm
 from ..memory import Memory
 from ..ops.common import Kernel
@@ -33,6 +35,9 @@ ACC_RESET = 0
 WEIGHT_STREAMS = ("WEIGHT", "WEIGHT1", "WEIGHT2", "WEIGHT3")
 BROADCAST_H, BROADCAST_W, BROADCAST_C, BROADCAST_SCALAR = 1, 2, 4, 8
 # ACTIVATION function -> (LUT input dtype, LUT entry dtype); None = no LUT
+# ACTIVATION function -> the native int16 function (LUT_TANH, LUT_SIGMOID)
+NATIVE = {10: tanh_q15, 11: sigmoid_q15}
+LUT_S16_S16 = 8
 LUTS = {1: (np.dtype("u1"), np.dtype("u1")), 4: (np.dtype("i1"), np.dtype("i1")),
         5: (np.dtype("i1"), np.dtype("<i2")), 7: (np.dtype("i1"), np.dtype("<i4"))}
 
@@ -115,11 +120,28 @@ def check_common(r: RegisterFile) -> None:
         raise not_modelled(f"ACC_FORMAT acc_input {isa.ENUM_FIELDS[('NPU_SET_ACC_FORMAT', 'acc_input')].get((acc >> 4) & 3)} (accumulator chaining)")
     if (acc >> 6) & 0x1:
         raise not_modelled("ACC_FORMAT acc_output DISABLE (accumulators kept for the next op)")
+
+
+
+# OFM_PRECISION activation_transpose: the stored OFM's axes in order, each naming the op's axis
+# (0 H, 1 W, 2 C) it holds — WHC stores the op's (h, w, c) element at (w, h, c) (TRANSPOSE)
+IDENTITY_ORDER = (0, 1, 2)
+OFM_ORDER = {code: tuple("HWC".index(a) for a in name)
+             for code, name in isa.ENUM_FIELDS[("NPU_SET_OFM_PRECISION", "activation_transpose")].items()}
+
+
+def ofm_order(r: RegisterFile, ofm: FeatureMap) -> tuple[tuple[int, int, int], int | None]:
+    """(axes, flipped axis) of the stored OFM from OFM_PRECISION's transpose and reverse fields;
+    reverse (MIRROR_PAD, REVERSE_V2) flips one axis of the stored OFM."""
     prec = r.param("OFM_PRECISION")
-    if (prec >> 9) & 0x3:
-        raise not_modelled("OFM_PRECISION activation_reverse")
-    if (prec >> 11) & 0x7:
-        raise not_modelled("OFM_PRECISION activation_transpose")
+    rev, tr = (prec >> 9) & 0x3, (prec >> 11) & 0x7
+    if tr not in OFM_ORDER:
+        raise CommandStreamError(f"OFM_PRECISION activation_transpose {tr} is not defined")
+    if rev and tr:
+        raise not_modelled("OFM_PRECISION activation_reverse together with activation_transpose")
+    if (rev or tr) and ofm.region not in range(8):
+        raise not_modelled("a reversed or transposed chained OFM")
+    return OFM_ORDER[tr], (rev - 1 if rev else None)
 
 
 class OutputStage:
@@ -132,15 +154,23 @@ class OutputStage:
         self.scale, self.shift, self.dbl_rnd, self.round_mode = scale_register(r, "OFM_SCALE")
         act = r.param("ACTIVATION")
         self.function, self.table, self.clip_none = act & 0x1F, (act >> 5) & 0x7, bool((act >> 12) & 1)
-        if self.function and self.function not in LUTS:
-            raise not_modelled(f"ACTIVATION {isa.ACTIVATION_FUNCTION.get(self.function, self.function)}")
-        if self.function:
+        # TANH/SIGMOID are the native int16 functions U55 has too (on the rescaled value, in
+        # units of 1/0x3000, giving Q0.15): the same arithmetic, shared with U55
+        self.native = NATIVE.get(self.function) if ofm.bits == 16 else None
+        self.lut16 = self.function == LUT_S16_S16
+        if self.lut16 and ofm.bits != 16:
+            raise CommandStreamError(f"ACTIVATION LUT_S16_S16 with a {ofm.bits}-bit OFM")
+        if self.function and self.function not in LUTS and self.native is None and not self.lut16:
+            raise not_modelled(f"ACTIVATION {isa.ACTIVATION_FUNCTION.get(self.function, self.function)}"
+                               + (f" with a {ofm.bits}-bit OFM" if self.function in NATIVE else ""))
+        if self.function and self.native is None and not self.lut16:
             lut_in, entry = LUTS[self.function]
             if entry.itemsize != ofm.esize or entry.kind != ofm.dtype.kind:
                 raise CommandStreamError(
                     f"ACTIVATION {isa.ACTIVATION_FUNCTION[self.function]} with a {ofm.bits}-bit OFM")
             self.lut_in, self.lut_entry = lut_in, entry
         self.zero_point = ofm.zero_point
+        self.axes, self.flip = ofm_order(r, ofm)
         self.act_min = r.signed("ACTIVATION_MIN")
         mx = r.param("ACTIVATION_MAX")
         # MAX holds up to the uint16 maximum (regor clips int32 to [int16 min, uint16 max])
@@ -153,8 +183,11 @@ class OutputStage:
                        self.round_mode, self.dbl_rnd)
 
     def finish(self, v: np.ndarray) -> np.ndarray:
+        if self.native is not None:
+            v = self.native(v.astype(np.int64) if v.dtype == object else v)
         v = v + self.zero_point
-        info = np.iinfo(self.lut_in if self.function else self.ofm.dtype)
+        info = np.iinfo(self.lut_in if self.function and self.native is None and not self.lut16
+                        else self.ofm.dtype)
         lo, hi = int(info.min), int(info.max)
         if not self.clip_none:
             lo, hi = max(lo, self.act_min), min(hi, self.act_max)
@@ -162,8 +195,21 @@ class OutputStage:
             v = np.clip(v, lo, hi).astype(np.int64)
         return np.clip(v, lo, hi)
 
+    def index(self, mem: Memory, h: int, w: int, c: int) -> np.ndarray:
+        """Byte index of the stored OFM: the op's (h, w, c) in the order the OFM is written."""
+        dims = (h, w, c)
+        return self.ofm.byte_index(mem, *(dims[a] for a in self.axes))
+
     def write(self, mem: Memory, index: np.ndarray, v: np.ndarray) -> None:
-        if self.function:
+        if self.axes != IDENTITY_ORDER:
+            v = np.transpose(v, (0,) + tuple(1 + a for a in self.axes))
+        if self.flip is not None:
+            v = np.flip(v, axis=1 + self.flip)
+        if self.lut16:  # 512 base+slope entries filling the LUT memory, as on U55
+            base = self.table * 256 * 4
+            raw = mem.read_bytes(LUT_REGION, base, 512 * 4, f"16-bit LUT table {self.table}")
+            v = interpolate_lut16(raw, v.astype(np.int64))
+        elif self.function and self.native is None:
             base = self.table * 256 * self.lut_entry.itemsize
             raw = mem.read_bytes(LUT_REGION, base, 256 * self.lut_entry.itemsize, f"LUT table {self.table}")
             table = np.ascontiguousarray(raw).view(self.lut_entry).astype(np.int64)
@@ -220,7 +266,7 @@ class ConvPlan:
             raise not_modelled(f"{self.op} with a global OFM_SCALE (no scale stream)")
         mem = ctx.mem
         self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
-        self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ofm_index = self.out.index(mem, self.h, self.w, self.c)
         info = np.iinfo(self.ifm.dtype)
         self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
         acc = r.param("ACC_FORMAT")
@@ -294,7 +340,7 @@ class PoolPlan:
         if not self.out.global_scale:
             raise not_modelled("POOL with a per-channel scale stream")
         self.ifm_index = self.ifm.byte_index(ctx.mem, self.ih, self.iw, self.ifm_depth)
-        self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
         self.round_away = ctx.behaviours.padded_avg_round_away
 
     def _valid_counts(self) -> np.ndarray:
@@ -335,9 +381,9 @@ class PoolPlan:
 
 
 EW = {name: code for code, name in isa.ELEMENTWISE_MODE.items()}
-# modelled and verified against TFLite Micro (softmax, ADD/MUL, DS-CNN); LRELU and ABS are refused:
-# no int8 model reaches them (Vela lowers int8 LeakyRelu/Tanh/Logistic to a LUT) to verify them
-EW_MODELLED = frozenset(EW[n] for n in ("MUL", "ADD", "SUB", "MIN", "MAX", "CLZ", "SHR", "SHL"))
+# modelled and verified against TFLite Micro (softmax, ADD/MUL, DS-CNN; ABS and int16 LRELU by the
+# op matrix: int8 LeakyRelu/Tanh/Logistic are LUTs)
+EW_MODELLED = frozenset(EW[n] for n in ("MUL", "ADD", "SUB", "MIN", "MAX", "CLZ", "SHR", "SHL", "ABS", "LRELU"))
 EW_UNARY = frozenset(EW[n] for n in ("LRELU", "ABS", "CLZ", "NOT"))
 
 
@@ -357,9 +403,9 @@ class ElementwisePlan:
         self.ifm2_scale = scale_register(r, "IFM2_SCALE")
         name = isa.ELEMENTWISE_MODE[mode]
         scaled = self.ifm_scale[:2] != (1, 0) or (mode not in EW_UNARY and self.ifm2_scale[:2] != (1, 0))
-        if name not in ("ADD", "SUB") and scaled:
+        if name not in ("ADD", "SUB", "LRELU") and scaled:
             raise not_modelled(f"ELEMENTWISE {name} with IFM/IFM2 scaling")
-        self.ofm_index = self.ofm.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
         self.mul32_shift_only = self.ofm.bits == 32 and ctx.behaviours.mul32_shift_only
 
     def _operand(self, r: RegisterFile, ctx: Context, name: str):
@@ -397,6 +443,14 @@ class ElementwisePlan:
             v = out.rescale(a * b, 1 if self.mul32_shift_only else None)
         elif name in ("MIN", "MAX"):
             v = out.rescale(np.minimum(a, b) if name == "MIN" else np.maximum(a, b))
+        elif name == "ABS":
+            v = out.rescale(np.abs(a))
+        elif name == "LRELU":
+            # Regor's U85 LRELU: IFM_SCALE scales the non-negative elements, IFM2_SCALE (alpha
+            # times that) the negative ones; OFM_SCALE follows as for every op (unit here)
+            pos = rescale(a, s1[0], s1[1], DOUBLE_SYMMETRIC if s1[3] == 0 else NATURAL, s1[2])
+            neg = rescale(a, s2[0], s2[1], DOUBLE_SYMMETRIC if s2[3] == 0 else NATURAL, s2[2])
+            v = out.rescale(np.where(a < 0, neg, pos))
         elif name == "CLZ":
             u = (a & 0xFFFFFFFF).astype(np.uint64)
             nbits = np.zeros(u.shape, dtype=np.int64)
