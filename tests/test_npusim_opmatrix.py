@@ -35,7 +35,6 @@ def compilers_for(acc: str) -> dict[str, bool]:
 # model yet (README, "npu-sim on Ethos-U85"). A case leaving this table (now modelled) or joining
 # it fails the test, so the table is the coverage list.
 U85_NOT_MODELLED: dict[str, str] = {
-    "arg_max_int8": "POOL ARGMAX_X",
     "resize_bilinear_int8": "NPU_OP_RESIZE BILINEAR", "resize_nearest_int8": "NPU_OP_RESIZE NEAREST",
 }
 # operators the int8 network matrix (test_npusim_matrix.py) covers with calibrated models

@@ -13,6 +13,7 @@ import pytest
 import tflite_micro
 
 from ethos_kws.accel import ACCELERATORS
+from ethos_kws.backends import create_backend
 from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
 from ethos_kws.backends.npusim.container import CommandPayload, read_ethos_u_op
 from ethos_kws.backends.npusim.memory import Memory
@@ -443,7 +444,8 @@ def test_unmodelled_register_values(softmax_u85, extra, needle):
 
 
 @pytest.mark.parametrize("op, mode, needle", [
-    ("NPU_OP_POOL", 6, "POOL ARGMAX_X is not modelled"),
+    ("NPU_OP_POOL", 7, "POOL ARGMAX_Y is not modelled"),
+    ("NPU_OP_POOL", 6, "POOL ARGMAX_X with OFM_SCALE"),  # softmax's POOL scale is not ArgMax's 1 >> 16
     ("NPU_OP_ELEMENTWISE", 11, "ELEMENTWISE DIV is not modelled"),
     ("NPU_OP_ELEMENTWISE", 33, "ELEMENTWISE AND is not modelled"),
     ("NPU_OP_ELEMENTWISE", 10, "ELEMENTWISE LSR is not modelled"),
@@ -495,3 +497,21 @@ def test_cli_exit_2_one_line(softmax_u85, tmp_path, capsys):
     rc = main(["run", "--backend", "npu-sim", "--model", str(bad), "--input", str(x)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "unknown cmd0 opcode 0x3fe" in err[0], err
+
+
+def test_argmax_ties_pick_the_first_maximum(tmp_path):
+    """POOL ARGMAX_X on inputs full of ties (values -1, 0, 1): the first maximum wins, as in
+    TFLite's ARG_MAX. Random int8 inputs almost never tie, so the op matrix cannot show this."""
+    from ethos_kws.synth.opcases import OP_CASES, build_case
+
+    path = tmp_path / "argmax.tflite"
+    path.write_bytes(build_case("arg_max_int8"))
+    cpu = create_backend("cpu", path, kernels=OP_CASES["arg_max_int8"].oracle)
+    rng = np.random.default_rng(0)
+    steps = [[rng.integers(-1, 2, size=s.shape).astype(s.dtype) for s in cpu.input_specs] for _ in range(3)]
+    ties = sum(int(((x[0].reshape(-1, x[0].shape[-1]) == x[0].reshape(-1, x[0].shape[-1]).max(1, keepdims=True)).sum(1) > 1).sum())
+               for x in steps)
+    assert ties > 50
+    sim = NpuSimBackend(compile_with_vela(path, "u85-256", tmp_path / "o"))
+    for x, got in zip(steps, sim.run_batch(steps)):
+        np.testing.assert_array_equal(got[0].reshape(cpu.run(x).outputs[0].data.shape), cpu.run(x).outputs[0].data)

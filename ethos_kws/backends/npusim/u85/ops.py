@@ -318,11 +318,16 @@ class ConvPlan:
 
 
 POOL_MAX, POOL_AVERAGE, POOL_REDUCE_SUM, POOL_SUM = range(4)
+POOL_ARGMAX_X = 6
+# ARGMAX_X leaves the x index of the window's first maximum in the accumulator's upper 16 bits;
+# Vela reads it with OFM_SCALE 1 >> 16. What the lower 16 bits hold is not known, so any other
+# OFM_SCALE is not modelled rather than guessed.
+ARGMAX_SCALE = (1, 16)
 
 
 class PoolPlan:
     def __init__(self, r: RegisterFile, ctx: Context, mode: int):
-        if mode not in (POOL_MAX, POOL_AVERAGE, POOL_REDUCE_SUM, POOL_SUM):  # MIN: no test model yet
+        if mode not in (POOL_MAX, POOL_AVERAGE, POOL_REDUCE_SUM, POOL_SUM, POOL_ARGMAX_X):  # MIN: no test model yet
             raise not_modelled(f"POOL {isa.POOLING_MODE.get(mode, mode)}")
         check_common(r)
         self.mode = mode
@@ -342,6 +347,13 @@ class PoolPlan:
         self.ifm_index = self.ifm.byte_index(ctx.mem, self.ih, self.iw, self.ifm_depth)
         self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
         self.round_away = ctx.behaviours.padded_avg_round_away
+        if mode == POOL_ARGMAX_X:
+            k = self.k
+            if k.height != 1 or k.pad_top or k.pad_bottom or k.pad_left or k.pad_right:
+                raise not_modelled("POOL ARGMAX_X with a kernel height above 1 or padding")
+            if (self.out.scale, self.out.shift) != ARGMAX_SCALE:
+                raise not_modelled(f"POOL ARGMAX_X with OFM_SCALE {(self.out.scale, self.out.shift)} "
+                                   f"(only {ARGMAX_SCALE}: the index alone)")
 
     def _valid_counts(self) -> np.ndarray:
         k = self.k
@@ -357,14 +369,16 @@ class PoolPlan:
         if self.mode == POOL_REDUCE_SUM:
             v = x.sum(axis=3, keepdims=True)
         else:
-            fill = np.iinfo(np.int64).min // 4 if self.mode == POOL_MAX else 0
+            fill = np.iinfo(np.int64).min // 4 if self.mode in (POOL_MAX, POOL_ARGMAX_X) else 0
             b = x.shape[0]
             xp = np.full((b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.c),
                          fill, dtype=np.int64)
             xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
             win = sliding_window_view(xp, (k.height, k.width), axis=(1, 2))
             win = win[:, : (self.h - 1) * k.stride_y + 1 : k.stride_y, : (self.w - 1) * k.stride_x + 1 : k.stride_x]
-            if self.mode == POOL_MAX:
+            if self.mode == POOL_ARGMAX_X:  # first maximum wins, as TFLite's ARG_MAX
+                v = win[..., 0, :].argmax(axis=4).astype(np.int64) << 16
+            elif self.mode == POOL_MAX:
                 v = win.max(axis=(4, 5))
             elif self.mode == POOL_SUM:
                 v = win.sum(axis=(4, 5))
