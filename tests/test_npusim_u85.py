@@ -462,8 +462,8 @@ def test_unmodelled_modes(softmax_u85, op, mode, needle):
 
 def test_resize_and_branch_are_named(softmax_u85):
     eop, _ = softmax_u85
-    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", cmd0("NPU_OP_RESIZE", 2)), error=NotModelledError)
-    assert "NPU_OP_RESIZE NEAREST is not modelled" in msg
+    msg = run_words(eop, with_before(words_of(eop), "NPU_OP_POOL", cmd0("NPU_OP_RESIZE", 1)), error=NotModelledError)
+    assert "NPU_OP_RESIZE REPLICATE is not modelled" in msg
     msg = run_words(eop, cmd1("NPU_OP_BRANCH", 0) + words_of(eop), error=NotModelledError)
     assert "NPU_OP_BRANCH (control flow) is not modelled" in msg
 

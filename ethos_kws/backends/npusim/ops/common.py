@@ -88,7 +88,7 @@ class Upscale:
         mode = r.field("IFM_UPSCALE", "mode")
         if mode not in {m.value for m in Resampling}:
             raise CommandStreamError(f"IFM_UPSCALE mode {mode} is not defined")
-        if mode != Resampling.NONE.value and op not in ("CONV", "POOL"):
+        if mode != Resampling.NONE.value and op not in ("CONV", "DEPTHWISE", "POOL"):
             raise NotModelledError(f"IFM_UPSCALE {Resampling(mode).name} on {op} is not modelled")
         return cls(mode)
 

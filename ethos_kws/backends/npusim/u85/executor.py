@@ -15,7 +15,7 @@ from ..memory import Memory
 from ..registers import RegisterFile
 from . import isa
 from .commands import decode_u85_stream
-from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, PoolPlan, ensure_regions, not_modelled
+from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, PoolPlan, ResizePlan, ensure_regions, not_modelled
 
 SYNC_OPS = frozenset({"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_OP_IRQ"})
 PLANS: dict[str, Callable] = {
@@ -24,9 +24,9 @@ PLANS: dict[str, Callable] = {
     "NPU_OP_POOL": lambda r, ctx, p: PoolPlan(r, ctx, p & 0x7),
     "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F),
     "NPU_OP_DMA_START": lambda r, ctx, p: DmaPlan(r, ctx),
+    "NPU_OP_RESIZE": lambda r, ctx, p: ResizePlan(r, ctx, p & 3),
 }
 NOT_MODELLED_OPS = {
-    "NPU_OP_RESIZE": lambda p: f"NPU_OP_RESIZE {isa.RESIZE_MODE.get(p & 3, p & 3)}",
     "NPU_OP_BRANCH": lambda p: "NPU_OP_BRANCH (control flow)",
 }
 

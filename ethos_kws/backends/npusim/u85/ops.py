@@ -502,3 +502,67 @@ class DmaPlan:
     def run(self, mem: Memory) -> None:
         src = mem.region(self.src)[:, self.src_addr : self.src_addr + self.length]
         mem.region(self.dst)[:, self.dst_addr : self.dst_addr + self.length] = src
+
+
+RESIZE_BILINEAR, RESIZE_NEAREST = 0, 2
+
+
+def _resize_axis(r: RegisterFile, axis: str, size: int):
+    """(n, first IFM index, fraction in 1/n) of each OFM position along one axis: the position is
+    o * step + offset in units of 1/n of an IFM element (RESIZE_*_SCALE_N_M1, _STEP, _OFFSET)."""
+    n = r.param(f"RESIZE_{axis}_SCALE_N_M1") + 1
+    # the low 16 bits step one OFM element; X_STEP's upper fields (they differ between U85 sizes
+    # for one model) step whole OFM blocks and do not change what is computed
+    step = r.cmd1.get(f"RESIZE_{axis}_STEP", (0, 0))[1] & 0xFFFF
+    # Verified bit exact where positions fall on halves of an IFM element (2x, align-corners);
+    # at other ratios (e.g. 6 -> 9 NEAREST) the rounding of a position is not yet known
+    if n == 0 or (2 * step) % n:
+        raise not_modelled(f"NPU_OP_RESIZE {axis} step {step}/{n} of an IFM element (verified only for "
+                           "steps that are multiples of 1/2)")
+    off = r.param(f"RESIZE_{axis}_OFFSET") & 0xFFF
+    off = off - 0x1000 if off & 0x800 else off  # 12-bit signed
+    pos = np.arange(size, dtype=np.int64) * step + off
+    i0 = np.floor_divide(pos, n)
+    return n, i0, pos - i0 * n
+
+
+class ResizePlan:
+    """NPU_OP_RESIZE, NEAREST and BILINEAR: each OFM element from the IFM elements around its
+    position (clamped to the IFM), bilinear weights (n - f) and f per axis; the accumulator holds
+    the result << 16, as Vela's OFM_SCALE (1 >> 16 nearest, 1 >> 16 + log2(n*n) bilinear) expects."""
+
+    def __init__(self, r: RegisterFile, ctx: Context, mode: int):
+        if mode not in (RESIZE_BILINEAR, RESIZE_NEAREST):
+            raise not_modelled(f"NPU_OP_RESIZE {isa.RESIZE_MODE.get(mode, mode)}")
+        check_common(r)
+        self.mode = mode
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
+        # the IFM's size is the kernel's (regor sets KERNEL_* to the IFM height and width)
+        self.ih, self.iw = r.param("KERNEL_HEIGHT_M1") + 1, r.param("KERNEL_WIDTH_M1") + 1
+        self.ifm = feature_map(r, "IFM", self.ih, self.iw, self.c, ctx)
+        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
+        self.ifm_index = self.ifm.byte_index(ctx.mem, self.ih, self.iw, self.c)
+        self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
+        self.ny, self.y0, self.fy = _resize_axis(r, "Y", self.h)
+        self.nx, self.x0, self.fx = _resize_axis(r, "X", self.w)
+
+    def run(self, mem: Memory) -> None:
+        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm.zero_point
+
+        def rows(i):
+            return np.clip(i, 0, self.ih - 1)
+
+        def cols(i):
+            return np.clip(i, 0, self.iw - 1)
+
+        if self.mode == RESIZE_NEAREST:  # the nearer element; half way rounds up
+            v = x[:, rows(self.y0 + (2 * self.fy >= self.ny))][:, :, cols(self.x0 + (2 * self.fx >= self.nx))]
+        else:
+            wy1, wx1 = self.fy[None, :, None, None], self.fx[None, None, :, None]
+            wy0, wx0 = self.ny - wy1, self.nx - wx1
+            top, bottom = x[:, rows(self.y0)], x[:, rows(self.y0 + 1)]
+            c0, c1 = cols(self.x0), cols(self.x0 + 1)
+            v = (top[:, :, c0] * wx0 + top[:, :, c1] * wx1) * wy0 + (bottom[:, :, c0] * wx0 + bottom[:, :, c1] * wx1) * wy1
+        v = self.out.rescale(v << 16)
+        self.out.write(mem, self.ofm_index, self.out.finish(v))
