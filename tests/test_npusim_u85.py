@@ -515,3 +515,27 @@ def test_argmax_ties_pick_the_first_maximum(tmp_path):
     sim = NpuSimBackend(compile_with_vela(path, "u85-256", tmp_path / "o"))
     for x, got in zip(steps, sim.run_batch(steps)):
         np.testing.assert_array_equal(got[0].reshape(cpu.run(x).outputs[0].data.shape), cpu.run(x).outputs[0].data)
+
+
+def test_resize_nearest_half_pixel_is_regors(tmp_path):
+    """RESIZE_NEAREST_NEIGHBOR 6x5 -> 9x7 with and without half_pixel_centers: Regor emits one and
+    the same U85 command stream for both, so at most one can match its model. npu-sim matches the
+    half-pixel model bit for bit (nearest rounds half up on the centre position); the other
+    model's difference is Vela's, named in the op matrix."""
+    from ethos_kws.synth.opcases import OP_CASES, build_case, random_inputs
+
+    streams, sims = {}, {}
+    for case in ("resize_nearest_6_to_9_int8", "resize_nearest_6_to_9_half_pixel_int8"):
+        path = tmp_path / f"{case}.tflite"
+        path.write_bytes(build_case(case))
+        compiled = compile_with_vela(path, "u85-256", tmp_path / case)
+        m = load_tflite(compiled)
+        streams[case] = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u")).payload.words
+        sims[case] = (path, NpuSimBackend(compiled))
+    assert list(streams["resize_nearest_6_to_9_int8"]) == list(streams["resize_nearest_6_to_9_half_pixel_int8"])
+    path, sim = sims["resize_nearest_6_to_9_half_pixel_int8"]
+    cpu = create_backend("cpu", path, kernels=OP_CASES["resize_nearest_6_to_9_half_pixel_int8"].oracle)
+    steps = random_inputs(cpu.input_specs, 3, seed=1)
+    for x, got in zip(steps, sim.run_batch(steps)):
+        want = cpu.run(x).outputs[0].data
+        np.testing.assert_array_equal(got[0].reshape(want.shape), want)

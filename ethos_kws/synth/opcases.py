@@ -367,8 +367,8 @@ OP_CASES: dict[str, OpCase] = {
         "RESIZE_NEAREST_NEIGHBOR", "int8", (-4, 4), (1, 12, 10, 8), None, [[12, 10]])),
     "resize_bilinear_int8": OpCase(("RESIZE_BILINEAR",), _with_consts(
         "RESIZE_BILINEAR", "int8", (-4, 4), (1, 12, 10, 8), None, [[12, 10]], halfPixelCenters=True)),
-    # U85's NPU_OP_RESIZE: align-corners and half-pixel variants; 6 -> 9 is a ratio whose
-    # rounding npu-sim does not model yet (a named stop on U85)
+    # U85's NPU_OP_RESIZE: align-corners and half-pixel variants, and 6 -> 9 with and without
+    # half-pixel centres (Regor emits the same stream for both: see test_npusim_u85)
     "resize_bilinear_align_corners_int8": OpCase(("RESIZE_BILINEAR",), _with_consts(
         "RESIZE_BILINEAR", "int8", (-4, 4), (1, 11, 9, 8), None, [[11, 9]], alignCorners=True)),
     "resize_nearest_align_corners_int8": OpCase(("RESIZE_NEAREST_NEIGHBOR",), _with_consts(
@@ -377,6 +377,10 @@ OP_CASES: dict[str, OpCase] = {
         "RESIZE_NEAREST_NEIGHBOR", "int8", (-4, 4), (1, 12, 10, 8), None, [[12, 10]], halfPixelCenters=True)),
     "resize_nearest_6_to_9_int8": OpCase(("RESIZE_NEAREST_NEIGHBOR",), _with_consts(
         "RESIZE_NEAREST_NEIGHBOR", "int8", (-4, 4), (1, 9, 7, 8), None, [[9, 7]])),
+    "resize_nearest_6_to_9_half_pixel_int8": OpCase(("RESIZE_NEAREST_NEIGHBOR",), _with_consts(
+        "RESIZE_NEAREST_NEIGHBOR", "int8", (-4, 4), (1, 9, 7, 8), None, [[9, 7]], halfPixelCenters=True)),
+    "resize_bilinear_4x_half_pixel_int8": OpCase(("RESIZE_BILINEAR",), _with_consts(
+        "RESIZE_BILINEAR", "int8", (-4, 4), (1, 24, 20, 8), None, [[24, 20]], halfPixelCenters=True)),
     "squeeze_int8": OpCase(("SQUEEZE",), _with_consts("SQUEEZE", "int8", (-4, 4), (1, 5, 8), None, [],
                                                       shape=(1, 1, 5, 8), squeezeDims=[1])),
     "expand_dims_int8": OpCase(("EXPAND_DIMS",), _with_consts("EXPAND_DIMS", "int8", (-4, 4), (1, 1, 5, 8),

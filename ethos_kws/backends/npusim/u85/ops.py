@@ -514,11 +514,6 @@ def _resize_axis(r: RegisterFile, axis: str, size: int):
     # the low 16 bits step one OFM element; X_STEP's upper fields (they differ between U85 sizes
     # for one model) step whole OFM blocks and do not change what is computed
     step = r.cmd1.get(f"RESIZE_{axis}_STEP", (0, 0))[1] & 0xFFFF
-    # Verified bit exact where positions fall on halves of an IFM element (2x, align-corners);
-    # at other ratios (e.g. 6 -> 9 NEAREST) the rounding of a position is not yet known
-    if n == 0 or (2 * step) % n:
-        raise not_modelled(f"NPU_OP_RESIZE {axis} step {step}/{n} of an IFM element (verified only for "
-                           "steps that are multiples of 1/2)")
     off = r.param(f"RESIZE_{axis}_OFFSET") & 0xFFF
     off = off - 0x1000 if off & 0x800 else off  # 12-bit signed
     pos = np.arange(size, dtype=np.int64) * step + off
@@ -556,7 +551,7 @@ class ResizePlan:
         def cols(i):
             return np.clip(i, 0, self.iw - 1)
 
-        if self.mode == RESIZE_NEAREST:  # the nearer element; half way rounds up
+        if self.mode == RESIZE_NEAREST:  # the nearer element; half way rounds up (half-pixel centres)
             v = x[:, rows(self.y0 + (2 * self.fy >= self.ny))][:, :, cols(self.x0 + (2 * self.fx >= self.nx))]
         else:
             wy1, wx1 = self.fy[None, :, None, None], self.fx[None, None, :, None]
