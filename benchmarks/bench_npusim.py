@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     default_model = (shared_data_dir() or Path(".")) / "models" / "ds_cnn_l_int8io.tflite"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(default_model))
-    ap.add_argument("--accel", default="u55,u65")  # the families npu-sim executes
+    ap.add_argument("--accel", default="all")  # every family: npu-sim executes U55, U65 and U85
     ap.add_argument("--legacy", action="store_true", help="compile with --debug-force-legacy-core")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=20)

@@ -111,6 +111,16 @@ class Upscale:
         return x
 
 
+def valid_counts(k: Kernel, h: int, w: int, ih: int, iw: int) -> np.ndarray:
+    """Divisor of a padded average pool, shape (1, h, w, 1): the kernel elements inside the IFM
+    (U55, U65 and U85 alike)."""
+    ys = np.arange(h)[:, None] * k.stride_y - k.pad_top + np.arange(k.height)[None, :]
+    xs = np.arange(w)[:, None] * k.stride_x - k.pad_left + np.arange(k.width)[None, :]
+    ny = ((ys >= 0) & (ys < ih)).sum(axis=1)
+    nx = ((xs >= 0) & (xs < iw)).sum(axis=1)
+    return (ny[:, None] * nx[None, :])[None, :, :, None].astype(np.int64)
+
+
 def check_unmodelled(r: RegisterFile) -> None:
     """Registers whose non-default values change results in ways npu-sim does not model."""
     if r.param("ACC_FORMAT") & 0x3 == AccFormat.FP_S5_10.value:

@@ -12,7 +12,7 @@ from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import rescale
-from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
+from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape, valid_counts
 
 
 
@@ -45,13 +45,7 @@ class PoolPlan:
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
 
     def _valid_counts(self) -> np.ndarray:
-        """Hardware divisor of a padded average pool: the kernel elements inside the IFM."""
-        k = self.k
-        ys = np.arange(self.h)[:, None] * k.stride_y - k.pad_top + np.arange(k.height)[None, :]
-        xs = np.arange(self.w)[:, None] * k.stride_x - k.pad_left + np.arange(k.width)[None, :]
-        ny = ((ys >= 0) & (ys < self.ih)).sum(axis=1)
-        nx = ((xs >= 0) & (xs < self.iw)).sum(axis=1)
-        return (ny[:, None] * nx[None, :])[None, :, :, None].astype(np.int64)
+        return valid_counts(self.k, self.h, self.w, self.ih, self.iw)
 
     def run(self, mem: Memory) -> None:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp

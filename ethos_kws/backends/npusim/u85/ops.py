@@ -19,7 +19,7 @@ from ..activation import sigmoid_q15, tanh_q15
 from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, read_fm, write_fm
 from ..memory import Memory
-from ..ops.common import Kernel
+from ..ops.common import Kernel, valid_counts
 from ..ops.conv import MAX_IM2COL, MAX_MACS, accumulate, float_type, pad_ifm, weight_matrix
 from ..registers import RegisterFile
 from . import isa
@@ -356,12 +356,7 @@ class PoolPlan:
                                    f"(only {ARGMAX_SCALE}: the index alone)")
 
     def _valid_counts(self) -> np.ndarray:
-        k = self.k
-        ys = np.arange(self.h)[:, None] * k.stride_y - k.pad_top + np.arange(k.height)[None, :]
-        xs = np.arange(self.w)[:, None] * k.stride_x - k.pad_left + np.arange(k.width)[None, :]
-        ny = ((ys >= 0) & (ys < self.ih)).sum(axis=1)
-        nx = ((xs >= 0) & (xs < self.iw)).sum(axis=1)
-        return (ny[:, None] * nx[None, :])[None, :, :, None].astype(np.int64)
+        return valid_counts(self.k, self.h, self.w, self.ih, self.iw)
 
     def run(self, mem: Memory) -> None:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm.zero_point
