@@ -265,6 +265,9 @@ def check_memory_mode_fits(system_config: str, memory_mode: str, ini: str | Path
     sc = get_system_config(system_config, ini)
     mode = memory_modes(ini)[check_memory_mode(memory_mode, ini)]
     ports = {"axi0": sc.axi0_port, "axi1": sc.axi1_port}
+    areas = [str(mode.get(a, "")).strip().lower() for a in _AREA_MEMORIES]
+    if len(set(areas)) == 1 and ports.get(areas[0]) == "Sram":
+        return  # Vela moves const_mem_area to an OnChipFlash with the SRAM's timing (Sram_Only)
     for area, allowed in _AREA_MEMORIES.items():
         port = mode.get(area)
         if port is None:
