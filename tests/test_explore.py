@@ -50,7 +50,9 @@ def dscnn_explore(tmp_path_factory, request):
     model = request.getfixturevalue("int8io_model")
     out = tmp_path_factory.mktemp("explore") / "out"
     axes = parse_axes(accel="u55-64,u55-128", memory_mode="Shared_Sram,Dedicated_Sram", optimise="Performance,Size")
-    return explore(model, axes, max_time_ms=3.0, max_sram_kib=64, out_dir=out, jobs=2)
+    with pytest.MonkeyPatch.context() as mp:  # the cache conftest gives every test (module scope runs first)
+        mp.setenv("ETHOS_KWS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield explore(model, axes, max_time_ms=3.0, max_sram_kib=64, out_dir=out, jobs=2)
 
 
 @pytest.fixture(scope="module")
