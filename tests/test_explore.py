@@ -130,3 +130,15 @@ def test_bad_input_is_one_line_exit_2(int8io_model, tmp_path, capsys, argv, matc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err, err
     assert not out.exists()
+
+
+def test_report_draws_the_exploration_page(dscnn_explore, tmp_path, capsys):
+    dest = tmp_path / "rep"
+    assert main(["report", str(dscnn_explore.out_dir), "--out", str(dest)]) == 0
+    md = (dest / "report.md").read_text()
+    html = (dest / "index.html").read_text()
+    assert "## Pareto front" in md and "## Budget" in md and "failed point" in md
+    assert "u55-128 / Shared\\_Sram / Size" in md  # a front row, through the one renderer's escaping
+    assert (dest / "explore_sram_vs_time.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Pareto front" in html and "explore_sram_vs_time.png" in html or "data:image/png" in html
+    assert (dest / "explore.json").is_file() and (dest / "explore.csv").is_file()
