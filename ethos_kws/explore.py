@@ -261,8 +261,8 @@ def explore(
     for s, k in enumerate(spec_point):
         if s in errors:
             points[k] = replace(points[k], status="failed", error=str(errors[s]))
-        else:
-            points[k] = replace(points[k], status="ok", result=next(compiled))
+        else:  # per-layer detail stays in the point's compile.json (result.output_dir, the cache)
+            points[k] = replace(points[k], status="ok", result=replace(next(compiled), layers=(), allocations=()))
     flags = pareto_flags([p.costs() if p.status == "ok" else None for p in points])
     budget = max_time_ms is not None or max_sram_kib is not None
     points = [replace(p, pareto=f, meets_budget=(p.status == "ok" and _budget_ok(p.result, max_time_ms, max_sram_kib))
