@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import functools
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,13 +172,29 @@ class SystemConfig:
     axi1_ports_used: int = 1  # e.g. Dram_ports_used=1 on Ethos_U85_SYS_DRAM_Mid
 
 
-@functools.lru_cache(maxsize=8)
+def _stamp(paths: tuple[str, ...]) -> tuple:
+    """What identifies the files' current content for the caches below: an edited ini is re-read."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((p, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((p, None, None))
+    return tuple(out)
+
+
 def _read_ini(*paths: str) -> configparser.ConfigParser:
     """The ini files read as one, later files adding to (and overriding keys of) earlier ones:
     how Vela reads several ``--config`` files."""
+    return _parse_ini(_stamp(paths))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_ini(stamp: tuple) -> configparser.ConfigParser:
     cp = configparser.ConfigParser(inline_comment_prefixes=(";",))
     cp.optionxform = str  # Vela's keys are case-sensitive
-    cp.read(paths)
+    cp.read([p for p, _, _ in stamp])
     return cp
 
 
@@ -199,7 +216,12 @@ def ini_get(cp: configparser.ConfigParser, section: str, key: str, default: str 
 
 def system_configs(ini: str | Path | None = None) -> dict[str, SystemConfig]:
     """``ini``: the user's ini (``--config``), read on top of Vela's own."""
-    cp = _read_ini(*ini_paths(ini))
+    return _system_configs(_stamp(ini_paths(ini)))
+
+
+@functools.lru_cache(maxsize=8)
+def _system_configs(stamp: tuple) -> dict[str, SystemConfig]:
+    cp = _parse_ini(stamp)
     out = {}
     for section in cp.sections():
         if section.startswith("System_Config."):
@@ -213,7 +235,12 @@ def system_configs(ini: str | Path | None = None) -> dict[str, SystemConfig]:
 
 
 def memory_modes(ini: str | Path | None = None) -> dict[str, dict[str, str]]:
-    cp = _read_ini(*ini_paths(ini))
+    return _memory_modes(_stamp(ini_paths(ini)))
+
+
+@functools.lru_cache(maxsize=8)
+def _memory_modes(stamp: tuple) -> dict[str, dict[str, str]]:
+    cp = _parse_ini(stamp)
     out = {}
     for section in cp.sections():
         if section.startswith("Memory_Mode."):

@@ -257,7 +257,7 @@ def explore(
         specs.append(spec)
         spec_point.append(k)
     errors: dict[int, EthosKwsError] = {}
-    compiled = iter(compile_all(specs, jobs=jobs, progress=progress, errors=errors, dask=dask))
+    compiled = iter(compile_all(specs, jobs=jobs, progress=progress, errors=errors, dask=dask, detail=False))
     for s, k in enumerate(spec_point):
         if s in errors:
             points[k] = replace(points[k], status="failed", error=str(errors[s]))

@@ -72,19 +72,21 @@ def compile_all(
     progress: Callable[[CompileResult], None] | None = None,
     errors: dict[int, EthosKwsError] | None = None,
     dask: "DaskRunner | None" = None,
+    detail: bool = True,
 ) -> list[CompileResult]:
     """Compile every spec (cached ones straight from the cache), in the order given: the one
     executor seam of ethos-kws. Uncached specs run on a local process pool of ``jobs`` workers,
     or on the Dask cluster of ``dask`` (``executors.dask_runner``).
 
     With ``errors``, a spec that fails (Vela refused it, or crashed on it) is recorded there by
-    index and left out of the list; without, the first failure is raised."""
+    index and left out of the list; without, the first failure is raised. ``detail=False``: cached
+    results come without their per-layer lists (``vela.DETAIL_FIELDS``; faster to read back)."""
     results: dict[int, CompileResult] = {}
     failed: dict[int, EthosKwsError] = {}
     todo = []
     problems: dict[int, list[str]] = {}
     for i, spec in enumerate(specs):
-        hit = cached_result(spec, problems.setdefault(i, []))
+        hit = cached_result(spec, problems.setdefault(i, []), detail=detail)
         if hit is not None:
             results[i] = hit
             if progress:

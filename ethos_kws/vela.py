@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -49,7 +50,9 @@ KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
 
+@functools.lru_cache(maxsize=1)
 def vela_version() -> str:
+    # once per process: every cache key asks, and the metadata lookup scans sys.path
     return importlib.metadata.version("ethos-u-vela")
 
 
@@ -251,7 +254,11 @@ class _CorruptEntry(Exception):
     pass
 
 
-def _verify_entry(entry: Path, key: str) -> CompileResult:
+# the per-layer lists of a compile: most of compile.json's size and of the time to read it back
+DETAIL_FIELDS = ("layers", "allocations")
+
+
+def _verify_entry(entry: Path, key: str, detail: bool = True) -> CompileResult:
     """The entry's result, after checking every file against its recorded sha256 and every
     field of compile.json against its type; ``_CorruptEntry`` naming the first problem."""
     try:
@@ -271,6 +278,8 @@ def _verify_entry(entry: Path, key: str) -> CompileResult:
     try:
         doc = json.loads((entry / "compile.json").read_text())
         check_schema(doc, "compile.json")
+        if not detail and isinstance(doc, dict):  # every file is still checked against its digest
+            doc = {k: v for k, v in doc.items() if k not in DETAIL_FIELDS}
         result = CompileResult.from_dict(doc)
     except (ValueError, TypeError, KeyError, RecursionError, UserError) as e:
         raise _CorruptEntry(f"compile.json does not describe a compile ({type(e).__name__})") from None
@@ -316,15 +325,16 @@ def _type_problem(record: Any, where: str = "") -> str | None:
     return None
 
 
-def cached_result(spec: CompileSpec, problems: list[str] | None = None) -> CompileResult | None:
+def cached_result(spec: CompileSpec, problems: list[str] | None = None, *, detail: bool = True) -> CompileResult | None:
     """The verified cache entry of ``spec``, or None. A corrupt entry is removed (and named in
-    ``problems``): it is compiled again, never used."""
+    ``problems``): it is compiled again, never used. ``detail=False`` leaves out the per-layer
+    lists (``DETAIL_FIELDS``), for callers that only tabulate the totals."""
     key = spec.cache_key()
     entry = compile_cache_dir() / key
     if not entry.is_dir():
         return None
     try:
-        result = _verify_entry(entry, key)
+        result = _verify_entry(entry, key, detail)
     except _CorruptEntry as e:
         shutil.rmtree(entry, ignore_errors=True)
         if problems is not None:
