@@ -104,3 +104,34 @@ def test_unknown_section_and_a_mode_that_does_not_fit_exit_2(int8io_model, soc_i
                  "--system-config", "My_SoC", "--memory-mode", "Dedicated_Sram", "--out", out]) == 2
     err = capsys.readouterr().err
     assert "arena_mem_area in OffChipFlash" in err and "My_SoC" in err and err.count("\n") == 1
+
+
+def test_sweep_and_run_take_the_users_soc(soc_ini, tmp_path, capsys):
+    from ethos_kws.synth import write_model
+
+    model = tmp_path / "tiny.tflite"
+    write_model(model, "conv2d", seed=1)
+    out = tmp_path / "sw"
+    assert main(["sweep", "--model", str(model), "--accel", "u55-64,u55-128", "--config", str(soc_ini),
+                 "--system-config", "My_SoC", "--memory-mode", "My_Shared", "--out", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert {r["system_config"] for r in rows} == {"My_SoC"} and {r["core_clock_hz"] for r in rows} == {250e6}
+    assert (out / "results.csv").read_text().count("My_SoC") >= 2
+    assert main(["run", "--backend", "npu-sim", "--model", str(model), "--accel", "u55-128", "--config",
+                 str(soc_ini), "--system-config", "My_SoC", "--memory-mode", "My_Shared", "--json"]) == 0
+    capsys.readouterr()
+
+
+def test_sweep_never_substitutes_a_system_config(int8io_model, tmp_path, capsys):
+    # issue 12 item 2: the U55 row cannot take a DRAM system config: a failed row, named; the U65 row stands
+    out = tmp_path / "sw"
+    rc = main(["sweep", "--model", str(int8io_model), "--accel", "u55-128,u65-256", "--system-config",
+               "Ethos_U65_Mid_End", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "u65-256" in captured.out and "Ethos_U65_Mid_End" in captured.out
+    assert "Ethos_U55_High_End_Embedded" not in captured.out
+    assert "u55-128" in captured.err and "Ethos_U65_Mid_End" in captured.err and captured.err.count("\n") == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert [r["accel"] for r in doc["results"]] == ["u65-256"]
+    assert doc["failed"][0]["accel"] == "u55-128"

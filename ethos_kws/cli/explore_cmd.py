@@ -45,7 +45,7 @@ def register(sub) -> None:
     g = p.add_argument_group("budget (lists the points that meet it, cheapest first)")
     g.add_argument("--max-time-ms", metavar="MS", help="inference time budget in milliseconds")
     g.add_argument("--max-sram-kib", metavar="KIB", help="SRAM budget in KiB")
-    p.add_argument("--yes", action="store_true", help=f"run an exploration of more than 10,000 points")
+    p.add_argument("--yes", action="store_true", help="run an exploration of more than 10,000 points")
     add_executor_group(p)
     add_output_group(p, out="output folder (default: reports/explore/<model>)")
 
