@@ -114,6 +114,11 @@ def compile_all(
     elif todo:
         import ethosu.vela.vela  # noqa: F401 - imported once here, inherited by forked workers
 
+        from .layers import source_ops
+
+        for path in {specs[i].model_path for i in todo}:
+            source_ops(path)  # parsed once here, inherited too (every compile maps its layers to it)
+
         retry = []
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
                                  initializer=_init_pool_worker, initargs=(os.getpid(),)) as pool:
