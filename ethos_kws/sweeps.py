@@ -117,7 +117,10 @@ def compile_all(
         from .layers import source_ops
 
         for path in {specs[i].model_path for i in todo}:
-            source_ops(path)  # parsed once here, inherited too (every compile maps its layers to it)
+            try:
+                source_ops(path)  # parsed once here, inherited too (every compile maps its layers to it)
+            except (EthosKwsError, OSError):
+                pass  # only a head start: each compile reports its own problem with the model
 
         retry = []
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
