@@ -58,7 +58,7 @@ def scatter_plot(result: ExploreResult) -> Plot:
     modes = list(dict.fromkeys(p.result.memory_mode for p in ok))
     colors = dict(zip(accels, _colors(len(accels))))
     markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(modes)}
-    fig = Figure(figsize=(9, 6), layout="constrained", dpi=DPI)
+    fig = Figure(figsize=(11, 6), layout="constrained", dpi=DPI)
     ax = fig.add_subplot(1, 1, 1)
     for acc in accels:
         for mode in modes:
@@ -92,7 +92,8 @@ def scatter_plot(result: ExploreResult) -> Plot:
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncols=2 if len(accels) * len(modes) > 8 else 1, loc="upper right")
+    # beside the axes, never over a point
+    ax.legend(fontsize=7, ncols=2 if len(accels) * len(modes) > 16 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
     return Plot("explore_sram_vs_time.png", "SRAM against inference time, every point", _png(fig),
                 "Colour: accelerator; marker: memory mode; circled: the Pareto front over (time, SRAM, "
                 "flash+DRAM, MACs/cycle), its SRAM/time projection dashed; lines: the budget.")
