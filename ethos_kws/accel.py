@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import functools
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,58 +172,146 @@ class SystemConfig:
     axi1_ports_used: int = 1  # e.g. Dram_ports_used=1 on Ethos_U85_SYS_DRAM_Mid
 
 
-@functools.lru_cache(maxsize=4)
-def _read_ini(path: str) -> configparser.ConfigParser:
+def _stamp(paths: tuple[str, ...]) -> tuple:
+    """What identifies the files' current content for the caches below: an edited ini is re-read."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((p, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((p, None, None))
+    return tuple(out)
+
+
+def _read_ini(*paths: str) -> configparser.ConfigParser:
+    """The ini files read as one, later files adding to (and overriding keys of) earlier ones:
+    how Vela reads several ``--config`` files."""
+    return _parse_ini(_stamp(paths))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_ini(stamp: tuple) -> configparser.ConfigParser:
     cp = configparser.ConfigParser(inline_comment_prefixes=(";",))
     cp.optionxform = str  # Vela's keys are case-sensitive
-    cp.read(path)
+    cp.read([p for p, _, _ in stamp])
     return cp
 
 
-def system_configs(ini: Path | None = None) -> dict[str, SystemConfig]:
-    cp = _read_ini(str(ini or vela_ini_path()))
+def ini_paths(ini: str | Path | None = None) -> tuple[str, ...]:
+    """Vela's own ini, then the user's (``--config``) when given."""
+    return (str(vela_ini_path()),) + ((str(ini),) if ini else ())
+
+
+def ini_get(cp: configparser.ConfigParser, section: str, key: str, default: str | None = None) -> str | None:
+    """``key`` of ``section``, following Vela's ``inherit`` (the section's own value wins)."""
+    seen = set()
+    while section and section not in seen and cp.has_section(section):
+        seen.add(section)
+        if cp.has_option(section, key):
+            return cp.get(section, key)
+        section = cp.get(section, "inherit", fallback="")
+    return default
+
+
+def system_configs(ini: str | Path | None = None) -> dict[str, SystemConfig]:
+    """``ini``: the user's ini (``--config``), read on top of Vela's own."""
+    return _system_configs(_stamp(ini_paths(ini)))
+
+
+@functools.lru_cache(maxsize=8)
+def _system_configs(stamp: tuple) -> dict[str, SystemConfig]:
+    cp = _parse_ini(stamp)
     out = {}
     for section in cp.sections():
         if section.startswith("System_Config."):
             name = section.split(".", 1)[1]
-            s = cp[section]
-            axi0, axi1 = s.get("axi0_port", ""), s.get("axi1_port", "")
+            axi0, axi1 = ini_get(cp, section, "axi0_port", ""), ini_get(cp, section, "axi1_port", "")
             out[name] = SystemConfig(
-                name, float(s["core_clock"]), axi0, axi1,
-                int(s.get(f"{axi0}_ports_used", 1)), int(s.get(f"{axi1}_ports_used", 1)),
+                name, float(ini_get(cp, section, "core_clock", "0")), axi0, axi1,
+                int(ini_get(cp, section, f"{axi0}_ports_used", "1")), int(ini_get(cp, section, f"{axi1}_ports_used", "1")),
             )  # fmt: skip
     return out
 
 
-def memory_modes(ini: Path | None = None) -> dict[str, dict[str, str]]:
-    cp = _read_ini(str(ini or vela_ini_path()))
-    return {
-        section.split(".", 1)[1]: dict(cp[section])
-        for section in cp.sections()
-        if section.startswith("Memory_Mode.")
-    }
+def memory_modes(ini: str | Path | None = None) -> dict[str, dict[str, str]]:
+    return _memory_modes(_stamp(ini_paths(ini)))
 
 
-def get_system_config(name: str, ini: Path | None = None) -> SystemConfig:
+@functools.lru_cache(maxsize=8)
+def _memory_modes(stamp: tuple) -> dict[str, dict[str, str]]:
+    cp = _parse_ini(stamp)
+    out = {}
+    for section in cp.sections():
+        if section.startswith("Memory_Mode."):
+            keys = {k for s in _inherit_chain(cp, section) for k in cp[s] if k != "inherit"}
+            out[section.split(".", 1)[1]] = {k: ini_get(cp, section, k) for k in sorted(keys)}
+    return out
+
+
+def _inherit_chain(cp: configparser.ConfigParser, section: str) -> list[str]:
+    chain: list[str] = []
+    while section and section not in chain and cp.has_section(section):
+        chain.append(section)
+        section = cp.get(section, "inherit", fallback="")
+    return chain
+
+
+def _where(ini: str | Path | None) -> str:
+    return f" (in {Path(vela_ini_path()).name} and {ini})" if ini else ""
+
+
+def get_system_config(name: str, ini: str | Path | None = None) -> SystemConfig:
     configs = system_configs(ini)
     try:
         return configs[name]
     except KeyError:
         raise AcceleratorError(
-            f"unknown system config {name!r}; choose one of: {', '.join(configs)}"
+            f"unknown system config {name!r}{_where(ini)}; choose one of: {', '.join(configs)}"
         ) from None
 
 
-def check_memory_mode(name: str, ini: Path | None = None) -> str:
+def check_memory_mode(name: str, ini: str | Path | None = None) -> str:
     modes = memory_modes(ini)
     if name not in modes:
-        raise AcceleratorError(f"unknown memory mode {name!r}; choose one of: {', '.join(modes)}")
+        raise AcceleratorError(f"unknown memory mode {name!r}{_where(ini)}; choose one of: {', '.join(modes)}")
     return name
 
 
-def check_system_config_fits(acc: Accelerator, system_config: str) -> None:
+# where Vela lets each memory-mode area live (architecture_features: the mapped AXI port's memory)
+_AREA_MEMORIES = {
+    "const_mem_area": ("Dram", "OnChipFlash", "OffChipFlash"),
+    "arena_mem_area": ("Sram", "Dram"),
+    "cache_mem_area": ("Sram",),
+}
+
+
+def check_memory_mode_fits(system_config: str, memory_mode: str, ini: str | Path | None = None) -> None:
+    """Vela's own check of a memory mode against a system config, before Vela runs: each area
+    (``const_mem_area=Axi1``) maps through the config's AXI port to a memory Vela allows there."""
+    sc = get_system_config(system_config, ini)
+    mode = memory_modes(ini)[check_memory_mode(memory_mode, ini)]
+    ports = {"axi0": sc.axi0_port, "axi1": sc.axi1_port}
+    areas = [str(mode.get(a, "")).strip().lower() for a in _AREA_MEMORIES]
+    if len(set(areas)) == 1 and ports.get(areas[0]) == "Sram":
+        return  # Vela moves const_mem_area to an OnChipFlash with the SRAM's timing (Sram_Only)
+    for area, allowed in _AREA_MEMORIES.items():
+        port = mode.get(area)
+        if port is None:
+            continue
+        memory = ports.get(port.strip().lower())
+        if memory is None:
+            raise AcceleratorError(f"memory mode {memory_mode!r}: {area}={port} is not Axi0 or Axi1{_where(ini)}")
+        if memory not in allowed:
+            raise AcceleratorError(
+                f"memory mode {memory_mode!r} with system config {system_config!r} puts {area} in {memory} "
+                f"({port}); Vela needs {' or '.join(allowed)} there"
+            )
+
+
+def check_system_config_fits(acc: Accelerator, system_config: str, ini: str | Path | None = None) -> None:
     """Vela rejects a U55 compiled against a DRAM system config; say so before it does."""
-    sc = get_system_config(system_config)
+    sc = get_system_config(system_config, ini)
     if acc.npu == "U55" and sc.axi1_port.lower() == "dram":
         raise AcceleratorError(
             f"system config {system_config!r} puts DRAM on AXI1, which {acc.name} (Ethos-U55) "

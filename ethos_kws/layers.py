@@ -14,6 +14,7 @@ flash).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass, fields
@@ -204,13 +205,25 @@ class SourceOp:
 
 
 def source_ops(model_path: str | Path) -> list[SourceOp]:
+    import os
+
+    try:  # an exploration compiles one model many times: parse it once per process
+        st = os.stat(model_path)
+        stamp = (str(Path(model_path).resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (str(model_path), None, None)
+    return list(_source_ops(stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _source_ops(stamp: tuple) -> tuple[SourceOp, ...]:
     from .tflite import load_tflite
 
-    m = load_tflite(model_path)
-    return [
+    m = load_tflite(stamp[0])
+    return tuple(
         SourceOp(o.index, o.opcode, tuple(m.tensor_spec(t).name for t in o.outputs if t >= 0))
         for o in m.operators()
-    ]
+    )
 
 
 def map_to_source(rows: Sequence[dict[str, Any]], ops: Sequence[SourceOp]) -> list[SourceOp | None]:

@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .accel import Accelerator, parse_accelerator_list
 from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec, warn
@@ -22,6 +22,10 @@ from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from .model import ResolvedModel, model_info, resolve_model
 from .records import versioned
 from .results import CSV_COLUMNS, SweepResult
+
+if TYPE_CHECKING:
+    from .executors import DaskRunner
+    from .vela_ini import UserIni
 
 __all__ = ["CSV_COLUMNS", "SweepResult", "compile_all", "format_fvp_table", "format_table", "measure_fvp",
            "sweep", "write_sweep"]
@@ -67,17 +71,22 @@ def compile_all(
     jobs: int | None = None,
     progress: Callable[[CompileResult], None] | None = None,
     errors: dict[int, EthosKwsError] | None = None,
+    dask: "DaskRunner | None" = None,
+    detail: bool = True,
 ) -> list[CompileResult]:
-    """Compile every spec (cached ones straight from the cache), in the order given.
+    """Compile every spec (cached ones straight from the cache), in the order given: the one
+    executor seam of ethos-kws. Uncached specs run on a local process pool of ``jobs`` workers,
+    or on the Dask cluster of ``dask`` (``executors.dask_runner``).
 
     With ``errors``, a spec that fails (Vela refused it, or crashed on it) is recorded there by
-    index and left out of the list; without, the first failure is raised."""
+    index and left out of the list; without, the first failure is raised. ``detail=False``: cached
+    results come without their per-layer lists (``vela.DETAIL_FIELDS``; faster to read back)."""
     results: dict[int, CompileResult] = {}
     failed: dict[int, EthosKwsError] = {}
     todo = []
     problems: dict[int, list[str]] = {}
     for i, spec in enumerate(specs):
-        hit = cached_result(spec, problems.setdefault(i, []))
+        hit = cached_result(spec, problems.setdefault(i, []), detail=detail)
         if hit is not None:
             results[i] = hit
             if progress:
@@ -97,11 +106,21 @@ def compile_all(
             progress(results[i])
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    if len(todo) == 1 or jobs == 1:
+    if dask is not None and todo:
+        _compile_on_dask(dask, specs, todo, results, failed, progress, raise_first=errors is None)
+    elif len(todo) == 1 or jobs == 1:
         for i in todo:
             one(i)
     elif todo:
         import ethosu.vela.vela  # noqa: F401 - imported once here, inherited by forked workers
+
+        from .layers import source_ops
+
+        for path in {specs[i].model_path for i in todo}:
+            try:
+                source_ops(path)  # parsed once here, inherited too (every compile maps its layers to it)
+            except (EthosKwsError, OSError):
+                pass  # only a head start: each compile reports its own problem with the model
 
         retry = []
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
@@ -137,6 +156,48 @@ def compile_all(
     return [results[i] for i in range(len(specs)) if i in results]
 
 
+def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_first: bool) -> None:
+    """``todo`` on the cluster; each finished compile is stored in this machine's cache."""
+    from concurrent.futures import as_completed as cf_completed
+
+    from .errors import CompileError
+    from .vela import compile_portable, store_portable, vela_version
+
+    models = {}
+    for i in todo:
+        sha = specs[i].model_sha256
+        if sha not in models:
+            models[sha] = dask.scatter(Path(specs[i].model_path).read_bytes())
+    executor = dask.executor()
+    client_vela = vela_version()
+    futures = {executor.submit(compile_portable, specs[i], models[specs[i].model_sha256], specs[i].cache_key(),
+                               client_vela): i for i in todo}
+    try:
+        for fut in cf_completed(futures):
+            i = futures[fut]
+            try:
+                doc, files = fut.result()
+                results[i] = store_portable(specs[i], doc, files)
+            except EthosKwsError as e:
+                if raise_first:
+                    raise
+                failed[i] = e
+                continue
+            except Exception as e:  # noqa: BLE001 - a task the cluster gave up on (KilledWorker...)
+                err = CompileError(f"Dask could not compile {Path(specs[i].model_path).name} for "
+                                   f"{specs[i].accel}: {type(e).__name__}: {e}")
+                if raise_first:
+                    raise err from None
+                failed[i] = err
+                continue
+            if progress:
+                progress(results[i])
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+
+
 def sweep(
     model: str | os.PathLike | ResolvedModel | None = None,
     *,
@@ -150,61 +211,56 @@ def sweep(
     jobs: int | None = None,
     progress: Callable[[CompileResult], None] | None = None,
     allow_synthetic: bool = False,
+    tensor_allocator: str | None = None,
+    user_ini: "UserIni | None" = None,
+    dask: "DaskRunner | None" = None,
 ) -> SweepResult:
-    """Compile ``model`` for every accelerator in ``accels``; write results when ``out_dir``."""
+    """Compile ``model`` for every accelerator in ``accels``; write results when ``out_dir``.
+
+    A given ``system_config``/``memory_mode`` applies to every row: a row it cannot apply to (a
+    U55 and a DRAM system config) is a failed row naming the setting, never a silent fallback to
+    that row's default; the other rows are still compiled and written."""
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     acc_list: list[Accelerator] = parse_accelerator_list(accels)
-    takers = _system_config_takers(acc_list, system_config) if system_config else set()
-    specs = [
-        make_spec(
-            resolved.path, acc,
-            system_config=system_config if acc.name in takers else None,
-            memory_mode=memory_mode, optimise=optimise, arena_cache_size=arena_cache_size,
-            legacy_core=legacy_core, model_sha256=info.sha256,
-        )  # fmt: skip
-        for acc in acc_list
-    ]
-    errors: dict[int, EthosKwsError] = {}
-    results = compile_all(specs, jobs=jobs, progress=progress, errors=errors)
+    specs: list[CompileSpec | None] = []
+    refused: dict[int, EthosKwsError] = {}
+    for n, acc in enumerate(acc_list):
+        try:
+            specs.append(make_spec(
+                resolved.path, acc, system_config=system_config, memory_mode=memory_mode, optimise=optimise,
+                arena_cache_size=arena_cache_size, legacy_core=legacy_core, model_sha256=info.sha256,
+                tensor_allocator=tensor_allocator, user_ini=user_ini,
+            ))  # fmt: skip
+        except EthosKwsError as e:
+            if not (system_config or memory_mode) or "unknown" in str(e):
+                raise  # a typo is bad input for the whole sweep
+            specs.append(None)
+            refused[n] = e
+    runnable = [i for i, s in enumerate(specs) if s is not None]
+    errors_run: dict[int, EthosKwsError] = {}
+    compiled = compile_all([specs[i] for i in runnable], jobs=jobs, progress=progress, errors=errors_run, dask=dask)
+    errors = {**refused, **{runnable[k]: e for k, e in errors_run.items()}}
+    by_row = iter(compiled)
+    results = [next(by_row) for k in range(len(runnable)) if k not in errors_run]
     if not results:  # nothing to show: the first failure is the answer
         raise errors[min(errors)]
     extra = {}
     if errors:  # the other rows stand; the failed ones are named in results.json and by the CLI
-        extra["failed"] = [{"accel": specs[i].accel, "error": str(e)} for i, e in sorted(errors.items())]
+        extra["failed"] = [{"accel": acc_list[i].name, "error": _named(str(e), system_config, memory_mode)}
+                           for i, e in sorted(errors.items())]
     result = SweepResult(info, tuple(results), extra=extra)
     if out_dir is not None:
         result = write_sweep(result, Path(out_dir))
     return result
 
 
-def _system_config_takers(acc_list: Sequence[Accelerator], system_config: str) -> set[str]:
-    """Which rows an explicit ``--system-config`` applies to; the others keep their default.
-
-    A config named for a family (``Ethos_U85_*``) goes to that family's rows when the sweep has
-    any, so ``--accel all --system-config Ethos_U85_SYS_DRAM_High`` changes only the U85 rows;
-    otherwise to every row it fits. Fitting none is an error, with the first row's reason (a U55
-    cannot use a DRAM system config), never a silent fallback to the defaults.
-    """
-    named = next((f for f in {a.family for a in acc_list} if system_config.lower().startswith(f"ethos_{f}_")), None)
-    rows = [a for a in acc_list if a.family == named] if named else list(acc_list)
-    takers = {a.name for a in rows if _fits(a, system_config)}
-    if not takers:
-        from .accel import check_system_config_fits
-
-        for acc in rows:
-            check_system_config_fits(acc, system_config)  # raises the row's own reason
-    return takers
-
-
-def _fits(acc: Accelerator, system_config: str) -> bool:
-    from .accel import check_system_config_fits
-
-    try:
-        check_system_config_fits(acc, system_config)
-        return True
-    except EthosKwsError:
-        return False
+def _named(error: str, system_config: str | None, memory_mode: str | None) -> str:
+    """A failed row's reason with the requested settings named (Vela's own line does not)."""
+    asked = [f"--system-config {system_config}" if system_config else "",
+             f"--memory-mode {memory_mode}" if memory_mode else ""]
+    asked = [a for a in asked if a and a.split()[1] not in error]
+    return f"{error} (with {', '.join(asked)})" if asked else error
 
 
 def write_sweep(result: SweepResult, out: Path) -> SweepResult:

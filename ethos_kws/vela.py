@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -24,10 +25,10 @@ from typing import Any, Iterator
 from .accel import (
     Accelerator,
     check_memory_mode,
+    check_memory_mode_fits,
     check_system_config_fits,
     get_accelerator,
     get_system_config,
-    memory_modes,
     vela_ini_path,
 )
 from .cpu_fallback import CpuOperator, cpu_operators
@@ -39,14 +40,19 @@ from .records import Record, check_schema, metric, versioned
 from .paths import cache_dir
 from .tflite import load_tflite
 from .vela_debug import debug_db_path, layer_bytes
+from .vela_ini import INI_FILE_NAME, UserIni
 
 OPTIMISE_CHOICES = ("Performance", "Size")
-CACHE_FORMAT = 6  # bump when CompileResult or the cache layout changes
+TENSOR_ALLOCATORS = ("LinearAlloc", "Greedy", "HillClimb")  # Vela 5.2 --tensor-allocator
+DEFAULT_TENSOR_ALLOCATOR = "HillClimb"  # Vela's default
+CACHE_FORMAT = 7  # bump when CompileResult or the cache layout changes
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
 
+@functools.lru_cache(maxsize=1)
 def vela_version() -> str:
+    # once per process: every cache key asks, and the metadata lookup scans sys.path
     return importlib.metadata.version("ethos-u-vela")
 
 
@@ -90,6 +96,13 @@ class CompileResult(Record):
     # peak bytes per core clock cycle of each memory, as Vela computed them from the ini
     memory_bytes_per_cycle: dict[str, float] = field(default_factory=dict)
     allocations: tuple[Allocation, ...] = field(default_factory=tuple)  # Vela's tensor allocation
+    tensor_allocator: str = DEFAULT_TENSOR_ALLOCATOR
+    vela_ini: str = ""  # the user's --config ini, or Vela's own when none was given
+    vela_ini_sha256: str = ""  # sha256 of that file (ini_sha256 covers everything Vela read)
+    axi0_port: str = ""  # the system config's memories, as the ini maps them
+    axi1_port: str = ""
+    axi0_bytes_per_cycle: float | None = None  # peak bandwidth of those memories, per core cycle
+    axi1_bytes_per_cycle: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,13 +117,35 @@ class CompileSpec:
     optimise: str = "Performance"
     arena_cache_size: int | None = None
     legacy_core: bool = False
+    tensor_allocator: str | None = None  # None: Vela's default (HillClimb)
+    user_ini_path: str = ""  # --config, for messages and results; the text is what counts
+    user_ini_text: str = ""  # carried, so a worker without the file can compile
 
     @property
     def accelerator(self) -> Accelerator:
         return get_accelerator(self.accel)
 
     def ini_sha256(self) -> str:
-        return hashlib.sha256(vela_ini_path().read_bytes()).hexdigest()
+        """Everything Vela reads as configuration: its own ini, then the user's."""
+        h = hashlib.sha256(vela_ini_path().read_bytes())
+        if self.user_ini_text:
+            h.update(b"\0" + self.user_ini_text.encode())
+        return h.hexdigest()
+
+    def vela_ini_sha256(self) -> str:
+        data = self.user_ini_text.encode() if self.user_ini_text else vela_ini_path().read_bytes()
+        return hashlib.sha256(data).hexdigest()
+
+    def ini_parser(self):
+        """Vela's ini and the user's, read as one (as Vela reads them), from the carried text."""
+        import configparser
+
+        cp = configparser.ConfigParser(inline_comment_prefixes=(";",))
+        cp.optionxform = str
+        cp.read_string(vela_ini_path().read_text(), source="vela.ini")
+        if self.user_ini_text:
+            cp.read_string(self.user_ini_text, source=self.user_ini_path or "user.ini")
+        return cp
 
     def cache_key(self) -> str:
         key = {
@@ -122,16 +157,21 @@ class CompileSpec:
             "optimise": self.optimise,
             "arena_cache_size": self.arena_cache_size,
             "legacy_core": self.legacy_core,
+            "tensor_allocator": self.tensor_allocator,
             "vela_version": vela_version(),
             "ini_sha256": self.ini_sha256(),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
-    def vela_argv(self, out_dir: Path) -> list[str]:
+    def vela_argv(self, out_dir: Path, user_ini_file: Path | None = None) -> list[str]:
+        """``user_ini_file``: where the carried user ini was written (required when there is one)."""
+        if self.user_ini_text and user_ini_file is None:
+            raise ValueError("a spec with a user ini needs the file it was written to")
         argv = [
             self.model_path,
             "--accelerator-config", self.accelerator.vela_config,
             "--config", str(vela_ini_path()),
+            *(["--config", str(user_ini_file)] if self.user_ini_text else []),
             "--system-config", self.system_config,
             "--memory-mode", self.memory_mode,
             "--optimise", self.optimise,
@@ -144,6 +184,8 @@ class CompileSpec:
             argv += ["--arena-cache-size", str(self.arena_cache_size)]
         if self.legacy_core:
             argv.append("--debug-force-legacy-core")
+        if self.tensor_allocator is not None:
+            argv += ["--tensor-allocator", self.tensor_allocator]
         return argv
 
 
@@ -157,12 +199,22 @@ def make_spec(
     arena_cache_size: int | None = None,
     legacy_core: bool = False,
     model_sha256: str | None = None,
+    tensor_allocator: str | None = None,
+    user_ini: "UserIni | None" = None,
 ) -> CompileSpec:
+    """``user_ini``: the checked ``--config`` ini (``vela_ini.load_user_ini``)."""
     acc = accel if isinstance(accel, Accelerator) else get_accelerator(accel)
+    ini = user_ini.path if user_ini else None
     system_config = system_config or acc.default_system_config
-    get_system_config(system_config)
-    check_system_config_fits(acc, system_config)
-    memory_mode = check_memory_mode(memory_mode or acc.default_memory_mode)
+    get_system_config(system_config, ini)
+    check_system_config_fits(acc, system_config, ini)
+    memory_mode = check_memory_mode(memory_mode or acc.default_memory_mode, ini)
+    check_memory_mode_fits(system_config, memory_mode, ini)
+    if tensor_allocator is not None:
+        matches = [t for t in TENSOR_ALLOCATORS if t.lower() == str(tensor_allocator).lower()]
+        if not matches:
+            raise UserError(f"unknown --tensor-allocator {tensor_allocator!r}; choose {', '.join(TENSOR_ALLOCATORS)}")
+        tensor_allocator = matches[0]
     if optimise not in OPTIMISE_CHOICES:
         matches = [o for o in OPTIMISE_CHOICES if o.lower() == str(optimise).lower()]
         if not matches:
@@ -174,7 +226,8 @@ def make_spec(
         model_sha256 = load_tflite(model_path).sha256
     return CompileSpec(
         str(Path(model_path).resolve()), model_sha256, acc.name, system_config, memory_mode,
-        optimise, arena_cache_size, legacy_core,
+        optimise, arena_cache_size, legacy_core, tensor_allocator,
+        user_ini.path if user_ini else "", user_ini.text if user_ini else "",
     )  # fmt: skip
 
 
@@ -201,7 +254,11 @@ class _CorruptEntry(Exception):
     pass
 
 
-def _verify_entry(entry: Path, key: str) -> CompileResult:
+# the per-layer lists of a compile: most of compile.json's size and of the time to read it back
+DETAIL_FIELDS = ("layers", "allocations")
+
+
+def _verify_entry(entry: Path, key: str, detail: bool = True) -> CompileResult:
     """The entry's result, after checking every file against its recorded sha256 and every
     field of compile.json against its type; ``_CorruptEntry`` naming the first problem."""
     try:
@@ -221,6 +278,8 @@ def _verify_entry(entry: Path, key: str) -> CompileResult:
     try:
         doc = json.loads((entry / "compile.json").read_text())
         check_schema(doc, "compile.json")
+        if not detail and isinstance(doc, dict):  # every file is still checked against its digest
+            doc = {k: v for k, v in doc.items() if k not in DETAIL_FIELDS}
         result = CompileResult.from_dict(doc)
     except (ValueError, TypeError, KeyError, RecursionError, UserError) as e:
         raise _CorruptEntry(f"compile.json does not describe a compile ({type(e).__name__})") from None
@@ -266,15 +325,16 @@ def _type_problem(record: Any, where: str = "") -> str | None:
     return None
 
 
-def cached_result(spec: CompileSpec, problems: list[str] | None = None) -> CompileResult | None:
+def cached_result(spec: CompileSpec, problems: list[str] | None = None, *, detail: bool = True) -> CompileResult | None:
     """The verified cache entry of ``spec``, or None. A corrupt entry is removed (and named in
-    ``problems``): it is compiled again, never used."""
+    ``problems``): it is compiled again, never used. ``detail=False`` leaves out the per-layer
+    lists (``DETAIL_FIELDS``), for callers that only tabulate the totals."""
     key = spec.cache_key()
     entry = compile_cache_dir() / key
     if not entry.is_dir():
         return None
     try:
-        result = _verify_entry(entry, key)
+        result = _verify_entry(entry, key, detail)
     except _CorruptEntry as e:
         shutil.rmtree(entry, ignore_errors=True)
         if problems is not None:
@@ -298,11 +358,14 @@ def compile_model(
     out_dir: str | os.PathLike | None = None,
     legacy_core: bool = False,
     use_cache: bool = True,
+    tensor_allocator: str | None = None,
+    user_ini: UserIni | None = None,
 ) -> CompileResult:
     """Compile one model for one accelerator with Vela, in-process; cached by content."""
     spec = make_spec(
         model_path, accel, system_config=system_config, memory_mode=memory_mode,
         optimise=optimise, arena_cache_size=arena_cache_size, legacy_core=legacy_core,
+        tensor_allocator=tensor_allocator, user_ini=user_ini,
     )  # fmt: skip
     return compile_spec(spec, out_dir=out_dir, use_cache=use_cache)
 
@@ -353,20 +416,64 @@ def _run_vela_into_cache(spec: CompileSpec, contained: bool = True) -> CompileRe
     key = spec.cache_key()
     entry = compile_cache_dir() / key
     with atomic_dir(entry) as tmp:
-        log_path = tmp / "vela_output.txt"
-        if contained:
-            log = run_vela_contained(spec.vela_argv(tmp), log_path, f"{Path(spec.model_path).name} for {spec.accel}")
-        else:
-            log = run_vela(spec.vela_argv(tmp), log_path=log_path)
-        result = parse_vela_output(spec, tmp, log, key)
-        atomic_write_text(tmp / LAYERS_CSV, layers_csv_text(result.layers))
-        final = replace(
-            result,
-            output_dir=str(entry),
-            compiled_model=str(entry / Path(result.compiled_model).name),
-        )
-        atomic_write_json(tmp / "compile.json", versioned(final.to_dict()))
-        atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
+        result = _compile_into(spec, tmp, key, contained)
+        final = _finish_entry(result, tmp, entry)
+    return final
+
+
+def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> CompileResult:
+    """Vela's output, layers.csv and the user's ini (when any) in ``out``; the result names them."""
+    user_ini = None
+    if spec.user_ini_text:
+        user_ini = out / INI_FILE_NAME
+        atomic_write_text(user_ini, spec.user_ini_text)
+    log_path = out / "vela_output.txt"
+    argv = spec.vela_argv(out, user_ini)
+    if contained:
+        log = run_vela_contained(argv, log_path, f"{Path(spec.model_path).name} for {spec.accel}")
+    else:
+        log = run_vela(argv, log_path=log_path)
+    result = parse_vela_output(spec, out, log, key)
+    atomic_write_text(out / LAYERS_CSV, layers_csv_text(result.layers))
+    return result
+
+
+def _finish_entry(result: CompileResult, tmp: Path, entry: Path) -> CompileResult:
+    final = replace(result, output_dir=str(entry), compiled_model=str(entry / Path(result.compiled_model).name))
+    atomic_write_json(tmp / "compile.json", versioned(final.to_dict()))
+    atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
+    return final
+
+
+def compile_portable(spec: CompileSpec, model_bytes: bytes, key: str, client_vela: str) -> tuple[dict, dict[str, bytes]]:
+    """One compile on a machine that shares no file system with the client (a Dask worker):
+    the model arrives as bytes, the result and every output file go back as bytes, and the client
+    stores them (``store_portable``). Vela runs in this process: the worker is the containment."""
+    if vela_version() != client_vela:
+        raise CompileError(f"this worker has Vela {vela_version()}, the client {client_vela}: install the same version")
+    with tempfile.TemporaryDirectory(prefix="ethos-kws-remote-") as d:
+        model = Path(d) / "model" / Path(spec.model_path).name
+        model.parent.mkdir()
+        model.write_bytes(model_bytes)
+        out = Path(d) / "out"
+        out.mkdir()
+        result = _compile_into(replace(spec, model_path=str(model)), out, key, contained=False)
+        files = {f.name: f.read_bytes() for f in sorted(out.iterdir()) if f.is_file()}
+    return result.to_dict(), files
+
+
+def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes]) -> CompileResult:
+    """Put a worker's compile into this machine's cache; the paths become this machine's."""
+    key = spec.cache_key()
+    entry = compile_cache_dir() / key
+    with atomic_dir(entry) as tmp:
+        for name, data in files.items():
+            if Path(name).name != name or name in ("compile.json", ENTRY_DIGESTS):
+                raise CompileError(f"a worker returned an unexpected file {name!r}")
+            (tmp / name).write_bytes(data)
+        result = replace(CompileResult.from_dict(result_doc), model_path=spec.model_path,
+                         vela_ini=spec.user_ini_path or str(vela_ini_path()))
+        final = _finish_entry(result, tmp, entry)
     return final
 
 
@@ -484,6 +591,8 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
     layers = parse_layers(layers_path, spec.model_path, moved) if layers_path.is_file() else ()
     cpu_fallback = cpu_operators(compiled, log)
     cpu_ops = tuple(c.op for c in cpu_fallback)
+    bandwidth = _bytes_per_cycle(s, num("core_clock"))
+    ports = _ports(spec)
     npu_ops = _count_from_log(log, "NPU operators")
     if npu_ops is None:
         npu_ops = sum(1 for layer in layers if layer.target == "NPU" and (layer.cycles or layer.macs))
@@ -519,9 +628,28 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         layers=layers,
         cpu_operators=cpu_fallback,
         ini_sha256=spec.ini_sha256(),
-        memory_bytes_per_cycle=_bytes_per_cycle(s, num("core_clock")),
+        memory_bytes_per_cycle=bandwidth,
         allocations=parse_allocations(log),
+        tensor_allocator=spec.tensor_allocator or DEFAULT_TENSOR_ALLOCATOR,
+        vela_ini=spec.user_ini_path or str(vela_ini_path()),
+        vela_ini_sha256=spec.vela_ini_sha256(),
+        axi0_port=ports[0],
+        axi1_port=ports[1],
+        axi0_bytes_per_cycle=bandwidth.get(_MEMORY_KEYS.get(ports[0], "")),
+        axi1_bytes_per_cycle=bandwidth.get(_MEMORY_KEYS.get(ports[1], "")),
     )
+
+
+# ini memory name -> the key of memory_bytes_per_cycle
+_MEMORY_KEYS = {"Sram": "sram", "Dram": "dram", "OnChipFlash": "on_chip_flash", "OffChipFlash": "off_chip_flash"}
+
+
+def _ports(spec: CompileSpec) -> tuple[str, str]:
+    from .accel import ini_get
+
+    cp = spec.ini_parser()
+    section = f"System_Config.{spec.system_config}"
+    return ini_get(cp, section, "axi0_port", "") or "", ini_get(cp, section, "axi1_port", "") or ""
 
 
 # Vela's summary column (GiB/s) -> our memory name
@@ -552,9 +680,11 @@ def _arena_cache_size(spec: CompileSpec, summary: dict[str, str]) -> int | None:
     """
     if spec.arena_cache_size is not None:
         return spec.arena_cache_size
-    mode = memory_modes().get(spec.memory_mode, {})
-    if "arena_cache_size" in mode:
-        return int(float(mode["arena_cache_size"]))
+    from .accel import ini_get
+
+    size = ini_get(spec.ini_parser(), f"Memory_Mode.{spec.memory_mode}", "arena_cache_size")
+    if size is not None:
+        return int(float(size))
     try:
         return int(float(summary["arena_cache_size"]))
     except (KeyError, ValueError):

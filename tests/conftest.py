@@ -56,5 +56,6 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv("ETHOS_KWS_MODEL", raising=False)
     monkeypatch.delenv("ETHOS_KWS_FVP_DIR", raising=False)
+    monkeypatch.delenv("ETHOS_KWS_DASK", raising=False)  # no test reaches a real cluster by accident
     # The tests never download: an unreachable URL makes any accidental fetch fail fast.
     monkeypatch.setenv("ETHOS_KWS_MODEL_URLS", "http://127.0.0.1:9/none")

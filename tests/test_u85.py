@@ -206,12 +206,14 @@ def test_report_states_where_ds_cnn_l_flattens_on_u85(int8io_model, tmp_path):
     assert "by bound: DRAM 51%, compute 49%." in md
 
 
-def test_explicit_system_config_goes_to_the_family_it_names(int8io_model):
-    rows = {r.accel: r for r in ethos_kws.sweep(int8io_model, accels="u55-128,u65-256,u85-256",
-                                                 system_config="Ethos_U85_SYS_DRAM_High").results}
-    assert rows["u85-256"].system_config == "Ethos_U85_SYS_DRAM_High"
-    assert rows["u65-256"].system_config == "Ethos_U65_High_End"  # its default: not a U85 system
-    assert rows["u55-128"].system_config == "Ethos_U55_High_End_Embedded"
+def test_an_explicit_system_config_applies_to_every_row_or_fails_it(int8io_model):
+    # issue 12 item 2: no silent substitution of a row's default system config
+    result = ethos_kws.sweep(int8io_model, accels="u55-128,u65-256,u85-256", system_config="Ethos_U85_SYS_DRAM_High")
+    rows = {r.accel: r for r in result.results}
+    assert rows["u85-256"].system_config == rows["u65-256"].system_config == "Ethos_U85_SYS_DRAM_High"
+    assert "u55-128" not in rows
+    (failed,) = result.extra["failed"]
+    assert failed["accel"] == "u55-128" and "Ethos_U85_SYS_DRAM_High" in failed["error"]
 
 
 def test_a_system_config_no_row_can_use_is_refused(int8io_model):

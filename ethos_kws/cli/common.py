@@ -86,6 +86,69 @@ def add_vela_group(p: argparse.ArgumentParser, *, accel: str = "optional",
                    help="Vela --arena-cache-size (Dedicated_Sram fast scratch)")
     g.add_argument("--legacy-core", action="store_true", default=None,
                    help="use Vela's legacy Python compiler (--debug-force-legacy-core)")
+    add_config_arg(g)
+    return g
+
+
+def add_config_arg(g) -> None:
+    """--config INI: the user's own Vela ini (Vela's flag), read on top of Vela's Arm/vela.ini."""
+    g.add_argument("--config", metavar="INI", default=None,
+                   help="your SoC's Vela ini: its [System_Config.*] and [Memory_Mode.*] sections join "
+                   "Vela's own (see `ethos-kws configs --config INI`); its sha256 is in every result")
+
+
+def user_ini_of(args):
+    """The checked ``--config`` ini of ``args`` (None when not given); bad ini = UserError."""
+    from ..vela_ini import load_user_ini
+
+    return load_user_ini(getattr(args, "config", None))
+
+
+def add_tensor_allocator_arg(g, *, many: bool = False) -> None:
+    from ..vela import TENSOR_ALLOCATORS
+
+    g.add_argument("--tensor-allocator", metavar="LIST" if many else "NAME", default=None,
+                   help=f"Vela --tensor-allocator{' (comma list)' if many else ''}: {', '.join(TENSOR_ALLOCATORS)} "
+                   "(default: Vela's, HillClimb)")
+
+
+def add_executor_group(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Where compiles run: --jobs N local processes, or --dask ADDRESS (a Dask scheduler)."""
+    from ..executors import DASK_ENV, DEFAULT_DASK_TIMEOUT_S
+
+    g = p.add_argument_group("execution (local process pool, or a Dask cluster)")
+    g.add_argument("--jobs", type=int, metavar="N", help="parallel Vela processes (default: CPU count)")
+    g.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help=f"run compiles on the Dask cluster at this scheduler (tcp://host:8786; default ${DASK_ENV}); "
+                   "needs pip install 'ethos-kws[dask]'")
+    g.add_argument("--dask-timeout", type=float, metavar="S", default=DEFAULT_DASK_TIMEOUT_S,
+                   help="give up on an unreachable scheduler after this many seconds")
+    return g
+
+
+def check_jobs(args) -> None:
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        from ..errors import UserError
+
+        raise UserError("--jobs must be at least 1")
+
+
+def add_explore_axes_group(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The axes of ``explore``: each a comma list; the exploration is their product."""
+    from ..accel import ACCELERATORS
+    from ..vela import OPTIMISE_CHOICES
+
+    g = p.add_argument_group("axes (each a comma-separated list; every combination is one point)")
+    g.add_argument("--accel", "--accelerator-config", dest="accel", default="all", metavar="LIST",
+                   help=f"accelerators, families (u55, u65, u85) or all ({', '.join(ACCELERATORS)})")
+    g.add_argument("--system-config", metavar="LIST", help="system configs (default: each accelerator's)")
+    g.add_argument("--memory-mode", metavar="LIST", help="memory modes (default: each accelerator's)")
+    g.add_argument("--optimise", metavar="LIST", default=None,
+                   help=f"{','.join(OPTIMISE_CHOICES)} or one of them (default: {DEFAULT_OPTIMISE})")
+    g.add_argument("--arena-cache-size", metavar="LIST", default=None,
+                   help="arena cache sizes, bytes or with KiB/MiB (e.g. 64KiB,256KiB; default: the memory mode's)")
+    add_tensor_allocator_arg(g, many=True)
+    add_config_arg(g)
     return g
 
 
@@ -145,6 +208,7 @@ BACKEND_FLAG_OPTIONS = {
     "optimise": "optimise",
     "arena_cache_size": "arena_cache_size",
     "legacy_core": "legacy_core",
+    "config": "vela_ini",
     "platform": "platform",
     "fvp": "fvp",
     "runner": "runner",

@@ -9,7 +9,8 @@ from ..cpu_fallback import npu_only_note
 from ..layers import bound_by_summary, flash_streaming_layers, short_name
 from ..vela import LAYERS_CSV, compile_model
 from ..model import resolve_model
-from .common import add_command, add_model_arg, add_output_group, add_vela_group, optimise_of, print_json
+from .common import (add_command, add_model_arg, add_output_group, add_tensor_allocator_arg, add_vela_group,
+                     optimise_of, print_json, user_ini_of)
 
 
 def register(sub) -> None:
@@ -31,7 +32,7 @@ def register(sub) -> None:
         func=run,
     )
     add_model_arg(p)
-    add_vela_group(p, accel="required")
+    add_tensor_allocator_arg(add_vela_group(p, accel="required"))
     add_output_group(p, out="copy Vela's output and compile.json here (default: reports/compile/<model>/<accel>)")
 
 
@@ -41,7 +42,7 @@ def run(args) -> int:
     r = compile_model(
         resolved.path, args.accel, system_config=args.system_config, memory_mode=args.memory_mode,
         optimise=optimise_of(args), arena_cache_size=args.arena_cache_size, legacy_core=bool(args.legacy_core),
-        out_dir=out,
+        out_dir=out, tensor_allocator=args.tensor_allocator, user_ini=user_ini_of(args),
     )  # fmt: skip
     if args.json:
         print_json(r.to_dict())

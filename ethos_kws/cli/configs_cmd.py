@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..accel import ACCELERATORS, memory_modes, system_configs, vela_ini_path
-from .common import add_command, add_json_arg, print_json
+from .common import add_command, add_config_arg, add_json_arg, print_json, user_ini_of
 
 
 def register(sub) -> None:
@@ -16,15 +16,22 @@ def register(sub) -> None:
         "modes of the Vela ini it passes to Vela explicitly: the one inside the installed Vela "
         "(ethosu/config_files/Arm/vela.ini). U85 system configs also say how many NPU AXI ports "
         "reach each memory (Vela's <Memory>_ports_used).\n\n"
-        "examples:\n  ethos-kws configs\n  ethos-kws configs --json",
+        "With --config my_soc.ini, that file's sections are listed too (read on top of Vela's own, "
+        "as Vela reads several --config files).\n\n"
+        "examples:\n  ethos-kws configs\n  ethos-kws configs --config my_soc.ini --json",
         func=run,
     )
     add_json_arg(p)
+    add_config_arg(p)
 
 
-def configs_document() -> dict:
+def configs_document(user_ini=None) -> dict:
+    """``user_ini``: a checked ``vela_ini.UserIni`` (``--config``)."""
+    ini = user_ini.path if user_ini else None
     return {
         "vela_ini": str(vela_ini_path()),
+        "user_ini": ini,
+        "user_ini_sha256": user_ini.sha256 if user_ini else None,
         "accelerators": [
             {
                 "accel": a.name,
@@ -41,14 +48,14 @@ def configs_document() -> dict:
             {"name": s.name, "core_clock_hz": s.core_clock_hz, "axi0_port": s.axi0_port,
              "axi1_port": s.axi1_port, "axi0_ports_used": s.axi0_ports_used,
              "axi1_ports_used": s.axi1_ports_used}
-            for s in system_configs().values()
+            for s in system_configs(ini).values()
         ],
-        "memory_modes": [{"name": k, **v} for k, v in memory_modes().items()],
+        "memory_modes": [{"name": k, **v} for k, v in memory_modes(ini).items()],
     }
 
 
 def run(args) -> int:
-    doc = configs_document()
+    doc = configs_document(user_ini_of(args))
     if args.json:
         print_json(doc)
         return 0
@@ -68,4 +75,6 @@ def run(args) -> int:
         extra = ", ".join(f"{k}={v}" for k, v in m.items() if k != "name")
         print(f"  {m['name']:<22} {extra}")
     print(f"\nVela ini: {doc['vela_ini']}")
+    if doc["user_ini"]:
+        print(f"your ini: {doc['user_ini']} (sha256 {doc['user_ini_sha256'][:12]}…)")
     return 0

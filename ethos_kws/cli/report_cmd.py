@@ -18,11 +18,15 @@ def register(sub) -> None:
         "fvp.json when those ran, or --from results.json) into reports/<name>/: index.html "
         "(self-contained, opens from disk), report.md, results.csv, results.json and the plots as "
         "PNG. <name> defaults to the model's name.\n\n"
+        "Given an explore.json (from `ethos-kws explore`, or its folder): the exploration page: "
+        "SRAM against latency for every point (colour: accelerator, marker: memory mode), the "
+        "Pareto front drawn and as a table, the budget lines and the points within budget.\n\n"
         "With --compare A B (each a results.json or a run folder): the same tables with deltas, "
         "printed and written to reports/compare-<A>-vs-<B>/.\n\n"
         "examples:\n"
         "  ethos-kws sweep --out runs/today && ethos-kws report runs/today\n"
-        "  ethos-kws report --compare baseline/results.json runs/today",
+        "  ethos-kws report --compare baseline/results.json runs/today\n"
+        "  ethos-kws report reports/explore/ds_cnn_l/explore.json",
         func=run,
     )
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
@@ -54,7 +58,15 @@ def run(args) -> int:
         return 0
     if len(sources) != 1:
         raise UserError("give exactly one of RUN_DIR or --from results.json (or --compare A B)")
-    dest = write_report(sources[0], args.out, name=args.name, parity=args.parity, fvp=args.fvp)
+    from ..report.explore_page import explore_source, write_explore_report
+
+    explored = explore_source(sources[0])
+    if explored is not None:  # an exploration: its own page (scatter, front, budget)
+        if args.parity or args.fvp:
+            raise UserError("--parity/--fvp belong to a sweep's report, not an exploration's")
+        dest = write_explore_report(explored, args.out, name=args.name)
+    else:
+        dest = write_report(sources[0], args.out, name=args.name, parity=args.parity, fvp=args.fvp)
     files = sorted(p.name for p in Path(dest).iterdir())
     if args.json:
         print_json({"report_dir": str(dest), "files": files})

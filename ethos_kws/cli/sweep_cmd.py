@@ -10,6 +10,10 @@ from ..model import resolve_model
 from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 from .common import (
     add_command,
+    add_executor_group,
+    add_tensor_allocator_arg,
+    check_jobs,
+    user_ini_of,
     add_fvp_group,
     add_model_arg,
     add_output_group,
@@ -42,8 +46,9 @@ def register(sub) -> None:
         func=run,
     )
     add_model_arg(p)
-    add_vela_group(p, accel="list")
-    p.add_argument("--jobs", type=int, metavar="N", help="parallel Vela processes (default: CPU count)")
+    g = add_vela_group(p, accel="list")
+    add_tensor_allocator_arg(g)
+    add_executor_group(p)
     p.add_argument("--report", action="store_true", help="also write the HTML/Markdown report into reports/<model>/")
     p.add_argument("--report-out", metavar="DIR", help="report folder (default: reports/<model>)")
     add_fvp_group(p, measure=True)
@@ -51,10 +56,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.jobs is not None and args.jobs < 1:
-        from ..errors import UserError
+    from ..executors import dask_address, dask_runner
 
-        raise UserError("--jobs must be at least 1")
+    check_jobs(args)
+    user_ini = user_ini_of(args)
+    address = dask_address(args.dask)
     if args.measure == "fvp":
         check_fvp_available(args.accel, platform=args.platform, fvp=args.fvp, runner=args.runner)
     resolved = resolve_model(args.model, allow_synthetic=True)
@@ -72,11 +78,13 @@ def run(args) -> int:
             bar.update(1)
 
     try:
-        result = sweep(
-            resolved, accels=args.accel, system_config=args.system_config, memory_mode=args.memory_mode,
-            optimise=optimise_of(args), arena_cache_size=args.arena_cache_size, legacy_core=bool(args.legacy_core),
-            out_dir=None if args.measure else out, jobs=args.jobs, progress=progress,
-        )  # fmt: skip
+        with dask_runner(address, args.dask_timeout) as dask:
+            result = sweep(
+                resolved, accels=args.accel, system_config=args.system_config, memory_mode=args.memory_mode,
+                optimise=optimise_of(args), arena_cache_size=args.arena_cache_size,
+                legacy_core=bool(args.legacy_core), out_dir=None if args.measure else out, jobs=args.jobs,
+                progress=progress, tensor_allocator=args.tensor_allocator, user_ini=user_ini, dask=dask,
+            )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()

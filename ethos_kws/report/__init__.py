@@ -5,10 +5,23 @@
 - ``check_regression(baseline, current, max_regression_pct=0.0) -> list[Regression]``
 """
 
-from .check import CHECKED_METRICS, Regression, check_regression
-from .compare import Comparison, MetricDelta, compare_results, write_comparison
-from .load import ResultsError, RunResults, load_results
-from .writer import write_report
+import importlib
+
+# imported on first use: ``report.tables`` (every command's terminal tables) must not pay for
+# matplotlib, which the writers below import
+_EXPORTS = {
+    "CHECKED_METRICS": "check", "Regression": "check", "check_regression": "check",
+    "Comparison": "compare", "MetricDelta": "compare", "compare_results": "compare", "write_comparison": "compare",
+    "ResultsError": "load", "RunResults": "load", "load_results": "load",
+    "write_report": "writer",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHECKED_METRICS", "Comparison", "MetricDelta", "Regression", "ResultsError", "RunResults",

@@ -471,3 +471,46 @@ def format_fvp_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def format_parity_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Parity per configuration, for the terminal (rows carry ``config`` and ``status``)."""
     return to_text(table_from_rows("", rows, PARITY_COLUMNS, short=True))
+
+
+# ---- exploration (ethos-kws explore, the report's exploration page) -----------------------------
+
+EXPLORE_COLUMN_SET = {
+    "label": Column("label", "point", fmt_text, numeric=False),
+    "offchip_bytes": Column("offchip_bytes", "flash + DRAM (KiB)", fmt_kib, short="off-chip KiB"),
+    "pareto": Column("pareto", "Pareto", lambda v: "front" if v else "", numeric=False),
+    "error": Column("error", "reason", fmt_text, numeric=False),
+}
+EXPLORE_TERMINAL = ("label", "inference_time_ms", "cycles_total", "sram_bytes", "offchip_bytes", "macs_per_cycle",
+                    "pareto")
+
+
+def explore_rows(points: Sequence[Any]) -> list[dict[str, Any]]:
+    """Exploration points (``ExplorePoint`` or their dicts) as table rows: the compile's fields,
+    the point's label and the off-chip bytes the front is taken over."""
+    from ..explore import ExplorePoint
+    from ..records import from_record
+
+    rows = []
+    for p in points:
+        p = p if isinstance(p, ExplorePoint) else from_record(ExplorePoint, p)
+        row = {**(p.result.to_dict() if p.result is not None else {}), "label": p.label(), "pareto": p.pareto,
+               "error": p.error, "status": p.status}
+        if p.result is not None:
+            row["offchip_bytes"] = p.result.flash_bytes + p.result.dram_bytes
+        rows.append(row)
+    return rows
+
+
+def explore_columns(names: Sequence[str] = EXPLORE_TERMINAL) -> tuple[Column, ...]:
+    return tuple(EXPLORE_COLUMN_SET.get(n) or COMPILE_COLUMNS[n] for n in names)
+
+
+def explore_table(title: str, points: Sequence[Any], names: Sequence[str] = EXPLORE_TERMINAL, *,
+                  short: bool = False, note: str = "") -> Table:
+    return table_from_rows(title, explore_rows(points), explore_columns(names), note, short=short)
+
+
+def format_explore_table(points: Sequence[Any], names: Sequence[str] = EXPLORE_TERMINAL) -> str:
+    """Exploration points for the terminal."""
+    return to_text(explore_table("", points, names, short=True))

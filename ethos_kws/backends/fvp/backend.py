@@ -78,11 +78,14 @@ class FvpBackend:
         runner: str | os.PathLike | None = None,
         timeout_s: float | None = None,
         legacy_core: bool | None = False,
+        vela_ini: str | os.PathLike | None = None,
     ) -> None:
         """The keyword parameters are the backend's options (``make_backend`` is this class);
         ``accel`` defaults to u55-128."""
         from ...vela import compile_model
+        from ...vela_ini import load_user_ini
 
+        user_ini = load_user_ini(vela_ini)
         accel = accel or DEFAULT_ACCEL
         legacy_core = bool(legacy_core)
 
@@ -95,7 +98,7 @@ class FvpBackend:
         if self.timeout_s <= 0:
             raise UserError(f"--timeout must be positive, not {timeout_s}")
         self.system_config = system_config or acc.default_system_config
-        self.core_clock_hz = get_system_config(self.system_config).core_clock_hz
+        self.core_clock_hz = get_system_config(self.system_config, user_ini.path if user_ini else None).core_clock_hz
         model = load_tflite(model_path)
         self.model_sha256 = model.sha256
         self._input_specs = tuple(model.input_specs)
@@ -106,6 +109,7 @@ class FvpBackend:
             system_config=self.system_config,
             memory_mode=target.memory_mode,
             legacy_core=legacy_core,
+            user_ini=user_ini,
         )
         compiled_model = load_tflite(self.compiled.compiled_model)
         if compiled_model.size_bytes > target.memory_map.model_max_bytes:

@@ -341,19 +341,21 @@ class NpuSimBackend:
 
 def compile_with_vela(model_path: str | os.PathLike, accel: str, out_dir: str | os.PathLike | None = None,
                       legacy_core: bool = False, system_config: str | None = None,
-                      memory_mode: str | None = None) -> Path:
+                      memory_mode: str | None = None, vela_ini: str | os.PathLike | None = None) -> Path:
     """The compiled ``*_vela.tflite`` for ``accel``, through the cached Vela adapter (copied into
-    ``out_dir`` when given)."""
+    ``out_dir`` when given). ``vela_ini``: the user's --config ini."""
     from ...vela import compile_model
+    from ...vela_ini import load_user_ini
 
     res = compile_model(model_path, accel, system_config=system_config, memory_mode=memory_mode,
-                        legacy_core=legacy_core, out_dir=out_dir)
+                        legacy_core=legacy_core, out_dir=out_dir, user_ini=load_user_ini(vela_ini))
     return Path(res.compiled_model)
 
 
 def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, legacy_core: bool | None = False,
                  system_config: str | None = None, memory_mode: str | None = None,
-                 behaviours: Behaviours | None = None, litert_fc_rounding: bool = False) -> NpuSimBackend:
+                 behaviours: Behaviours | None = None, litert_fc_rounding: bool = False,
+                 vela_ini: str | os.PathLike | None = None) -> NpuSimBackend:
     """Registry factory: run a ``*_vela.tflite`` directly; compile any other model for ``accel``
     (default u55-128) first. These keyword parameters are the backend's options."""
     model = load_tflite(model_path)
@@ -370,6 +372,6 @@ def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, leg
     require_simulated(get_accelerator(accel))  # before Vela runs for a stream we cannot execute
     legacy = bool(legacy_core)
     compiled = compile_with_vela(model_path, accel, legacy_core=legacy,
-                                 system_config=system_config, memory_mode=memory_mode)
+                                 system_config=system_config, memory_mode=memory_mode, vela_ini=vela_ini)
     return NpuSimBackend(compiled, behaviours, original_model=model, cpu_only_ok=True,
                          extra={"accel": accel, "legacy_core": legacy, "compiled_model": str(compiled)})
