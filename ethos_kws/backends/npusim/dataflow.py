@@ -10,6 +10,7 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
 * every IFM, IFM2, weight and scale byte was written (input, constant, DMA or an earlier
   operation); a DMA copies the written state with the bytes (it may move alignment padding);
 * weight and scale streams (traced through DMA copies to region 0) do not cut across each other;
+* no OFM overwrites a result nothing has read yet;
 * every result (OFM) is read by a later operation or is part of an output tensor;
 * every output tensor of the ``ethos-u`` op is written completely by the stream.
 
@@ -169,6 +170,13 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             used.update(written.read_by(a).tolist())
         for a in writes:
             is_result = a.what == "OFM"
+            clobbered = [int(j) for j in written.read_by(a) if int(j) not in used]
+            if is_result and clobbered:
+                j_index, j_cmd, _ = results[clobbered[0]]
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"OFM overwrites the result of command {j_index} ({j_cmd.name} at stream "
+                                f"byte {j_cmd.offset}) before anything read it: a corrupt OFM address, "
+                                f"stride or region"))
             written.mark(a.region, a.where, pos if is_result else NO_OP)
             if is_result:
                 results[pos] = (index, cmd, a)
