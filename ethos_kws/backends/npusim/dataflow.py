@@ -107,12 +107,9 @@ class WrittenBytes:
             return None
         return _first_unwritten(self.masks[access.region], access.where)
 
-    def read_by(self, access: Access) -> np.ndarray:
-        """The operations whose results an access reads."""
-        if access.region == SHRAM:
-            return np.empty(0, dtype=np.int32)
-        w = np.unique(self.writers[access.region][access.where])
-        return w[w != NO_OP]
+    def writers_of(self, access: Access) -> np.ndarray | None:
+        """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
+        return None if access.region == SHRAM else self.writers[access.region][access.where]
 
 
 def accesses(plan) -> tuple[list[Access], list[Access]]:
@@ -140,7 +137,15 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
     for lo, hi in inputs:
         written.mark(1, slice(lo, hi))
     results: dict[int, tuple[int, object, Access]] = {}  # plan position -> its OFM write
-    used: set[int] = set()
+    plans = list(plans)
+    used = np.zeros(len(plans) + 1, dtype=bool)  # [pos + 1]: the result of plan pos was read
+    used[0] = True  # [0]: NO_OP, inputs and constants: never "unread"
+
+    def note_read(a: Access) -> None:
+        w = written.writers_of(a)
+        if w is not None:
+            used[w + 1] = True  # a boolean scatter: faster than np.unique on every access
+
     constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
     last = None
     for pos, (index, cmd, plan) in enumerate(plans):
@@ -158,7 +163,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 constants.append((*block, index, cmd, a.what))
         if getattr(plan, "is_copy", False):  # a copy: may move padding too; the data keeps its state
             written.copy(reads[0], writes[0])
-            used.update(written.read_by(reads[0]).tolist())
+            note_read(reads[0])
             continue
         for a in reads:
             bad = written.unwritten(a)
@@ -167,12 +172,13 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                                 f"{a.what} reads region {a.region} byte {bad}, which nothing wrote before "
                                 f"it (not an input, constant, DMA or earlier operation): a corrupt "
                                 f"address, stride or size"))
-            used.update(written.read_by(a).tolist())
+            note_read(a)
         for a in writes:
             is_result = a.what == "OFM"
-            clobbered = [int(j) for j in written.read_by(a) if int(j) not in used]
-            if is_result and clobbered:
-                j_index, j_cmd, _ = results[clobbered[0]]
+            w = written.writers_of(a) if is_result else None
+            clobbered = w[~used[w + 1]] if w is not None else ()
+            if len(clobbered):
+                j_index, j_cmd, _ = results[int(clobbered.flat[0])]
                 fault(Violation(index, cmd.offset, cmd.name,
                                 f"OFM overwrites the result of command {j_index} ({j_cmd.name} at stream "
                                 f"byte {j_cmd.offset}) before anything read it: a corrupt OFM address, "
@@ -189,7 +195,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             fault(Violation(index, cmd.offset if cmd else 0, cmd.name if cmd else "NPU_OP_STOP",
                             f"output tensor {name!r} (region 1 bytes {lo}..{hi}) is not written "
                             f"completely by the stream: byte {bad} never is"))
-        used.update(written.read_by(out).tolist())
+        note_read(out)
     # Vela lays out each weight and scale stream in region 0 once (DMA copies them to SRAM
     # whole): two streams overlap only when they are the same stream. A partial overlap, traced
     # back through the DMA copies, is a moved base or a changed length.
@@ -209,7 +215,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
     # A result nothing reads: Vela emits no dead operation, so its OFM address is wrong (or the
     # address its consumer reads from is).
     for pos, (index, cmd, a) in results.items():
-        if pos not in used:
+        if not used[pos + 1]:
             first = a.where.start if isinstance(a.where, slice) else int(a.where.min())
             fault(Violation(index, cmd.offset, cmd.name,
                             f"OFM written at region {a.region} byte {first} is never read by a later "
