@@ -99,8 +99,10 @@ def _activation_model(path, kind):
     x = nb.input((1, 6, 5, 20))
     y = {"LOGISTIC": 1 / (1 + np.exp(-x.calib)), "TANH": np.tanh(x.calib),
          "LEAKY_RELU": np.where(x.calib < 0, 0.2 * x.calib, x.calib)}[kind]
-    qparams = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}.get(kind) or nb._output_range(y, "none")
-    out = nb._act(kind.lower(), x.shape, y, qparams=qparams)
+    qparams = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}.get(kind)
+    # LEAKY_RELU: quantization covering its output range (a (min, max) pair is lo_hi, not qparams)
+    out = nb._act(kind.lower(), x.shape, y, lo_hi=nb._output_range(y, "none") if qparams is None else None,
+                  qparams=qparams)
     nb.graph.add_op(OpDef(kind, (x.index,), (out.index,), {"Alpha": 0.2} if kind == "LEAKY_RELU" else {}))
     nb.output(out)
     path.write_bytes(nb.to_bytes(kind))
