@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import CommandStreamError
+from ...errors import CommandStreamError, NotModelledError
 from .memory import READ_ONLY_REGION, SHRAM, Memory
 
 Where = np.ndarray | slice  # byte offsets (any shape) or a [lo, hi) range
 NO_OP = -1
+MAX_TRACKED_BYTES = 1 << 27  # 128 MiB of regions (a KWS arena is well under 1 MiB)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class WrittenBytes:
     wrote each one last (``NO_OP`` for inputs, constants and DMA)."""
 
     def __init__(self, mem: Memory):
+        tracked = sum({id(a): a.shape[1] for a in mem.regions.values()}.values())
+        if tracked > MAX_TRACKED_BYTES:  # 9 bytes of bookkeeping per byte: bounded like the regions
+            raise NotModelledError(f"regions of {tracked} bytes exceed the data-flow check's limit "
+                                   f"({MAX_TRACKED_BYTES} bytes)")
         self.masks: dict[int, np.ndarray] = {}
         self.writers: dict[int, np.ndarray] = {}
         self.sources: dict[int, np.ndarray] = {}  # the region 0 byte each byte was copied from, or -1
@@ -74,7 +79,7 @@ class WrittenBytes:
                 n = array.shape[1]
                 const = index == READ_ONLY_REGION
                 seen[key] = (np.full(n, const, dtype=bool), np.full(n, NO_OP, dtype=np.int32),
-                             np.arange(n, dtype=np.int64) if const else np.full(n, -1, dtype=np.int64))
+                             np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32))
             self.masks[index], self.writers[index], self.sources[index] = seen[key]
 
     def mark(self, region: int | str, where: Where, writer: int = NO_OP) -> None:
@@ -151,7 +156,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
     for pos, (index, cmd, plan) in enumerate(plans):
         reads, writes = accesses(plan)
         for a in reads:
-            if not a.what.endswith(" stream"):
+            if not a.what.endswith(" stream") or a.where.stop <= a.where.start:
                 continue
             block = written.constant_block(a)
             if block is None:
