@@ -260,3 +260,43 @@ def test_fuzz_cli_sample(int8io_model, compiled, tmp_path):
         f.write_bytes(flip_bit(data, rng.randrange(len(data)), rng.randrange(8)))
         out = cli("model", "info", "--no-compile", str(f), rc=(0, 2), timeout=60)
         assert out.rc >= 0
+
+
+# ---- the same checks on a small generated model (no shared data needed) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def softmax_compiled(tmp_path_factory):
+    from ethos_kws.synth import write_model
+
+    root = tmp_path_factory.mktemp("sm")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ETHOS_KWS_CACHE", str(root / "cache"))
+        path = compile_with_vela(write_model(root / "sm.tflite", "softmax", seed=0), "u55-128", root / "out")
+    data = path.read_bytes()
+    start, length = command_stream_span(data)
+    payload = parse_payload(data[start : start + length])
+    return path, data, start + length - 4 * len(payload.words), decode_stream(payload.words, 1 << 20)
+
+
+DATAFLOW = "nothing wrote|never read|not written completely|overwrites the result|constant data|cut across"
+
+
+@pytest.mark.parametrize("reg, nth, delta", [
+    ("NPU_SET_OFM_BASE0", -1, 0x10),  # the last op writes beside the output tensor
+    ("NPU_SET_OFM_BASE0", 0, 0x10),
+    ("NPU_SET_IFM_BASE0", 0, 0x10),  # the first op reads beside its input
+    ("NPU_SET_IFM2_BASE0", 0, 0x10),
+])
+def test_generated_model_moved_base(softmax_compiled, tmp_path, reg, nth, delta):
+    path, data, stream, commands = softmax_compiled
+    cmd = [c for c in commands if c.name == reg][nth]
+    pos = stream + cmd.offset + 4
+    bad = bytearray(data)
+    bad[pos : pos + 4] = (cmd.payload + delta).to_bytes(4, "little")
+    f = tmp_path / "bad_vela.tflite"
+    f.write_bytes(bytes(bad))
+    NpuSimBackend(path, warm_up=False)  # the original loads
+    with pytest.raises(CommandStreamError, match=DATAFLOW) as info:
+        NpuSimBackend(f, warm_up=False)
+    assert "command " in str(info.value) and "stream byte" in str(info.value)
