@@ -85,6 +85,35 @@ def command_stream_span(compiled: bytes) -> tuple[int, int]:
     raise ValueError("no ethos-u operator")
 
 
+# Registers whose value the hardware takes as it is (a scale, a clamp, a padding amount, a zero
+# point, a mode): a flip there may change the output and is counted, never an error. Everything
+# else in a stream (bases, strides, sizes, regions, lengths, opcodes) moves an access.
+ACCEPTED_VALUE_REGISTERS = (
+    "PAD", "ZERO_POINT", "ACTIVATION", "OFM_SCALE", "OPA_SCALE", "OPB_SCALE", "IFM2_SCALAR",
+    "KERNEL_STRIDE", "PRECISION", "ACC_FORMAT", "BLK", "IB_", "AB_START", "ACC_", "PARALLEL_MODE",
+    "IFM_UPSCALE", "IFM2_BROADCAST", "OP_POOL", "OP_ELEMENTWISE", "DMA_WAIT", "KERNEL_WAIT", "PMU", "IRQ",
+)
+
+
+def accepted_value(register: str) -> bool:
+    return any(k in register for k in ACCEPTED_VALUE_REGISTERS)
+
+
+def stream_command_at(compiled: bytes, pos: int):
+    """(command, byte within it) holding file byte ``pos`` of the first ethos-u command stream,
+    or None for the COP1 header."""
+    from ethos_kws.backends.npusim.commands import decode_stream
+    from ethos_kws.backends.npusim.container import parse_payload
+
+    start, length = command_stream_span(compiled)
+    payload = parse_payload(compiled[start : start + length])
+    rel = pos - (start + length - 4 * len(payload.words))
+    if rel < 0:
+        return None
+    cmds = [c for c in decode_stream(payload.words, 1 << 20) if c.offset <= rel]
+    return (cmds[-1], rel - cmds[-1].offset) if cmds else None
+
+
 def _ethos_u_op(m):
     sg = m.Subgraphs(0)
     for i in range(sg.OperatorsLength()):

@@ -31,6 +31,16 @@ from .memory import Memory
 CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLite Micro (CPU side)"
 
 
+def check_stream_dataflow(op: EthosUOp, executor, mem: Memory, stop_at_first: bool = True) -> list:
+    """Replay the stream's accesses from the op's inputs (see ``dataflow``); U85 plans do not
+    describe their accesses yet, so only U55/U65 streams are checked."""
+    if not hasattr(executor, "check_dataflow"):
+        return []
+    inputs = [(t.offset, t.offset + t.nbytes) for t in op.ifms]
+    outputs = [(t.name, t.offset, t.offset + t.nbytes) for t in op.ofms]
+    return executor.check_dataflow(mem, inputs, outputs, stop_at_first)
+
+
 def make_executor(payload, behaviours: Behaviours = DEFAULT):
     """The run loop of the stream's NPU family (COP1 product): U55/U65 or U85."""
     return (U85Executor if payload.config.npu == "U85" else Executor)(payload, behaviours)
@@ -179,7 +189,9 @@ class NpuSimBackend:
         main = self._graphs[0]
         self.steps = main.steps
         for step in main.npu_steps:  # validate every stream now, not at the first inference
-            step.executor.prepare(self._memory(step, 1))
+            mem = self._memory(step, 1)
+            step.executor.prepare(mem)
+            check_stream_dataflow(step.op, step.executor, mem)
         self._inputs, self._outputs = main.inputs, main.outputs
         self._sha = (original_model or self.model).sha256
         self._extra = dict(extra or {})

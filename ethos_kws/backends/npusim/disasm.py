@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import ModelError
+from ...errors import ModelError, NotModelledError, UserError
 from ...tflite import load_tflite
 from .commands import decode_stream
 from .container import CUSTOM_CODE, read_ethos_u_op
@@ -13,6 +13,26 @@ from .u85.commands import decode_u85_stream
 
 # each NPU family decodes with its own opcode map and register names
 DECODERS = {"U55": decode_stream, "U65": decode_stream, "U85": decode_u85_stream}
+
+
+def _violations(eop) -> dict[int, list[str]]:
+    """Data-flow violations per command index (see ``dataflow``); a stream that does not even
+    build its plans gets its error on the first command, so disasm still lists it."""
+    from .backend import NpuSimBackend, check_stream_dataflow, make_executor
+
+    ex = make_executor(eop.payload)
+    mem = NpuSimBackend._memory(type("Step", (), {"op": eop, "executor": ex})(), 1)
+    try:
+        ex.prepare(mem)
+        found = check_stream_dataflow(eop, ex, mem, stop_at_first=False)
+    except UserError as e:
+        return {0: [str(e)]}
+    except NotModelledError:
+        return {}
+    out: dict[int, list[str]] = {}
+    for v in found:
+        out.setdefault(v.command, []).append(v.message)
+    return out
 
 
 def disassemble(path) -> list[dict[str, Any]]:
@@ -25,6 +45,7 @@ def disassemble(path) -> list[dict[str, Any]]:
         eop = read_ethos_u_op(model, op)
         cfg = eop.payload.config
         commands = DECODERS[cfg.npu](eop.payload.words, MAX_COMMANDS)
+        violations = _violations(eop)
         out.append({
             "operator": op.index,
             "config_r": f"0x{cfg.config_word:08x}",
@@ -37,6 +58,7 @@ def disassemble(path) -> list[dict[str, Any]]:
             "scratch_bytes": eop.scratch_bytes,
             "scratch_fast_bytes": eop.scratch_fast_bytes,
             "commands": commands,
+            "violations": violations,
         })
     if not out:
         raise ModelError(f"{path}: no '{CUSTOM_CODE}' operator; compile the model with Vela first")
@@ -52,9 +74,14 @@ def to_text(streams: list[dict[str, Any]]) -> str:
             f"read_only {s['read_only_bytes']} bytes, scratch {s['scratch_bytes']} bytes, "
             f"scratch_fast {s['scratch_fast_bytes']} bytes"
         )
-        lines.extend(c.text() for c in s["commands"])
+        marks = s.get("violations", {})
+        for i, c in enumerate(s["commands"]):
+            lines.append(c.text())
+            lines.extend(f"; ! command {i}: {m}" for m in marks.get(i, ()))
     return "\n".join(lines) + "\n"
 
 
 def to_json(streams: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"streams": [dict(s, commands=[c.to_dict() for c in s["commands"]]) for s in streams]}
+    return {"streams": [dict(s, commands=[c.to_dict() for c in s["commands"]],
+                             violations={str(k): v for k, v in s.get("violations", {}).items()})
+                        for s in streams]}

@@ -16,6 +16,7 @@ from ...errors import CommandStreamError, NotModelledError
 from .behaviours import DEFAULT, Behaviours
 from .commands import Command, decode_stream
 from .container import CommandPayload
+from .dataflow import Violation, check_dataflow
 from .memory import Memory
 from .ops.conv import ConvPlan
 from .ops.dma import DmaPlan
@@ -77,6 +78,7 @@ class Executor:
         self.behaviours = behaviours
         self.commands = decode_stream(payload.words, max_commands)
         self._plans: list[tuple[Command, object]] | None = None
+        self._indices: list[int] = []  # position of each plan's command in ``commands``
 
     @property
     def config(self):
@@ -85,7 +87,7 @@ class Executor:
     def _build(self, mem: Memory) -> list:
         plans = []
         r = RegisterFile()
-        for cmd in self.commands:
+        for index, cmd in enumerate(self.commands):
             if cmd.name == "NPU_OP_STOP":
                 break
             if cmd.is_operation:
@@ -94,6 +96,7 @@ class Executor:
                 plan = _make_plan(cmd, r, mem, self.payload, self.behaviours)
                 if plan is not None:
                     plans.append((cmd, plan))
+                    self._indices.append(index)
             else:
                 r.write(cmd)
         return plans
@@ -101,7 +104,14 @@ class Executor:
     def prepare(self, mem: Memory) -> None:
         """Check every operation against the register file and region sizes; build the plans."""
         if self._plans is None:
+            self._indices = []
             self._plans = self._build(mem)
+
+    def check_dataflow(self, mem: Memory, inputs, outputs, stop_at_first: bool = True) -> list[Violation]:
+        """Every byte read was written first; every output byte is written (see ``dataflow``)."""
+        self.prepare(mem)
+        plans = [(i, cmd, plan) for i, (cmd, plan) in zip(self._indices, self._plans)]
+        return check_dataflow(mem, plans, inputs, outputs, stop_at_first)
 
     @property
     def operations(self) -> list[Command]:

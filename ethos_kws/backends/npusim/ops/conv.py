@@ -17,6 +17,7 @@ from ....errors import CommandStreamError, NotModelledError
 from .. import weights as weight_decoder
 from ..behaviours import Behaviours
 from ..container import NpuConfig
+from ..dataflow import Access
 from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
@@ -81,6 +82,13 @@ class ConvPlan:
             self.streams.append((core, channels, w, s, params))
         self._cache_key: tuple | None = None
         self._prepared = None
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        reads = [Access("IFM", self.ifm.region, self.ifm_index)]
+        for core, _n, w, s, _p in self.streams:
+            reads += [Access(f"core {core} weight stream", w[0], slice(w[1], w[1] + w[2])),
+                      Access(f"core {core} scale stream", s[0], slice(s[1], s[1] + s[2]))]
+        return reads, [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _prepare(self, mem: Memory):
         raw = tuple(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ethosu.vela.ethos_u55_regs.ethos_u55_regs import stride_mode as StrideMode
 
 from ....errors import CommandStreamError, NotModelledError
+from ..dataflow import Access
 from ..memory import SHRAM, Memory
 from ..registers import RegisterFile
 
@@ -12,6 +13,8 @@ STRIDE_1D = StrideMode.STRIDE_MODE_1D.value
 
 
 class DmaPlan:
+    is_copy = True  # dataflow: the destination takes the source's written state
+
     def __init__(self, r: RegisterFile, mem: Memory):
         for name in ("DMA0_SRC_REGION", "DMA0_DST_REGION"):
             mode = r.field(name, "stride_mode")
@@ -28,6 +31,10 @@ class DmaPlan:
         mem.check(self.src, self.src_addr, self.src_addr + self.length, "DMA source")
         mem.check(self.dst, self.dst_addr, self.dst_addr + self.length, "DMA destination")
         mem.check_writable(self.dst, "DMA destination")
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        return ([Access("DMA source", self.src, slice(self.src_addr, self.src_addr + self.length))],
+                [Access("DMA destination", self.dst, slice(self.dst_addr, self.dst_addr + self.length))])
 
     def run(self, mem: Memory) -> None:
         src = mem.region(self.src)[:, self.src_addr : self.src_addr + self.length]

@@ -15,6 +15,7 @@ from ethosu.vela.ethos_u55_regs.ethos_u55_regs import ifm_scale_mode as ScaleMod
 from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
 from ..commands import decode_fields
+from ..dataflow import Access
 from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
@@ -71,6 +72,12 @@ class ElementwisePlan:
                 w2 = 1 if bc["broadcast_width"] else self.w
                 c2 = 1 if bc["broadcast_depth"] else self.c
                 self.ifm2_index = self.ifm2.byte_index(mem, h2, w2, c2)
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        reads = [Access("IFM", self.ifm.region, self.ifm_index)]
+        if self.ifm2 is not None and self.ifm2_index is not None:
+            reads.append(Access("IFM2", self.ifm2.region, self.ifm2_index))
+        return reads, [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _operands(self, mem: Memory):
         a = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp

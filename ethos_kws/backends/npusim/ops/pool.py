@@ -8,6 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
+from ..dataflow import Access
 from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
@@ -43,6 +44,9 @@ class PoolPlan:
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        return [Access("IFM", self.ifm.region, self.ifm_index)], [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _valid_counts(self) -> np.ndarray:
         return valid_counts(self.k, self.h, self.w, self.ih, self.iw)

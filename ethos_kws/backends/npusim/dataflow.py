@@ -1,0 +1,229 @@
+"""Data flow through the regions: every byte an operation reads was written first.
+
+A corrupted stream can move a base address, a stride or a size so that every access still lies
+inside its region: the hardware runs it and answers wrongly. What such a stream cannot do is read
+only bytes that hold data. The stream has no branches, so which bytes each operation reads and
+writes is fixed when the plans are built: this pass replays those accesses once, at load, over one
+boolean mask per region (numpy fancy indexing, never a per-byte loop), starting from what the
+driver provides — region 0 (constant data) and the op's input tensors in the arena — and checks
+
+* every IFM, IFM2, weight and scale byte was written (input, constant, DMA or an earlier
+  operation); a DMA copies the written state with the bytes (it may move alignment padding);
+* weight and scale streams (traced through DMA copies to region 0) do not cut across each other;
+* no OFM overwrites a result nothing has read yet;
+* every result (OFM) is read by a later operation or is part of an output tensor;
+* every output tensor of the ``ethos-u`` op is written completely by the stream.
+
+A violation is a ``CommandStreamError`` naming the command (index in the stream and byte offset),
+the operand and the first byte offset at fault. Internal SHRAM (LUTs) is not tracked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import CommandStreamError, NotModelledError
+from .memory import READ_ONLY_REGION, SHRAM, Memory
+
+Where = np.ndarray | slice  # byte offsets (any shape) or a [lo, hi) range
+NO_OP = -1
+MAX_TRACKED_BYTES = 1 << 27  # 128 MiB of regions (a KWS arena is well under 1 MiB)
+
+
+@dataclass(frozen=True)
+class Access:
+    what: str  # "IFM", "IFM2", "weights", "DMA source", ...
+    region: int | str
+    where: Where
+
+
+@dataclass(frozen=True)
+class Violation:
+    command: int  # index among the decoded commands
+    offset: int  # byte offset of the command in the register stream
+    name: str
+    message: str
+
+    def text(self) -> str:
+        return f"command {self.command} ({self.name} at stream byte {self.offset}): {self.message}"
+
+
+def _first_unwritten(mask: np.ndarray, where: Where) -> int | None:
+    got = mask[where]
+    if got.all():
+        return None
+    if isinstance(where, slice):
+        return where.start + int(np.argmin(got))
+    return int(where.reshape(-1)[int(np.argmin(got.reshape(-1)))])
+
+
+class WrittenBytes:
+    """Per region (regions that alias share arrays): which bytes hold data, and which operation
+    wrote each one last (``NO_OP`` for inputs, constants and DMA)."""
+
+    def __init__(self, mem: Memory):
+        tracked = sum({id(a): a.shape[1] for a in mem.regions.values()}.values())
+        if tracked > MAX_TRACKED_BYTES:  # 9 bytes of bookkeeping per byte: bounded like the regions
+            raise NotModelledError(f"regions of {tracked} bytes exceed the data-flow check's limit "
+                                   f"({MAX_TRACKED_BYTES} bytes)")
+        self.masks: dict[int, np.ndarray] = {}
+        self.writers: dict[int, np.ndarray] = {}
+        self.sources: dict[int, np.ndarray] = {}  # the region 0 byte each byte was copied from, or -1
+        seen: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for index, array in mem.regions.items():
+            key = id(array)
+            if key not in seen:
+                n = array.shape[1]
+                const = index == READ_ONLY_REGION
+                seen[key] = (np.full(n, const, dtype=bool), np.full(n, NO_OP, dtype=np.int32),
+                             np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32))
+            self.masks[index], self.writers[index], self.sources[index] = seen[key]
+
+    def mark(self, region: int | str, where: Where, writer: int = NO_OP) -> None:
+        if region != SHRAM:
+            self.masks[region][where] = True
+            self.writers[region][where] = writer
+            self.sources[region][where] = -1
+
+    def copy(self, src: Access, dst: Access) -> None:
+        """A DMA: the destination holds data where the source did, from the same writers."""
+        if dst.region == SHRAM:
+            return
+        if src.region == SHRAM:
+            self.mark(dst.region, dst.where)
+            return
+        for arrays in (self.masks, self.writers, self.sources):
+            arrays[dst.region][dst.where] = arrays[src.region][src.where].copy()
+
+    def constant_block(self, access: Access) -> tuple[int, int] | None:
+        """The region 0 bytes a [lo, hi) read holds, when they are one contiguous copy of them."""
+        if access.region == SHRAM or not isinstance(access.where, slice) or access.where.stop <= access.where.start:
+            return None
+        src = self.sources[access.region][access.where]
+        if src[0] < 0 or src[-1] - src[0] != len(src) - 1 or (len(src) > 1 and not (np.diff(src) == 1).all()):
+            return None
+        return int(src[0]), int(src[-1]) + 1
+
+    def unwritten(self, access: Access) -> int | None:
+        if access.region == SHRAM:
+            return None
+        return _first_unwritten(self.masks[access.region], access.where)
+
+    def writers_of(self, access: Access) -> np.ndarray | None:
+        """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
+        return None if access.region == SHRAM else self.writers[access.region][access.where]
+
+
+def accesses(plan) -> tuple[list[Access], list[Access]]:
+    """(reads, writes) of one plan; a plan without ``accesses`` is not tracked."""
+    fn = getattr(plan, "accesses", None)
+    return fn() if fn is not None else ([], [])
+
+
+def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
+                   inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple[str, int, int]],
+                   stop_at_first: bool = True) -> list[Violation]:
+    """Replay the accesses of ``plans`` ((command index, command, plan) in stream order).
+
+    ``inputs``: [lo, hi) byte ranges of region 1 the driver fills before the stream runs;
+    ``outputs``: (tensor name, lo, hi) ranges of region 1 the stream must write completely.
+    Raises the first violation unless ``stop_at_first`` is False (disasm lists them all)."""
+    found: list[Violation] = []
+
+    def fault(v: Violation) -> None:
+        if stop_at_first:
+            raise CommandStreamError(v.text())
+        found.append(v)
+
+    written = WrittenBytes(mem)
+    for lo, hi in inputs:
+        written.mark(1, slice(lo, hi))
+    results: dict[int, tuple[int, object, Access]] = {}  # plan position -> its OFM write
+    plans = list(plans)
+    used = np.zeros(len(plans) + 1, dtype=bool)  # [pos + 1]: the result of plan pos was read
+    used[0] = True  # [0]: NO_OP, inputs and constants: never "unread"
+
+    def note_read(a: Access) -> None:
+        w = written.writers_of(a)
+        if w is not None:
+            used[w + 1] = True  # a boolean scatter: faster than np.unique on every access
+
+    constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
+    last = None
+    for pos, (index, cmd, plan) in enumerate(plans):
+        reads, writes = accesses(plan)
+        for a in reads:
+            if not a.what.endswith(" stream") or a.where.stop <= a.where.start:
+                continue
+            block = written.constant_block(a)
+            if block is None:
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"{a.what} at region {a.region} bytes {a.where.start}..{a.where.stop} is not "
+                                f"one copy of constant data (weights and scales come from region 0, "
+                                f"directly or by DMA): a corrupt base address or length"))
+            else:
+                constants.append((*block, index, cmd, a.what))
+        if getattr(plan, "is_copy", False):  # a copy: may move padding too; the data keeps its state
+            written.copy(reads[0], writes[0])
+            note_read(reads[0])
+            continue
+        for a in reads:
+            bad = written.unwritten(a)
+            if bad is not None:
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"{a.what} reads region {a.region} byte {bad}, which nothing wrote before "
+                                f"it (not an input, constant, DMA or earlier operation): a corrupt "
+                                f"address, stride or size"))
+            note_read(a)
+        for a in writes:
+            is_result = a.what == "OFM"
+            w = written.writers_of(a) if is_result else None
+            clobbered = w[~used[w + 1]] if w is not None else ()
+            if len(clobbered):
+                j_index, j_cmd, _ = results[int(clobbered.flat[0])]
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"OFM overwrites the result of command {j_index} ({j_cmd.name} at stream "
+                                f"byte {j_cmd.offset}) before anything read it: a corrupt OFM address, "
+                                f"stride or region"))
+            written.mark(a.region, a.where, pos if is_result else NO_OP)
+            if is_result:
+                results[pos] = (index, cmd, a)
+        last = (index, cmd)
+    for name, lo, hi in outputs:
+        out = Access("output", 1, slice(lo, hi))
+        bad = written.unwritten(out)
+        if bad is not None:
+            index, cmd = last if last is not None else (0, None)
+            fault(Violation(index, cmd.offset if cmd else 0, cmd.name if cmd else "NPU_OP_STOP",
+                            f"output tensor {name!r} (region 1 bytes {lo}..{hi}) is not written "
+                            f"completely by the stream: byte {bad} never is"))
+        note_read(out)
+    # Vela lays out each weight and scale stream in region 0 once (DMA copies them to SRAM
+    # whole): two streams overlap only when they are the same stream. A partial overlap, traced
+    # back through the DMA copies, is a moved base or a changed length.
+    constants.sort(key=lambda c: (c[0], c[1]))
+    lo0 = hi0 = -1  # the block reaching furthest so far
+    for lo, hi, index, cmd, what in constants:
+        if lo >= hi0:
+            lo0, hi0 = lo, hi
+            continue
+        if (lo, hi) != (lo0, hi0):
+            fault(Violation(index, cmd.offset, cmd.name,
+                            f"{what} holds region 0 bytes {lo}..{hi}, which cut across another weight or "
+                            f"scale stream ({lo0}..{hi0}): a corrupt base address or length"))
+            break
+        if hi > hi0:
+            lo0, hi0 = lo, hi
+    # A result nothing reads: Vela emits no dead operation, so its OFM address is wrong (or the
+    # address its consumer reads from is).
+    for pos, (index, cmd, a) in results.items():
+        if not used[pos + 1]:
+            first = a.where.start if isinstance(a.where, slice) else int(a.where.min())
+            fault(Violation(index, cmd.offset, cmd.name,
+                            f"OFM written at region {a.region} byte {first} is never read by a later "
+                            f"operation nor part of an output tensor: a corrupt OFM address, stride "
+                            f"or region, or a corrupt IFM address of its consumer"))
+    return found
