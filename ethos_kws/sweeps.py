@@ -126,25 +126,15 @@ def compile_all(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
                                  initializer=_init_pool_worker, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_compile_worker, specs[i]): i for i in todo}
-            try:
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        results[i] = fut.result()
-                    except BrokenProcessPool:
-                        retry.append(i)  # some worker died; which spec killed it is found below
-                        continue
-                    except EthosKwsError as e:
-                        if errors is None:
-                            raise
-                        failed[i] = e
-                        continue
-                    if progress:
-                        progress(results[i])
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+
+            def take(i, fut):
+                try:
+                    return fut.result()
+                except BrokenProcessPool:
+                    retry.append(i)  # some worker died; which spec killed it is found below
+                    return None
+
+            _drain(futures, take, results, failed, progress, raise_first=errors is None)
         for i in sorted(retry):  # one at a time, each crash contained and named
             one(i)
     for i, found in problems.items():
@@ -158,8 +148,6 @@ def compile_all(
 
 def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_first: bool) -> None:
     """``todo`` on the cluster; each finished compile is stored in this machine's cache."""
-    from concurrent.futures import as_completed as cf_completed
-
     from .errors import CompileError
     from .vela import compile_portable, store_portable, vela_version
 
@@ -172,26 +160,39 @@ def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_firs
     client_vela = vela_version()
     futures = {executor.submit(compile_portable, specs[i], models[specs[i].model_sha256], specs[i].cache_key(),
                                client_vela): i for i in todo}
+
+    def take(i, fut):
+        try:
+            doc, files = fut.result()
+        except EthosKwsError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a task the cluster gave up on (KilledWorker...)
+            raise CompileError(f"Dask could not compile {Path(specs[i].model_path).name} for "
+                               f"{specs[i].accel}: {type(e).__name__}: {e}") from None
+        return store_portable(specs[i], doc, files)
+
+    _drain(futures, take, results, failed, progress, raise_first=raise_first)
+
+
+def _drain(futures, take, results, failed, progress, *, raise_first: bool) -> None:
+    """Collect finished futures (a process pool's or Dask's, both concurrent.futures-style):
+    ``take(i, fut)`` gives spec i's result (None: retried later); a failure of ours is raised or
+    recorded in ``failed``; an interruption cancels what has not started."""
     try:
-        for fut in cf_completed(futures):
+        for fut in as_completed(futures):
             i = futures[fut]
             try:
-                doc, files = fut.result()
-                results[i] = store_portable(specs[i], doc, files)
+                result = take(i, fut)
             except EthosKwsError as e:
                 if raise_first:
                     raise
                 failed[i] = e
                 continue
-            except Exception as e:  # noqa: BLE001 - a task the cluster gave up on (KilledWorker...)
-                err = CompileError(f"Dask could not compile {Path(specs[i].model_path).name} for "
-                                   f"{specs[i].accel}: {type(e).__name__}: {e}")
-                if raise_first:
-                    raise err from None
-                failed[i] = err
+            if result is None:
                 continue
+            results[i] = result
             if progress:
-                progress(results[i])
+                progress(result)
     except BaseException:
         for f in futures:
             f.cancel()

@@ -186,6 +186,7 @@ class NpuSimBackend:
         self.variables: dict[int, np.ndarray] = {}
         self.persistent: dict[str, np.ndarray] = {}  # Regor's persistent tensors, by name (_Graph)
         self._graphs: dict[int, _Graph] = {0: _Graph(self, 0)}
+        self._persistent_names = set(self._graphs[0].persistent)  # grows as subgraphs load
         main = self._graphs[0]
         self.steps = main.steps
         for step in main.npu_steps:  # validate every stream now, not at the first inference
@@ -274,7 +275,7 @@ class NpuSimBackend:
         for t in state:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             self.variables[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape).copy()
-        keep = set().union(*(h.persistent for h in self._graphs.values()), g.persistent)
+        keep = self._persistent_names
         for t in op.ofms:
             raw = np.ascontiguousarray(scratch[:, t.offset : t.offset + t.nbytes])
             values[t.index] = raw.view(t.dtype).reshape((batch,) + t.shape)
@@ -287,6 +288,7 @@ class NpuSimBackend:
             if not 0 < index < len(self.graph.subgraphs):
                 raise ModelError(f"CALL_ONCE names subgraph {index}, which the model does not have")
             self._graphs[index] = _Graph(self, index)
+            self._persistent_names |= self._graphs[index].persistent
         return self._graphs[index]
 
     def _value(self, g: _Graph, values: dict, t: int, batch: int) -> np.ndarray:
