@@ -194,7 +194,8 @@ def _verify(r: _Reader) -> None:
             raise _Corrupt(f"metadata {i} refers to buffer {r.scalar(md, 1, 'I', 0)} of {len(buffers)}")
     for i, sd in enumerate(r.tables(model, 7, "signature")):
         for fid in (0, 1):
-            for k, tm in enumerate(r.tables(sd, fid, f"tensor map {k} of signature {i}")):
+            kind = ("input", "output")[fid]  # k is not bound yet: name the list, not the element
+            for k, tm in enumerate(r.tables(sd, fid, f"{kind} tensor maps of signature {i}")):
                 r.string(tm, 0, f"tensor map {k} of signature {i}")
         r.string(sd, 2, f"key of signature {i}")
 
