@@ -290,10 +290,14 @@ def stream_step(backend: Backend) -> StreamStep:
     if not callable(getattr(backend, "reset", None)):
         raise UserError(f"--sequence needs a backend that carries the model's state between "
                         f"invocations and can reset it per file (cpu, npu-sim), not {backend.name}")
-    values = int(np.prod(backend.input_specs[0].shape))
-    if values % DCT_COEFFICIENTS:
-        raise UserError(f"--sequence: the model's input of {values} values is not a whole number of "
-                        f"{DCT_COEFFICIENTS}-coefficient MFCC frames")
+    shape = tuple(backend.input_specs[0].shape)
+    values = int(np.prod(shape))
+    # frames along an axis of 10 values, or a flat (1, N) input; a (1, 3, 40) input wants
+    # 40-channel features this front end does not compute: refused, never fed 12 MFCC frames
+    flat = len(shape) <= 2 and values % DCT_COEFFICIENTS == 0
+    if not values or not (flat or shape[-1] == DCT_COEFFICIENTS):
+        raise UserError(f"--sequence: the model's input {shape} is not a whole number of "
+                        f"{DCT_COEFFICIENTS}-coefficient MFCC frames (the front end's features)")
     return StreamStep(values // DCT_COEFFICIENTS)
 
 

@@ -277,3 +277,9 @@ def test_sequence_refuses_a_stateless_model_or_a_frame_mismatch(tmp_path, audio_
     odd.write_bytes(streaming_kws(coefficients=8))  # 8 values per invocation: not 10-value frames
     assert main(["classify", str(clip), "--model", str(odd), "--sequence"]) == 2
     assert "not a whole number of 10-coefficient MFCC frames" in capsys.readouterr().err
+    # 40 values per frame (a micro-wake-word style (1, 3, 40) input): a whole number of values,
+    # but not MFCC frames: refused rather than fed 12 frames
+    mel = tmp_path / "mel.tflite"
+    mel.write_bytes(streaming_kws(coefficients=40))
+    assert main(["classify", str(clip), "--model", str(mel), "--sequence"]) == 2
+    assert "(1, 1, 1, 40) is not a whole number" in capsys.readouterr().err

@@ -3,6 +3,7 @@ converter output has one, e.g. TFLite Micro's hello_world_int8.tflite) loads."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
@@ -41,4 +42,30 @@ def test_a_truncated_signature_is_one_clear_error(tmp_path):
     p = tmp_path / "bad.tflite"
     p.write_bytes(bytes(data))
     with pytest.raises(ModelError):
+        load_tflite(p)
+
+
+def _model_with_per_axis_const(shape, axis: int) -> bytes:
+    g = GraphBuilder()
+    x = g.activation("x", (1, 4), "int8", scale=0.1, zero_point=0)
+    y = g.activation("y", (1, 4), "int8", scale=0.1, zero_point=0)
+    g.const("c", np.zeros(shape, np.int32), "int32", scale=[0.1, 0.2, 0.3, 0.4], zero_point=0, axis=axis)
+    g.op("RELU", [x], [y])
+    g.inputs, g.outputs = [x], [y]
+    return g.to_bytes("per-axis const")
+
+
+def test_old_converters_bias_quantized_dimension_is_accepted(tmp_path):
+    """Old converters wrote the weights' quantized dimension (3) on 1-D biases (TFLite Micro's
+    person_detect.tflite); a 1-D tensor's scales can only run along its one axis."""
+    p = tmp_path / "bias.tflite"
+    p.write_bytes(_model_with_per_axis_const((4,), axis=3))
+    load_tflite(p)
+
+
+@pytest.mark.parametrize("shape, axis", [((4, 2), 3), ((2, 4), 0), ((3,), 0)])
+def test_per_axis_scales_off_their_dimension_are_refused(tmp_path, shape, axis):
+    p = tmp_path / "bad.tflite"
+    p.write_bytes(_model_with_per_axis_const(shape, axis))
+    with pytest.raises(ModelError, match="4 scales for quantized dimension"):
         load_tflite(p)
