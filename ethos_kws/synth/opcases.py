@@ -216,8 +216,10 @@ def _pack():
     return build
 
 
-def _conv(dtype: str, transpose=False):
-    """CONV_2D (int16x8: int16 activations, int8 weights, int64 bias) or TRANSPOSE_CONV."""
+def _conv(dtype: str, transpose=False, shape_input=False):
+    """CONV_2D (int16x8: int16 activations, int8 weights, int64 bias) or TRANSPOSE_CONV
+    (``shape_input``: its output_shape a model input, as streaming converters leave it; the output
+    tensor's static shape is what runs)."""
     def build(seed: int) -> bytes:
         rng = np.random.default_rng(seed)
         g = GraphBuilder()
@@ -231,9 +233,12 @@ def _conv(dtype: str, transpose=False):
         if transpose:
             out_shape = (1, 12, 10, 6)
             y = g.activation("y", out_shape, dtype, lo_hi=(-3, 3))
-            os_ = g.const("output_shape", np.array(out_shape, np.int32), "int32")
+            if shape_input:
+                os_ = g.activation("output_shape", (4,), "int32")
+            else:
+                os_ = g.const("output_shape", np.array(out_shape, np.int32), "int32")
             g.op("TRANSPOSE_CONV", [os_, wt, x, bt], [y], version=3, padding=0, strideH=2, strideW=2)
-            return _finish(g, [x], [y], f"TRANSPOSE_CONV {dtype}")
+            return _finish(g, [os_, x] if shape_input else [x], [y], f"TRANSPOSE_CONV {dtype}")
         y = g.activation("y", (1, 6, 5, 6), dtype, lo_hi=(-3, 3))
         g.op("CONV_2D", [x, wt, bt], [y], version=3, padding=0, strideH=1, strideW=1)
         return _finish(g, [x], [y], f"CONV_2D {dtype}")
@@ -391,6 +396,9 @@ OP_CASES: dict[str, OpCase] = {
                                                   outType=2)),
     "conv2d_int16": OpCase(("CONV_2D",), _conv("int16")),
     "transpose_conv_int8": OpCase(("TRANSPOSE_CONV",), _conv("int8", transpose=True)),
+    # Regor passes the output_shape input to the U85 ethos-u op outside the arena (offset -1)
+    "transpose_conv_shape_input_int8": OpCase(("TRANSPOSE_CONV",), _conv("int8", transpose=True,
+                                                                        shape_input=True)),
     "fully_connected_int16": OpCase(("FULLY_CONNECTED",), _fc16),
     "average_pool_int16": OpCase(("AVERAGE_POOL_2D",), _pool16("AVERAGE_POOL_2D")),
     "max_pool_int16": OpCase(("MAX_POOL_2D",), _pool16("MAX_POOL_2D")),
