@@ -524,11 +524,35 @@ def _import_vela():
     return vela
 
 
+# Class attributes of Vela's legacy compiler that hold one compile's state for the life of the
+# process (Vela's CLI compiles once per process): DebugDatabase's tables, which would otherwise
+# accumulate every earlier compile's rows into each *_debug.xml.
+_DEBUG_DATABASE_TABLES = ("_sourceUID", "_sourceTable", "_optimisedUID", "_optimisedTable",
+                          "_queueTable", "_streamUID", "_streamTable")
+
+
+def reset_vela_state() -> None:
+    """Clear what one legacy compile leaves in the process before the next (the worker reuses its
+    process). ``TensorAddressMap`` keeps tensor addresses by equivalence id and outlives the
+    compile: compiling a conv + LOGISTIC model for u55-32 and then u55-128 in one process failed
+    on its LUT tensor with "Two different addresses cannot be assigned to the same tensor" (each
+    compile alone succeeds)."""
+    from ethosu.vela.debug_database import DebugDatabase
+    from ethosu.vela.tensor import TensorAddressMap
+
+    TensorAddressMap.address_map.clear()
+    for name in _DEBUG_DATABASE_TABLES:
+        table = getattr(DebugDatabase, name, None)
+        if table is not None:
+            table.clear()
+
+
 def run_vela(argv: list[str], log_path: Path | None = None) -> str:
     """Run ``vela.main(argv)`` in this process; return what it printed, raise on failure.
     A signal inside Vela kills this process: use ``run_vela_contained`` unless this process is
     itself a disposable worker."""
     vela = _import_vela()
+    reset_vela_state()
 
     rc: Any = None
     error: BaseException | None = None
