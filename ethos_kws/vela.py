@@ -537,10 +537,15 @@ def reset_vela_state() -> None:
     compile: compiling a conv + LOGISTIC model for u55-32 and then u55-128 in one process failed
     on its LUT tensor with "Two different addresses cannot be assigned to the same tensor" (each
     compile alone succeeds)."""
+    from ethosu.vela import tensor
     from ethosu.vela.debug_database import DebugDatabase
-    from ethosu.vela.tensor import TensorAddressMap
 
-    TensorAddressMap.address_map.clear()
+    tensor.TensorAddressMap.address_map.clear()
+    # memoised: equal constant values get one equivalence id, meant within one compile; across
+    # compiles a constant took an address the map held from an earlier model's compile
+    clear = getattr(tensor.create_equivalence_id, "cache_clear", None)
+    if clear is not None:
+        clear()
     for name in _DEBUG_DATABASE_TABLES:
         table = getattr(DebugDatabase, name, None)
         if table is not None:

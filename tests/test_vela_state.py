@@ -39,3 +39,30 @@ def test_legacy_compiles_in_one_process_do_not_share_state(tmp_path):
         assert rows[0] == rows[1], table
     assert xmls[1].split("<table name='source'>")[1].split("</table>")[0].count('"Conv2DBias"') == 1
     assert results[0].compiled_model != results[1].compiled_model
+
+
+def test_a_compile_after_another_equals_a_fresh_process_compile(tmp_path):
+    """The legacy compiler memoises constant equivalence ids per process: without a reset, MEAN
+    compiled for u55-64 after u55-32 got other constant addresses than in a process of its own
+    (read-only data 176 instead of 224 bytes, IFM2 at 0x20), and its output was wrong."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ethos_kws.synth.opcases import build_case
+
+    model = tmp_path / "mean_int8.tflite"
+    model.write_bytes(build_case("mean_int8"))
+    here = [compile_model(model, acc, legacy_core=True) for acc in ("u55-32", "u55-64")][1]
+    code = ("import sys; from ethos_kws.vela import compile_model; "
+            "print(compile_model(sys.argv[1], 'u55-64', legacy_core=True).compiled_model)")
+    env = dict(os.environ, ETHOS_KWS_CACHE=str(tmp_path / "fresh-cache"))
+    out = subprocess.run([sys.executable, "-c", code, str(model)], env=env, capture_output=True,
+                         text=True, timeout=300, check=True).stdout.strip().splitlines()[-1]
+
+    def digest(p):
+        return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+    assert digest(here.compiled_model) == digest(out)
