@@ -45,7 +45,8 @@ from .vela_ini import INI_FILE_NAME, UserIni
 OPTIMISE_CHOICES = ("Performance", "Size")
 TENSOR_ALLOCATORS = ("LinearAlloc", "Greedy", "HillClimb")  # Vela 5.2 --tensor-allocator
 DEFAULT_TENSOR_ALLOCATOR = "HillClimb"  # Vela's default
-CACHE_FORMAT = 7  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 8  # bump when CompileResult or the cache layout changes (8: legacy compiles before
+# reset_vela_state could carry an earlier compile's state: never reuse them)
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
