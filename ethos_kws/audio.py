@@ -475,6 +475,31 @@ def stride_samples_for(stride_ms: float) -> int:
     return int(round(frames)) * STRIDE_SAMPLES
 
 
+def iter_frames(path: str | os.PathLike, multiple: int = 1, block_samples: int = 32000) -> Iterator[np.ndarray]:
+    """Stream the (10,) MFCC frames of a whole recording on the 20 ms grid, in order (for a
+    streaming model fed a few frames per invocation). After the audio, zero samples complete the
+    frame count to a multiple of ``multiple`` (at least one), as the last 1 s window is padded."""
+    if multiple < 1:
+        raise InputDataError(f"frames per step must be 1 or more, got {multiple}")
+    with AudioReader(path) as reader:
+        carry = np.zeros(0, np.float32)
+        done = 0
+        while True:
+            block = reader.read(block_samples)
+            if block.size == 0:
+                need = (-done) % multiple if done else multiple
+                if need:
+                    size = WINDOW_SAMPLES + (need - 1) * STRIDE_SAMPLES
+                    buf = np.concatenate([carry, np.zeros(max(0, size - carry.size), np.float32)])
+                    yield from mfcc_frames(buf)[:need]
+                return
+            buf = np.concatenate([carry, block])
+            new = mfcc_frames(buf)
+            carry = buf[len(new) * STRIDE_SAMPLES :] if len(new) else buf
+            done += len(new)
+            yield from new
+
+
 def iter_windows(path: str | os.PathLike, block_samples: int = 32000,
                  stride_samples: int = WINDOW_STRIDE_SAMPLES) -> Iterator[FeatureWindow]:
     """Stream the (49, 10) features of every 1 s window (``stride_samples`` apart) of a recording.

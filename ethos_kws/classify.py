@@ -8,6 +8,11 @@ window whose averaged top label is a keyword (not ``_silence_``/``_unknown_``) s
 the threshold is a detection. Repeated detections of one word in overlapping windows are one
 utterance: they merge into one event with a start and end time and its peak score.
 
+With ``--sequence`` (``classify_stream``) a recording is one stream for a stateful (streaming)
+model: each invocation takes the next few MFCC frames (as many as the model's input holds), the
+model's state carried from step to step and reset per file; the steps' posteriors are averaged,
+thresholded and merged as windows are.
+
 Windows are streamed from the files (bounded memory) and run through ``backend.run_batch`` in
 chunks that span files, so many short clips still make full batches.
 """
@@ -22,7 +27,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from .audio import (
-    CLIP_SAMPLES, SAMPLE_RATE_HZ, AudioInfo, FeatureWindow, iter_windows, stride_samples_for, wav_info,
+    CLIP_SAMPLES, DCT_COEFFICIENTS, SAMPLE_RATE_HZ, STRIDE_SAMPLES, AudioInfo, FeatureWindow, iter_frames,
+    iter_windows, stride_samples_for, wav_info,
 )
 from .backends.base import Backend
 from .backends.base import top_k as ranked
@@ -100,11 +106,13 @@ class Event:
                 "score": self.score, "peak_s": self.peak_s, "windows": self.windows}
 
 
-def merge_events(detections: Sequence[WindowScore], duration_s: float) -> tuple[Event, ...]:
-    """Detections of one label whose 1 s windows overlap or touch become one event."""
+def merge_events(detections: Sequence[WindowScore], duration_s: float,
+                 span_s: float = WINDOW_S) -> tuple[Event, ...]:
+    """Detections of one label whose spans (1 s windows, or a stream's steps) overlap or touch
+    become one event."""
     events: list[Event] = []
     for w in detections:
-        end = max(min(w.start_s + WINDOW_S, duration_s), w.start_s)
+        end = max(min(w.start_s + span_s, duration_s), w.start_s)
         last = events[-1] if events else None
         if last is not None and last.label == w.label and w.start_s <= last.end_s + 1e-9:
             peak = w.score > last.score
@@ -114,6 +122,22 @@ def merge_events(detections: Sequence[WindowScore], duration_s: float) -> tuple[
         else:
             events.append(Event(w.label, w.start_s, end, w.score, w.start_s, 1))
     return tuple(events)
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    """``classify --sequence``: each invocation of a stateful model takes the next ``frames``
+    MFCC frames of the recording (20 ms apart), its state carried from the step before."""
+
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames * STRIDE_SAMPLES / SAMPLE_RATE_HZ
+
+    def average_steps(self, detector: Detector) -> int:
+        """--average-ms in steps (the latest included); at least 1."""
+        return max(1, int(round(detector.average_ms / (self.seconds * 1e3))))
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,7 @@ class ClassifyResult:
     audio: AudioInfo | None = None  # the file as stored, and what was done to reach 16 kHz mono
     detector: Detector = field(default_factory=Detector)
     labels: tuple[str, ...] = ()
+    step: StreamStep | None = None  # a stream of steps (--sequence) instead of 1 s windows
 
     @property
     def detections(self) -> tuple[WindowScore, ...]:
@@ -135,7 +160,8 @@ class ClassifyResult:
 
     @property
     def events(self) -> tuple[Event, ...]:
-        return merge_events(self.detections, self.duration_s)
+        return merge_events(self.detections, self.duration_s,
+                            self.step.seconds if self.step else WINDOW_S)
 
     @property
     def best(self) -> WindowScore:
@@ -146,6 +172,7 @@ class ClassifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         best = self.best
+        step = self.step
         return {
             "clip": str(self.clip),
             "duration_s": round(self.duration_s, 6),
@@ -156,9 +183,10 @@ class ClassifyResult:
             "label": best.label,
             "score": best.score,
             "top": best.to_dict()["top"],
-            "window_s": WINDOW_S,
-            "stride_s": self.detector.stride_samples / SAMPLE_RATE_HZ,
-            "average_windows": self.detector.average_windows,
+            "window_s": step.seconds if step else WINDOW_S,
+            "stride_s": step.seconds if step else self.detector.stride_samples / SAMPLE_RATE_HZ,
+            "average_windows": step.average_steps(self.detector) if step else self.detector.average_windows,
+            "sequence": {"frames_per_step": step.frames, "steps": len(self.windows)} if step else None,
             "labels": list(self.labels),
             "detections": [{"time_s": w.start_s, "label": w.label, "score": w.score}
                            for w in self.detections],
@@ -234,19 +262,72 @@ def classify_files(paths: Sequence[str | os.PathLike], backend: Backend, *,
         for (i, w), outs in zip(chunk, backend.run_batch(batch)):
             raw[i].append((w, out_spec.dequantize(outs[0]).reshape(-1).astype(np.float64)))
     sha = model_sha256 or getattr(backend, "model_sha256", "")
+    return [ClassifyResult(Path(path), info.duration_s, backend.name, sha, detector.threshold,
+                           _averaged([(w.index, w.start_s) for w, _s in wins], [s for _w, s in wins],
+                                     n_avg, labels, k), info, detector, labels)
+            for path, info, wins in zip(paths, infos, raw)]
+
+
+def _averaged(where: Sequence[tuple[int, float]], scores: Sequence[np.ndarray], n_avg: int,
+              labels: tuple[str, ...], k: int) -> tuple[WindowScore, ...]:
+    """Scores of consecutive windows (or steps), each the causal moving average over the latest
+    ``n_avg`` (fewer at the start: no zero history)."""
+    scores = np.stack(scores)
+    csum = np.cumsum(np.vstack([np.zeros((1, scores.shape[1])), scores]), axis=0)
+    lo = np.maximum(np.arange(len(scores)) - n_avg + 1, 0)
+    avg = (csum[1:] - csum[lo]) / (np.arange(len(scores)) - lo + 1)[:, None] if n_avg > 1 else scores
+    return tuple(WindowScore(i, t, tuple(ranked(a, labels, k)), tuple(float(v) for v in a))
+                 for (i, t), a in zip(where, avg))
+
+
+def stream_step(backend: Backend) -> StreamStep:
+    """How many MFCC frames one invocation takes, for ``classify --sequence``; refuses a model
+    (or backend) that would not carry state from step to step."""
+    if not getattr(backend, "stateful", False):
+        raise UserError("--sequence feeds a recording to a stateful (streaming) model a few frames "
+                        "per invocation; this model keeps no state between invocations "
+                        "(classify it without --sequence)")
+    if not callable(getattr(backend, "reset", None)):
+        raise UserError(f"--sequence needs a backend that carries the model's state between "
+                        f"invocations and can reset it per file (cpu, npu-sim), not {backend.name}")
+    shape = tuple(backend.input_specs[0].shape)
+    values = int(np.prod(shape))
+    # frames along an axis of 10 values, or a flat (1, N) input; a (1, 3, 40) input wants
+    # 40-channel features this front end does not compute: refused, never fed 12 MFCC frames
+    flat = len(shape) <= 2 and values % DCT_COEFFICIENTS == 0
+    if not values or not (flat or shape[-1] == DCT_COEFFICIENTS):
+        raise UserError(f"--sequence: the model's input {shape} is not a whole number of "
+                        f"{DCT_COEFFICIENTS}-coefficient MFCC frames (the front end's features)")
+    return StreamStep(values // DCT_COEFFICIENTS)
+
+
+def classify_stream(paths: Sequence[str | os.PathLike], backend: Backend, *,
+                    labels: Sequence[str] | None = None, detector: Detector | None = None,
+                    top_k: int = 3, model_sha256: str | None = None) -> list[ClassifyResult]:
+    """``classify --sequence``: each recording is one stream. The model's state is reset at the
+    start of each file; then every invocation takes the next frames of the recording in order
+    (the state carries), and each step's posteriors are averaged, thresholded and merged into
+    events as windows are. All headers are checked before any inference runs."""
+    detector = detector or Detector()
+    labels = _resolve_labels(backend, labels)
+    step = stream_step(backend)
+    infos = [wav_info(p) for p in paths]
+    spec, out_spec = backend.input_specs[0], backend.output_specs[0]
+    k = min(top_k, len(labels))
+    sha = model_sha256 or getattr(backend, "model_sha256", "")
     results = []
-    for path, info, wins in zip(paths, infos, raw):
-        scores = np.stack([s for _w, s in wins])
-        # causal moving average over the latest n_avg windows (fewer at the start: no zero history)
-        csum = np.cumsum(np.vstack([np.zeros((1, scores.shape[1])), scores]), axis=0)
-        lo = np.maximum(np.arange(len(wins)) - n_avg + 1, 0)
-        avg = (csum[1:] - csum[lo]) / (np.arange(len(wins)) - lo + 1)[:, None] if n_avg > 1 else scores
-        scored = []
-        for (w, _s), a in zip(wins, avg):
-            scored.append(WindowScore(w.index, w.start_s, tuple(ranked(a, labels, k)),
-                                      tuple(float(v) for v in a)))
-        results.append(ClassifyResult(Path(path), info.duration_s, backend.name, sha,
-                                      detector.threshold, tuple(scored), info, detector, labels))
+    for path, info in zip(paths, infos):
+        backend.reset()
+        frames = iter_frames(path, step.frames)
+        where, scores = [], []
+        for i, chunk in enumerate(_chunks(frames, step.frames)):
+            x = features_to_input(np.stack(chunk), spec, str(path))
+            out = backend.run([x]).outputs[0].data
+            where.append((i, i * step.seconds))
+            scores.append(out_spec.dequantize(out).reshape(-1).astype(np.float64))
+        results.append(ClassifyResult(Path(path), info.duration_s, backend.name, sha, detector.threshold,
+                                      _averaged(where, scores, step.average_steps(detector), labels, k),
+                                      info, detector, labels, step))
     return results
 
 

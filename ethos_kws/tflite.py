@@ -34,6 +34,7 @@ _NUMPY_DTYPE = {
 BUILTIN_OP_NAMES = {
     v: k for k, v in vars(_BuiltinOperator.BuiltinOperator).items() if not k.startswith("_")
 }
+STATE_OPS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"})
 MIN_TFLITE_BYTES = 8  # root offset + "TFL3"
 
 
@@ -183,6 +184,18 @@ class TfliteModel:
         arr = np.frombuffer(raw, dtype=numpy_dtype(t.Type()))
         shape = tuple(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         return arr.reshape(shape) if int(np.prod(shape)) == arr.size else arr
+
+    @cached_property
+    def keeps_state(self) -> bool:
+        """Whether an invocation can depend on earlier ones: resource variables (streaming
+        converters' VAR_HANDLE / ASSIGN_VARIABLE) or variable tensors (SVDF, LSTM state)."""
+        for s in range(self.model.SubgraphsLength()):
+            if any(op.opcode in STATE_OPS for op in self.operators(s)):
+                return True
+            sg = self.model.Subgraphs(s)
+            if any(sg.Tensors(i).IsVariable() for i in range(sg.TensorsLength())):
+                return True
+        return False
 
     def metadata(self, name: str) -> bytes | None:
         for i in range(self.model.MetadataLength()):

@@ -194,7 +194,8 @@ def _verify(r: _Reader) -> None:
             raise _Corrupt(f"metadata {i} refers to buffer {r.scalar(md, 1, 'I', 0)} of {len(buffers)}")
     for i, sd in enumerate(r.tables(model, 7, "signature")):
         for fid in (0, 1):
-            for k, tm in enumerate(r.tables(sd, fid, f"tensor map {k} of signature {i}")):
+            kind = ("input", "output")[fid]  # k is not bound yet: name the list, not the element
+            for k, tm in enumerate(r.tables(sd, fid, f"{kind} tensor maps of signature {i}")):
                 r.string(tm, 0, f"tensor map {k} of signature {i}")
         r.string(sd, 2, f"key of signature {i}")
 
@@ -271,7 +272,10 @@ def _verify_quantization(r: _Reader, q: _Table, what: str, ttype: int, shape: li
             raise ModelError(f"corrupt TFLite file: {what} has zero point {z}, outside {lo}..{hi}")
     if len(scales) > 1:
         dim = r.scalar(q, 6, "i", 0)
-        if not 0 <= dim < len(shape) or shape[dim] != len(scales):
+        # a 1-D tensor's scales can only run along its one axis: old converters wrote the
+        # weights' dimension (3) on biases (TFLite Micro's person_detect.tflite), TFLM reads axis 0
+        one_axis = len(shape) == 1 and shape[0] == len(scales)
+        if not one_axis and (not 0 <= dim < len(shape) or shape[dim] != len(scales)):
             raise ModelError(f"corrupt TFLite file: {what} has {len(scales)} scales for quantized "
                              f"dimension {dim} of shape {tuple(shape)}")
     if zero_points and scales and len(zero_points) != len(scales):

@@ -45,7 +45,8 @@ from .vela_ini import INI_FILE_NAME, UserIni
 OPTIMISE_CHOICES = ("Performance", "Size")
 TENSOR_ALLOCATORS = ("LinearAlloc", "Greedy", "HillClimb")  # Vela 5.2 --tensor-allocator
 DEFAULT_TENSOR_ALLOCATOR = "HillClimb"  # Vela's default
-CACHE_FORMAT = 7  # bump when CompileResult or the cache layout changes
+CACHE_FORMAT = 8  # bump when CompileResult or the cache layout changes (8: legacy compiles before
+# reset_vela_state could carry an earlier compile's state: never reuse them)
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
@@ -524,11 +525,40 @@ def _import_vela():
     return vela
 
 
+# Class attributes of Vela's legacy compiler that hold one compile's state for the life of the
+# process (Vela's CLI compiles once per process): DebugDatabase's tables, which would otherwise
+# accumulate every earlier compile's rows into each *_debug.xml.
+_DEBUG_DATABASE_TABLES = ("_sourceUID", "_sourceTable", "_optimisedUID", "_optimisedTable",
+                          "_queueTable", "_streamUID", "_streamTable")
+
+
+def reset_vela_state() -> None:
+    """Clear what one legacy compile leaves in the process before the next (the worker reuses its
+    process). ``TensorAddressMap`` keeps tensor addresses by equivalence id and outlives the
+    compile: compiling a conv + LOGISTIC model for u55-32 and then u55-128 in one process failed
+    on its LUT tensor with "Two different addresses cannot be assigned to the same tensor" (each
+    compile alone succeeds)."""
+    from ethosu.vela import tensor
+    from ethosu.vela.debug_database import DebugDatabase
+
+    tensor.TensorAddressMap.address_map.clear()
+    # memoised: equal constant values get one equivalence id, meant within one compile; across
+    # compiles a constant took an address the map held from an earlier model's compile
+    clear = getattr(tensor.create_equivalence_id, "cache_clear", None)
+    if clear is not None:
+        clear()
+    for name in _DEBUG_DATABASE_TABLES:
+        table = getattr(DebugDatabase, name, None)
+        if table is not None:
+            table.clear()
+
+
 def run_vela(argv: list[str], log_path: Path | None = None) -> str:
     """Run ``vela.main(argv)`` in this process; return what it printed, raise on failure.
     A signal inside Vela kills this process: use ``run_vela_contained`` unless this process is
     itself a disposable worker."""
     vela = _import_vela()
+    reset_vela_state()
 
     rc: Any = None
     error: BaseException | None = None

@@ -189,3 +189,97 @@ def test_merge_events_joins_overlapping_windows_of_one_label_only():
     assert [(e.label, e.start_s, e.end_s, e.windows, e.score, e.peak_s) for e in ev] == [
         ("yes", 0.0, 1.5, 2, 0.9, 0.5), ("no", 1.0, 2.0, 1, 0.8, 1.0),
         ("no", 3.0, 4.0, 1, 0.75, 3.0), ("no", 4.5, 5.2, 1, 0.95, 4.5)]
+
+
+# ---- classify --sequence: a recording streamed through a stateful model ------------------------
+
+@pytest.fixture(scope="module")
+def streaming_model(tmp_path_factory):
+    """A generated streaming KWS layer (resource-variable frame history) taking 2 MFCC frames of
+    10 coefficients per invocation."""
+    from ethos_kws.synth.opcases import streaming_kws
+
+    p = tmp_path_factory.mktemp("stream") / "stream.tflite"
+    p.write_bytes(streaming_kws(coefficients=10, frames=2, in_scale=0.5, in_zp=0))
+    return p
+
+
+def _expected_stream(model, wav, frames):
+    """Step by step by hand: the MFCC frames of the whole file (zero samples completing the last
+    step), 2 per invocation of one TFLite Micro interpreter."""
+    from ethos_kws.audio import STRIDE_SAMPLES, WINDOW_SAMPLES, mfcc_frames
+    from ethos_kws.inputs import features_to_input
+
+    x = read_wav(wav)
+    n = 1 + (x.size - WINDOW_SAMPLES) // STRIDE_SAMPLES
+    n += -n % frames
+    x = np.concatenate([x, np.zeros(WINDOW_SAMPLES + (n - 1) * STRIDE_SAMPLES, np.float32)])
+    mf = mfcc_frames(x)[:n]
+    cpu = CpuBackend(model, kernels="tflm")
+    spec, out = cpu.input_specs[0], cpu.output_specs[0]
+    return np.array([out.dequantize(cpu.run([features_to_input(mf[i:i + frames], spec)]).outputs[0].data).ravel()
+                     for i in range(0, n, frames)])
+
+
+@pytest.mark.parametrize("backend", ["cpu", "npu-sim"])
+def test_sequence_streams_the_recording_with_state_carried(tmp_path, audio_dir, streaming_model, capsys,
+                                                           backend):
+    x = np.concatenate([read_wav(audio_dir / f"{n}.wav") for n in ("yes_tflm", "no_tflm")])
+    rec = make_wav(tmp_path / "rec.wav", x[:31000])  # not a whole number of steps: the last is padded
+    doc = _classify_json(capsys, rec, rec, "--model", streaming_model, "--sequence", "--backend", backend,
+                         "--average-ms", "0", "--threshold", "1")
+    a, b = doc["results"]
+    steps = _expected_stream(streaming_model, rec, 2)
+    assert a["sequence"] == {"frames_per_step": 2, "steps": len(steps)} and a["stride_s"] == 0.04
+    got = np.array([w["scores"] for w in a["windows"]])
+    np.testing.assert_array_equal(got, steps)
+    assert [w["start_s"] for w in a["windows"][:3]] == pytest.approx([0.0, 0.04, 0.08])
+    # the state is reset per file: the same recording twice gives the same stream
+    assert [w["scores"] for w in b["windows"]] == [w["scores"] for w in a["windows"]]
+    # and it is carried: each step alone, from a fresh state, gives other scores
+    cpu = CpuBackend(streaming_model, kernels="tflm")
+    spec = cpu.input_specs[0]
+    from ethos_kws.audio import mfcc_frames
+    from ethos_kws.inputs import features_to_input
+    alone = []
+    for i in range(1, 6):
+        cpu.reset()
+        f = mfcc_frames(read_wav(rec))[2 * i:2 * i + 2]
+        alone.append(cpu.output_specs[0].dequantize(cpu.run([features_to_input(f, spec)]).outputs[0].data).ravel())
+    assert not np.array_equal(np.array(alone), steps[1:6])
+
+
+def test_sequence_averages_steps_and_merges_events(tmp_path, audio_dir, streaming_model, capsys):
+    rec = make_wav(tmp_path / "rec.wav", read_wav(audio_dir / "yes_tflm.wav"))
+    raw = _classify_json(capsys, rec, "--model", streaming_model, "--sequence", "--average-ms", "0")
+    doc = _classify_json(capsys, rec, "--model", streaming_model, "--sequence", "--average-ms", "120",
+                         "--threshold", "0")
+    assert doc["average_windows"] == 3
+    s = np.array([w["scores"] for w in raw["windows"]])
+    np.testing.assert_allclose(doc["windows"][5]["scores"], s[3:6].mean(axis=0), atol=1e-12)
+    # threshold 0: every step whose top label is a keyword detects; touching steps merge
+    events = doc["events"]
+    assert events and sum(e["windows"] for e in events) == len(doc["detections"])
+    assert all(e["end_s"] - e["start_s"] == pytest.approx(0.04 * e["windows"]) for e in events[:-1])
+    capsys.readouterr()
+    assert main(["classify", str(rec), "--model", str(streaming_model), "--sequence"]) == 0
+    assert "steps of 2 frames (40 ms)" in capsys.readouterr().out
+
+
+def test_sequence_refuses_a_stateless_model_or_a_frame_mismatch(tmp_path, audio_dir, int8io_model, capsys):
+    from ethos_kws.synth.opcases import streaming_kws
+
+    clip = audio_dir / "yes_tflm.wav"
+    capsys.readouterr()
+    assert main(["classify", str(clip), "--model", str(int8io_model), "--sequence"]) == 2
+    assert "keeps no state" in capsys.readouterr().err
+    odd = tmp_path / "odd.tflite"
+    odd.write_bytes(streaming_kws(coefficients=8))  # 8 values per invocation: not 10-value frames
+    assert main(["classify", str(clip), "--model", str(odd), "--sequence"]) == 2
+    assert "not a whole number of 10-coefficient MFCC frames" in capsys.readouterr().err
+    # 40 values per frame (a micro-wake-word style (1, 3, 40) input): a whole number of values,
+    # but not MFCC frames: refused rather than fed 12 frames
+    mel = tmp_path / "mel.tflite"
+    mel.write_bytes(streaming_kws(coefficients=40))
+    assert main(["classify", str(clip), "--model", str(mel), "--sequence"]) == 2
+    assert "(1, 1, 1, 40) is not a whole number" in capsys.readouterr().err

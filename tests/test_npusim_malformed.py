@@ -231,3 +231,47 @@ def test_behaviours_are_frozen():
     from ethos_kws.backends.npusim.behaviours import DEFAULT
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT.lut_index_plus_128 = False  # type: ignore[misc]
+
+
+# Features of the U55/U65 register set that Vela 5.2 never emits (README, "Not modelled today"):
+# a hand-built stream using one is refused with its name, never run as something else.
+@pytest.fixture(scope="module")
+def conv_op(tmp_path_factory):
+    root = tmp_path_factory.mktemp("malformed-conv")
+    model = write_model(root / "conv.tflite", "conv2d", seed=0)
+    m = load_tflite(compile_with_vela(model, "u55-128", root / "out"))
+    return read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
+
+
+@pytest.mark.parametrize("reg, mode, needle", [
+    ("NPU_SET_DMA0_SRC_REGION", 1, "DMA0_SRC_REGION: DMA STRIDE_MODE_2D is not modelled"),
+    ("NPU_SET_DMA0_DST_REGION", 2, "DMA0_DST_REGION: DMA STRIDE_MODE_3D is not modelled"),
+])
+def test_dma_2d_3d_strides_are_refused_by_name(softmax_op, reg, mode, needle):
+    eop, _ = softmax_op
+    words = with_before([int(w) for w in eop.payload.words], "NPU_OP_DMA_START", cmd0(reg, 1 | mode << 9))
+    assert needle in run_words(eop, words, error=NotModelledError)
+
+
+@pytest.mark.parametrize("bit", [3, 4])  # dilation_x, dilation_y
+def test_pool_dilation_is_refused_by_name(softmax_op, bit):
+    eop, _ = softmax_op
+    extra = cmd0("NPU_SET_KERNEL_WIDTH_M1", 2) + cmd0("NPU_SET_KERNEL_STRIDE", 1 << bit)  # a span dilation 2 divides
+    words = with_before([int(w) for w in eop.payload.words], "NPU_OP_POOL", extra)
+    assert "POOL with dilation is not modelled" in run_words(eop, words, error=NotModelledError)
+
+
+def test_convolution_with_a_global_scale_is_refused_by_name(conv_op):
+    """OFM_PRECISION bit 8 (one OFM_SCALE for every channel) on a CONV: Vela always gives
+    convolutions a per-channel scale stream."""
+    words = [int(w) for w in conv_op.payload.words]
+    i = first_op_index(words, "NPU_OP_CONV")
+    code = CMD0_CODE["NPU_SET_OFM_PRECISION"]
+    j = max(k for k in range(i) if words[k] & 0x3FF == code and (words[k] >> 14) & 3 == 0)
+    words[j] |= 1 << (16 + 8)
+    assert "CONV with global OFM_SCALE (no scale stream) is not modelled" in run_words(
+        conv_op, words, error=NotModelledError)
+    words[j] &= ~(1 << (16 + 8))  # the same stream with the bit clear runs
+    mem = Memory.create(1, conv_op.read_only, conv_op.scratch_bytes, conv_op.scratch_fast_bytes,
+                        conv_op.fast_is_scratch, conv_op.payload.config.shram_bytes)
+    Executor(CommandPayload(conv_op.payload.config, np.asarray(words, dtype=np.uint32))).run(mem)

@@ -55,8 +55,6 @@ NOT_OURS = {
     ("shape_int8", "legacy"): ("stream-differs", "Vela's legacy compiler folds SHAPE into a constant "
                                "written as int64 into an int32 tensor: the stream yields [1, 0, 6, 0]"),
     ("unpack_int8", "legacy"): ("vela-fails", "Vela's legacy compiler fails on this UNPACK"),
-    ("mean_int8", "legacy"): ("vela-fails", "Vela's legacy compiler fails on this MEAN for u55-64, "
-                              "u55-256 and U65 (address assignment, broadcast error)"),
     ("log_int8", "legacy"): ("no-cpu-kernel", "Vela's legacy compiler leaves int8 LOG on the CPU, "
                              "where TFLite Micro has no int8 LOG kernel"),
 }

@@ -358,8 +358,14 @@ class CpuBackend:
         self._threads = threads
         self._rt = _open_runtime(self._choice, self.model_path, threads)
         self._batch_rt = None  # opened on first run_batch
+        self.stateful = model.keeps_state  # run() carries state from call to call; reset() clears it
         n_classes = int(np.prod(self._outputs[0].shape)) if self._outputs else 0
         self.labels = tuple(labels) if labels is not None else labels_for(n_classes)
+
+    def reset(self) -> None:
+        """Back to the state after loading (a fresh interpreter: resource and variable tensors
+        as the model initialises them)."""
+        self._rt = _open_runtime(self._choice, self.model_path, self._threads)
 
     @property
     def input_specs(self) -> Sequence[TensorSpec]:

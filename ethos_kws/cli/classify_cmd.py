@@ -11,6 +11,8 @@ EXAMPLES = """examples:
   ethos-kws classify meeting.wav --stride-ms 100 --average-ms 300 --threshold 0.8
                                                     stream a long recording: merged keyword events
   ethos-kws classify rec.wav --backend npu-sim --accel u55-128 --report out/   timeline plot
+  ethos-kws classify rec.wav --model streaming.tflite --sequence --backend npu-sim
+                                                    a stateful model fed the recording frame by frame
 """
 
 
@@ -27,7 +29,11 @@ def register(sub) -> None:
         "--average-ms averaged, and every window whose averaged top label is a keyword scoring at "
         "least --threshold is a detection; overlapping detections of one keyword merge into one "
         "event with start and end times. Several files or a folder give a table (or one JSON "
-        "document with --json).\n\n" + EXAMPLES,
+        "document with --json).\n\nWith --sequence the recording is one stream for a stateful "
+        "(streaming) model: each invocation takes the next MFCC frames (as many 10-coefficient "
+        "frames as the model's input holds), the model's state carries from step to step and is "
+        "reset at the start of each file; --average-ms and --threshold apply to the steps "
+        "(--stride-ms does not).\n\n" + EXAMPLES,
         func=run,
     )
     p.add_argument("clips", nargs="+", metavar="AUDIO",
@@ -40,6 +46,9 @@ def register(sub) -> None:
     p.add_argument("--average-ms", type=float, default=DEFAULT_AVERAGE_MS,
                    help="average the posteriors of the windows that start within this span "
                    "(0 or <= stride: no averaging)")
+    p.add_argument("--sequence", action="store_true",
+                   help="stream each recording through a stateful model, its next MFCC frames per "
+                   "invocation, state carried (reset per file)")
     p.add_argument("--report", metavar="DIR", help="also write a report (timeline plot of every "
                    "recording longer than 1 s) into this new folder")
     add_backend_args(p)
@@ -53,7 +62,7 @@ def _document(results, resolved) -> dict:
 
 
 def run(args) -> int:
-    from ..classify import Detector, classify_files, collect_audio
+    from ..classify import Detector, classify_files, classify_stream, collect_audio
     from ..labels import load_labels
 
     detector = Detector(args.threshold, args.stride_ms, args.average_ms)
@@ -61,8 +70,8 @@ def run(args) -> int:
     labels = load_labels(args.labels) if args.labels else None
     resolved, backend = open_backend(args)
     with backend_stdout():
-        results = classify_files(files, backend, labels=labels, detector=detector,
-                                 model_sha256=resolved.sha256)
+        classify = classify_stream if args.sequence else classify_files
+        results = classify(files, backend, labels=labels, detector=detector, model_sha256=resolved.sha256)
     doc = _document(results, resolved)
     if args.report:
         from ..report.kws import write_kws_report
@@ -99,25 +108,36 @@ def _print_one(r, resolved) -> None:
     print("  top 3     " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in best.top))
     if r.audio is not None and r.audio.conversion:
         print(f"  audio     {r.audio.encoding}, {r.audio.conversion}")
-    if len(r.windows) > 1:
+    if r.step is not None:
+        avg = r.step.average_steps(r.detector)
+        print(f"  sequence  {len(r.windows)} steps of {r.step.frames} frames ({r.step.seconds * 1e3:g} ms) "
+              f"over {r.duration_s:.2f} s, state carried" + (f", posteriors averaged over {avg} steps" if avg > 1 else ""))
+        _print_events(r)
+    elif len(r.windows) > 1:
         stride = r.detector.stride_samples / 16000
         avg = r.detector.average_windows
         print(f"  windows   {len(r.windows)} of 1 s every {stride:g} s over {r.duration_s:.2f} s"
               + (f", posteriors averaged over {avg} windows" if avg > 1 else ""))
-        if r.events:
-            for e in r.events:
-                print(f"  {e.start_s:7.2f} s  {e.label} ({e.score:.3f})  until {e.end_s:.2f} s"
-                      + (f", {e.windows} windows" if e.windows > 1 else ""))
-        else:
-            print(f"  no keyword scored at or above {r.threshold}")
+        _print_events(r)
     elif best.score < r.threshold:
         print(f"  (score below the threshold {r.threshold})")
+
+
+def _print_events(r) -> None:
+    unit = "steps" if r.step is not None else "windows"
+    if r.events:
+        for e in r.events:
+            print(f"  {e.start_s:7.2f} s  {e.label} ({e.score:.3f})  until {e.end_s:.2f} s"
+                  + (f", {e.windows} {unit}" if e.windows > 1 else ""))
+    else:
+        print(f"  no keyword scored at or above {r.threshold}")
 
 
 def _print_table(results, resolved) -> None:
     rows = []
     for r in results:
-        events = ", ".join(f"{e.label}@{e.start_s:g}-{e.end_s:g}s" for e in r.events) if len(r.windows) > 1 else ""
+        long = len(r.windows) > 1 or r.step is not None
+        events = ", ".join(f"{e.label}@{e.start_s:g}-{e.end_s:g}s" for e in r.events) if long else ""
         rows.append((str(r.clip), r.best.label, f"{r.best.score:.3f}", f"{r.duration_s:.2f}",
                      str(len(r.windows)), events or "-",
                      r.audio.conversion if r.audio and r.audio.conversion else "-"))

@@ -74,29 +74,31 @@ def _conv_weights(rng, out_c, kh, kw, in_c, in_scale):
     return w, w_scale, bias, b_scale
 
 
-def _streaming_kws(seed: int) -> bytes:
+def streaming_kws(seed: int = 0, *, coefficients: int = 8, frames: int = 1, in_scale: float = 0.05,
+                  in_zp: int = 3) -> bytes:
     """A streaming KWS layer as TFLite's streaming converters write it: a resource variable
     holds the last T-1 frames (zeroed by a CALL_ONCE initialiser); each invocation reads it,
-    appends the new frame, stores the newest T-1 frames back and convolves the window."""
+    appends its ``frames`` new frames of ``coefficients`` values, stores the newest T-1 frames
+    back and convolves the window of T-1+frames frames into 12 scores."""
     rng = np.random.default_rng(seed)
-    T, C, OUT = 5, 8, 12
+    T, C, OUT = 5, coefficients, 12
+    W = T - 1 + frames  # frames in the window the convolution sees
     g = GraphBuilder()
-    in_scale, in_zp = 0.05, 3
     g.subgraph("init")
     h0 = g.tensor("init/handle", (), "resource")
     zeros = g.const("init/zeros", np.full((1, T - 1, 1, C), in_zp, np.int8), "int8", in_scale, in_zp)
     g.op("VAR_HANDLE", [], [h0], sharedName="frames")
     g.op("ASSIGN_VARIABLE", [h0, zeros], [])
     g.use(0)
-    x = g.activation("frame", (1, 1, 1, C), "int8", in_scale, in_zp)
+    x = g.activation("frame", (1, frames, 1, C), "int8", in_scale, in_zp)
     h = g.tensor("handle", (), "resource")
     state = g.activation("state", (1, T - 1, 1, C), "int8", in_scale, in_zp)
-    win = g.activation("window", (1, T, 1, C), "int8", in_scale, in_zp)
+    win = g.activation("window", (1, W, 1, C), "int8", in_scale, in_zp)
     new_state = g.activation("new_state", (1, T - 1, 1, C), "int8", in_scale, in_zp)
-    begin = g.const("begin", [0, 1, 0, 0], "int32")
-    end = g.const("end", [1, T, 1, C], "int32")
+    begin = g.const("begin", [0, frames, 0, 0], "int32")
+    end = g.const("end", [1, W, 1, C], "int32")
     strides = g.const("strides", [1, 1, 1, 1], "int32")
-    w, w_scale, bias, b_scale = _conv_weights(rng, OUT, T, 1, C, in_scale)
+    w, w_scale, bias, b_scale = _conv_weights(rng, OUT, W, 1, C, in_scale)
     wt = g.const("conv/weights", w, "int8", w_scale, 0)
     bt = g.const("conv/bias", bias, "int32", b_scale, 0)
     y = g.activation("scores", (1, 1, 1, OUT), "int8", lo_hi=(-40, 40))
@@ -214,8 +216,10 @@ def _pack():
     return build
 
 
-def _conv(dtype: str, transpose=False):
-    """CONV_2D (int16x8: int16 activations, int8 weights, int64 bias) or TRANSPOSE_CONV."""
+def _conv(dtype: str, transpose=False, shape_input=False):
+    """CONV_2D (int16x8: int16 activations, int8 weights, int64 bias) or TRANSPOSE_CONV
+    (``shape_input``: its output_shape a model input, as streaming converters leave it; the output
+    tensor's static shape is what runs)."""
     def build(seed: int) -> bytes:
         rng = np.random.default_rng(seed)
         g = GraphBuilder()
@@ -229,9 +233,12 @@ def _conv(dtype: str, transpose=False):
         if transpose:
             out_shape = (1, 12, 10, 6)
             y = g.activation("y", out_shape, dtype, lo_hi=(-3, 3))
-            os_ = g.const("output_shape", np.array(out_shape, np.int32), "int32")
+            if shape_input:
+                os_ = g.activation("output_shape", (4,), "int32")
+            else:
+                os_ = g.const("output_shape", np.array(out_shape, np.int32), "int32")
             g.op("TRANSPOSE_CONV", [os_, wt, x, bt], [y], version=3, padding=0, strideH=2, strideW=2)
-            return _finish(g, [x], [y], f"TRANSPOSE_CONV {dtype}")
+            return _finish(g, [os_, x] if shape_input else [x], [y], f"TRANSPOSE_CONV {dtype}")
         y = g.activation("y", (1, 6, 5, 6), dtype, lo_hi=(-3, 3))
         g.op("CONV_2D", [x, wt, bt], [y], version=3, padding=0, strideH=1, strideW=1)
         return _finish(g, [x], [y], f"CONV_2D {dtype}")
@@ -306,7 +313,7 @@ def _lstm(seed: int) -> bytes:
 OP_CASES: dict[str, OpCase] = {
     "lstm_int8": OpCase(("UNIDIRECTIONAL_SEQUENCE_LSTM",), _lstm, stateful=True),
     "streaming_kws": OpCase(("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE",
-                             "CONCATENATION", "STRIDED_SLICE", "CONV_2D"), _streaming_kws, stateful=True),
+                             "CONCATENATION", "STRIDED_SLICE", "CONV_2D"), streaming_kws, stateful=True),
     "svdf_int8": OpCase(("SVDF", "FULLY_CONNECTED"), _svdf, stateful=True),
     # int16 LEAKY_RELU with equal IFM/OFM scales: Vela's native LRELU, alpha in OFM_SCALE
     "leaky_relu_int16": OpCase(("LEAKY_RELU",), _unary("LEAKY_RELU", "int16", (-8, 8), (-8, 8), alpha=0.2)),
@@ -389,6 +396,9 @@ OP_CASES: dict[str, OpCase] = {
                                                   outType=2)),
     "conv2d_int16": OpCase(("CONV_2D",), _conv("int16")),
     "transpose_conv_int8": OpCase(("TRANSPOSE_CONV",), _conv("int8", transpose=True)),
+    # Regor passes the output_shape input to the U85 ethos-u op outside the arena (offset -1)
+    "transpose_conv_shape_input_int8": OpCase(("TRANSPOSE_CONV",), _conv("int8", transpose=True,
+                                                                        shape_input=True)),
     "fully_connected_int16": OpCase(("FULLY_CONNECTED",), _fc16),
     "average_pool_int16": OpCase(("AVERAGE_POOL_2D",), _pool16("AVERAGE_POOL_2D")),
     "max_pool_int16": OpCase(("MAX_POOL_2D",), _pool16("MAX_POOL_2D")),

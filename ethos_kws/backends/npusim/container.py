@@ -210,7 +210,10 @@ def read_ethos_u_op(model: TfliteModel, op, subgraph: int = 0) -> EthosUOp:
     if cmd is None:
         raise ModelError("ethos-u operator has an empty command stream tensor")
     ro = model.tensor_data(ro_idx, subgraph)
-    ifms = tuple(_arena_tensor(model, i, offsets, subgraph) for i in op.inputs[4:])
+    # An input outside the arena (offset -1) is one the stream cannot address: Regor passes a
+    # TRANSPOSE_CONV's output_shape model input to the U85 op, its value fixed at compile time.
+    ifms = tuple(_arena_tensor(model, i, offsets, subgraph) for i in op.inputs[4:]
+                 if not (0 <= i < len(offsets) and offsets[i] == -1))
     ofms = tuple(_arena_tensor(model, i, offsets, subgraph) for i in op.outputs)
     scratch = max([_size(model, scratch_idx, subgraph)] + [t.offset + t.nbytes for t in ifms + ofms])
     return EthosUOp(
