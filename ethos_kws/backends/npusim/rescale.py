@@ -52,23 +52,78 @@ def _shift_round(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
 def _fast_path(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray | None:
     """In-place versions of the common cases (per-channel shift on the last axis). Same results
     as ``_shift_round``; returns None when a case is not covered."""
+    kernel = _kernel(s, mode)
+    if kernel is None:
+        return None
+    kernel(y)
+    return y
+
+
+def _kernel(s: np.ndarray, mode: int, offset: np.ndarray | int = 0):
+    """The in-place rounding of ``y + offset`` (int64, owned by the caller) for a per-channel
+    shift ``s`` (scalar or last axis), or None for the cases ``_shift_round`` handles. Same
+    results as ``_shift_round``; ``offset`` is added first (a folded bias term)."""
     if s.ndim > 1 or np.any(s < 1):
         return None
+    one = np.int64(1)
     if mode == NATURAL:
-        y += np.int64(1) << (s - 1)
-        y >>= s
-        return y
+        add = np.asarray(offset + (one << (s - 1)), dtype=np.int64)
+
+        def natural(y):
+            y += add
+            y >>= s
+        return natural
     if mode == TFL and np.all(s > 31):
-        y += np.int64(1 << 30)
-        y >>= 31
+        # rounding doubling high multiply (half up at bit 31), then round half away from zero:
+        # (t + 2^(e-1) - (t < 0)) >> e
+        add = np.asarray(offset + np.int64(1 << 30), dtype=np.int64)
         e = s - 31
-        # round half away from zero: (t + 2^(e-1) - (t < 0)) >> e
-        neg = y < 0
-        y += np.int64(1) << (e - 1)
-        y -= neg
-        y >>= e
-        return y
+        half = one << (e - 1)
+
+        def tfl(y):
+            y += add
+            y >>= 31
+            neg = y < 0
+            y += half
+            y -= neg
+            y >>= e
+        return tfl
     return None
+
+
+class Rescale:
+    """One operation's output scale, checked and specialised once for inputs ``|v| <= bound``
+    (known when the plan is built): ``apply(v)`` = ``rescale(v + bias, multiplier, shift, mode)``
+    with the same rounding, in place on an int64 array when the int64 fast path is exact, else
+    through ``rescale``. The bias is folded into the per-channel offset (``(v + b) * M = v*M + b*M``)."""
+
+    def __init__(self, multiplier, shift, mode: int, bound: int, bias=None):
+        self.m = np.asarray(multiplier, dtype=np.int64)
+        self.s = np.asarray(shift, dtype=np.int64)
+        self.mode = mode
+        self.bias = None if bias is None else np.asarray(bias, dtype=np.int64)
+        _check_shift(self.s)
+        bias_max = 0 if bias is None else int(np.abs(self.bias).max(initial=0))
+        total = int(bound) + bias_max
+        mmax = int(np.abs(self.m).max(initial=0))
+        self._kernel = None
+        if total * mmax < _INT64_SAFE and total < _INT64_SAFE // 4:
+            offset = 0 if self.bias is None else self.bias * self.m
+            self._kernel = _kernel(self.s, mode, offset)
+
+    def apply(self, v: np.ndarray) -> np.ndarray:
+        """``v``: integer values (any integer or exact-integer float dtype), not modified."""
+        if self._kernel is None:
+            x = v if self.bias is None else v.astype(np.int64) + self.bias
+            return rescale(x, self.m, self.s, self.mode)
+        y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
+        self._kernel(y)
+        return y
+
+
+def _check_shift(s: np.ndarray) -> None:
+    if np.any(s < 0) or np.any(s > 63):
+        raise CommandStreamError(f"rescale shift outside 0..63: {s}")
 
 
 def rescale(values: np.ndarray, multiplier, shift, mode: int) -> np.ndarray:
@@ -76,8 +131,7 @@ def rescale(values: np.ndarray, multiplier, shift, mode: int) -> np.ndarray:
     v = np.asarray(values)
     m = np.asarray(multiplier, dtype=np.int64)
     s = np.asarray(shift, dtype=np.int64)
-    if np.any(s < 0) or np.any(s > 63):
-        raise CommandStreamError(f"rescale shift outside 0..63: {s}")
+    _check_shift(s)
     if _fits_int64(v, m):
         y = v.astype(np.int64) * m
         fast = _fast_path(y, s, mode)

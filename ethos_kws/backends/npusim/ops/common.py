@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from ethosu.vela.ethos_u55_regs.ethos_u55_regs import acc_format as AccFormat
@@ -172,12 +173,9 @@ class OutputStage:
         info = np.iinfo(self.ofm.dtype)
         return int(info.min), int(info.max)
 
-    def finish(self, values: np.ndarray) -> np.ndarray:
-        """Zero point, clamp, LUT and saturation; values are integers (int64 or object)."""
-        native = NATIVE_ACTIVATIONS.get(self.function)
-        if native is not None:
-            values = native(values.astype(np.int64) if values.dtype == object else values)
-        v = values + self.zero_point
+    @cached_property
+    def clamp(self) -> tuple[int, int]:
+        """The final range: the type's, the forced clip range's and ACTIVATION_MIN/MAX."""
         lo, hi = self.type_range()
         forced = CLIP_RANGES[self.clip_range]
         if forced is not None:
@@ -185,10 +183,29 @@ class OutputStage:
         unclamped = self.ofm.bits == 32 and forced is None and self.behaviours.minmax_no_clamp_32bit
         if not unclamped:
             lo, hi = max(lo, self.act_min), min(hi, self.act_max)
-        if v.dtype == object:
-            v = np.clip(v, lo, hi).astype(np.int64)
+        return lo, hi
+
+    def finish(self, values: np.ndarray, owned: bool = False) -> np.ndarray:
+        """Zero point, clamp, LUT and saturation; values are integers (int64 or object).
+        ``owned``: values is an int64 array the caller no longer needs (worked on in place)."""
+        native = NATIVE_ACTIVATIONS.get(self.function)
+        if native is not None:
+            values = native(values.astype(np.int64) if values.dtype == object else values)
+            owned = True
+        lo, hi = self.clamp
+        if values.dtype == object:
+            return np.clip(values + self.zero_point, lo, hi).astype(np.int64)
+        if owned and values.dtype == np.int64 and values.flags.writeable:
+            v = values
+            if self.zero_point:
+                v += self.zero_point
         else:
-            v = np.clip(v, lo, hi)
+            v = values + self.zero_point
+        if lo > hi:  # np.clip's order when the bounds cross: the maximum wins
+            v[...] = hi
+            return v
+        np.maximum(v, lo, out=v)
+        np.minimum(v, hi, out=v)
         return v  # a LUT, if any, is applied by write(), which has the memory
 
     def write(self, mem: Memory, index: np.ndarray, values: np.ndarray) -> None:

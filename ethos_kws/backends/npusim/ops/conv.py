@@ -21,7 +21,7 @@ from ..dataflow import Access
 from ..featuremap import FeatureMap, read_fm
 from ..memory import Memory
 from ..registers import RegisterFile
-from ..rescale import NATURAL, TFL, rescale
+from ..rescale import NATURAL, TFL, Rescale
 from ..scales import decode_scales, interleave
 from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
@@ -82,6 +82,7 @@ class ConvPlan:
             self.streams.append((core, channels, w, s, params))
         self._cache_key: tuple | None = None
         self._prepared = None
+        self._xp: np.ndarray | None = None  # the padded IFM buffer of the last batch size
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         reads = [Access("IFM", self.ifm.region, self.ifm_index)]
@@ -116,25 +117,35 @@ class ConvPlan:
         bias_full = bias_full - self.ifm_zp * wsum
         ftype = float_type(w64, self.ifm_lo, self.ifm_hi, self.op)
         wmat = weight_matrix(wfull, self.depthwise, ftype)
-        prepared = (wmat, bias_full,
-                    interleave(scale) if len(scale) > 1 else scale[0],
-                    interleave(shift) if len(shift) > 1 else shift[0])
+        # the raw accumulator is bounded by max|x| * sum|w| (float_type's bound); the bias folds
+        # into the rescale's per-channel offset
+        bound = max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
+        out_scale = Rescale(interleave(scale) if len(scale) > 1 else scale[0],
+                            interleave(shift) if len(shift) > 1 else shift[0], self.rounding, bound, bias_full)
+        prepared = (wmat, out_scale)
         self._cache_key, self._prepared = raw, prepared
         return prepared
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
-        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
         if self.upscale.active:
-            x = self.upscale.apply(x, self.ih, self.iw, self.ifm_zp)
-        return pad_ifm(x, self.k, self.ifm_zp)
+            x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
+            return pad_ifm(self.upscale.apply(x, self.ih, self.iw, self.ifm_zp), self.k, self.ifm_zp)
+        # the padded buffer is kept between runs: its border always holds the zero point, the
+        # IFM is converted to the float type as it is copied in
+        k, b = self.k, mem.batch
+        shape = (b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.ifm_depth)
+        xp = self._xp
+        if xp is None or xp.shape != shape or xp.dtype != ftype:
+            xp = self._xp = np.full(shape, self.ifm_zp, dtype=ftype)
+        xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = \
+            read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype)
+        return xp
 
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift = self._prepare(mem)
+        wmat, out_scale = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
-        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise)
-        acc += bias
-        v = rescale(acc, scale, shift, self.rounding)
-        self.out.write(mem, self.ofm_index, self.out.finish(v))
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
+        self.out.write(mem, self.ofm_index, self.out.finish(out_scale.apply(acc), owned=True))
 
 
 def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):
@@ -167,17 +178,20 @@ def pad_ifm(x: np.ndarray, k, zero_point: int) -> np.ndarray:
 
 
 def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_depth: int,
-               depthwise: bool) -> np.ndarray:
-    """Exact int64 accumulators (batch, h, w, c) of a convolution over the padded IFM."""
+               depthwise: bool, exact: bool = True) -> np.ndarray:
+    """Accumulators (batch, h, w, c) of a convolution over the padded IFM: exact int64, or with
+    ``exact=False`` the float sums themselves (exact integers, see ``float_type``)."""
     b = xp.shape[0]
     hs = slice(None, (h - 1) * k.stride_y + 1, k.stride_y)
     ws = slice(None, (w - 1) * k.stride_x + 1, k.stride_x)
     if depthwise:
         acc = np.zeros((b, h, w, c), dtype=wmat.dtype)
+        tap = np.empty_like(acc)
         for i in range(k.height):
             for j in range(k.width):
                 oy, ox = i * k.dilation_y, j * k.dilation_x
-                acc += xp[:, oy:, ox:][:, hs, ws] * wmat[:, i, j]
+                np.multiply(xp[:, oy:, ox:][:, hs, ws], wmat[:, i, j], out=tap)
+                acc += tap
     elif k.height == k.width == 1:
         cols = xp[:, hs, ws].reshape(-1, ifm_depth)
         acc = (cols @ wmat).reshape(b, h, w, c)
@@ -186,4 +200,4 @@ def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_
         win = win[:, hs, ws, :, :: k.dilation_y, :: k.dilation_x]  # b,h,w,cin,kh,kw
         cols = win.reshape(b * h * w, -1)
         acc = (cols @ wmat).reshape(b, h, w, c)
-    return acc.astype(np.int64)
+    return acc.astype(np.int64) if exact else acc
