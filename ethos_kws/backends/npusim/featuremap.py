@@ -129,3 +129,83 @@ def write_fm(mem: Memory, region: int, index: np.ndarray, values: np.ndarray, dt
         mem.region(region)[:, index] = data.view(np.uint8)
     else:
         mem.region(region)[:, index] = data.view(np.uint8).reshape((data.shape[0],) + index.shape)
+
+
+def _affine(a: np.ndarray) -> tuple[int, ...] | None:
+    """Per-axis strides when ``a`` (int64 offsets) is ``a[0] + sum(i_k * stride_k)``, else None."""
+    strides = []
+    for k, n in enumerate(a.shape):
+        if n == 1:
+            strides.append(0)
+            continue
+        step = [0] * a.ndim
+        step[k] = 1
+        strides.append(int(a[tuple(step)] - a[(0,) * a.ndim]))
+    pred = int(a[(0,) * a.ndim]) + sum(np.arange(n, dtype=np.int64).reshape((-1,) + (1,) * (a.ndim - k - 1)) * s
+                                       for k, (n, s) in enumerate(zip(a.shape, strides)))
+    if any(s < 0 for s in strides) or not np.array_equal(np.broadcast_to(pred, a.shape), a):
+        return None
+    return tuple(strides)
+
+
+class FmAccess:
+    """Reads and writes of one 8-bit feature map through its byte index ``[h, w, c]``, as strided
+    views of the region when the index is affine (one tile: NHWC as one view, NHCWB16 as its
+    whole 16-channel bricks and the last partial brick) and, for writes, injective: a copy instead
+    of a gather or scatter, with the same bytes. Any other index (more tiles, 16/32-bit elements)
+    goes through ``read_fm``/``write_fm``. The index was bounds-checked when it was built."""
+
+    def __init__(self, region: int, index: np.ndarray, dtype: np.dtype):
+        self.region, self.index, self.dtype = region, index, np.dtype(dtype)
+        self.pieces: list[tuple[slice, int, tuple[int, ...], tuple[int, ...]]] | None = None
+        self.injective = False
+        if self.dtype.itemsize != 1 or index.ndim != 3:
+            return
+        h, w, c = index.shape
+        parts = [(slice(0, c), index)]
+        if _affine(index) is None:
+            full = c // 16 * 16
+            parts = []
+            if full:
+                parts.append((slice(0, full), index[:, :, :full].reshape(h, w, full // 16, 16)))
+            if full < c:
+                parts.append((slice(full, c), index[:, :, full:]))
+        pieces = []
+        for cs, a in parts:
+            strides = _affine(a)
+            if strides is None:
+                return
+            pieces.append((cs, int(a.flat[0]), a.shape, strides))
+        self.pieces = pieces
+        self.injective = np.unique(index).size == index.size
+
+    def _views(self, mem: Memory):
+        arr = mem.region(self.region)
+        if not arr.flags.c_contiguous:
+            return None
+        row = arr.strides[0]
+        return [(cs, np.ndarray((arr.shape[0],) + shape, np.uint8, arr, off, (row,) + strides))
+                for cs, off, shape, strides in self.pieces]
+
+    def read(self, mem: Memory) -> np.ndarray:
+        views = None if self.pieces is None else self._views(mem)
+        if views is None:
+            return read_fm(mem, self.region, self.index, self.dtype)
+        b = views[0][1].shape[0]
+        if len(views) == 1:
+            return np.ascontiguousarray(views[0][1]).reshape((b,) + self.index.shape).view(self.dtype)
+        out = np.empty((b,) + self.index.shape, np.uint8)
+        for cs, v in views:
+            out[..., cs] = v.reshape(b, *self.index.shape[:2], -1)
+        return out.view(self.dtype)
+
+    def write(self, mem: Memory, values: np.ndarray) -> None:
+        views = None if self.pieces is None or not self.injective else self._views(mem)
+        if views is None:
+            write_fm(mem, self.region, self.index, values, self.dtype)
+            return
+        mem.check_writable(self.region, "OFM")
+        data = values.astype(self.dtype, copy=False).view(np.uint8)
+        data = np.broadcast_to(data, (views[0][1].shape[0],) + self.index.shape)
+        for cs, v in views:
+            v[...] = data[..., cs].reshape(v.shape)

@@ -63,9 +63,21 @@ def _kernel(s: np.ndarray, mode: int, offset: np.ndarray | int = 0):
     """The in-place rounding of ``y + offset`` (int64, owned by the caller) for a per-channel
     shift ``s`` (scalar or last axis), or None for the cases ``_shift_round`` handles. Same
     results as ``_shift_round``; ``offset`` is added first (a folded bias term)."""
-    if s.ndim > 1 or np.any(s < 1):
+    if s.ndim > 1 or np.any(s < 0):
         return None
     one = np.int64(1)
+    if not np.any(s):  # no shift: every mode leaves y as it is
+        if np.isscalar(offset) and offset == 0:
+            return lambda y: None
+        add = np.asarray(offset, dtype=np.int64)
+
+        def offset_only(y):
+            y += add
+        return offset_only
+    if np.any(s < 1):
+        return None
+    if mode == TFL and np.all(s <= 31):  # TFL's divide by 2^(s-31) never happens
+        mode = NATURAL
     if mode == NATURAL:
         add = np.asarray(offset + (one << (s - 1)), dtype=np.int64)
 
@@ -92,33 +104,36 @@ def _kernel(s: np.ndarray, mode: int, offset: np.ndarray | int = 0):
 
 
 class Rescale:
-    """One operation's output scale, checked and specialised once for inputs ``|v| <= bound``
-    (known when the plan is built): ``apply(v)`` = ``rescale(v + bias, multiplier, shift, mode)``
-    with the same rounding, in place on an int64 array when the int64 fast path is exact, else
-    through ``rescale``. The bias is folded into the per-channel offset (``(v + b) * M = v*M + b*M``)."""
+    """One operation's output scale, checked and specialised once: ``apply(v)`` =
+    ``rescale(v + bias, multiplier, shift, mode)`` with the same rounding, in place on an int64
+    array when the int64 fast path is exact, else through ``rescale``. ``bound``: ``|v| <= bound``
+    known when the plan is built (None: measured on every call). The bias is folded into the
+    per-channel offset (``(v + b) * M = v*M + b*M``)."""
 
-    def __init__(self, multiplier, shift, mode: int, bound: int, bias=None):
+    def __init__(self, multiplier, shift, mode: int, bound: int | None = None, bias=None):
         self.m = np.asarray(multiplier, dtype=np.int64)
         self.s = np.asarray(shift, dtype=np.int64)
         self.mode = mode
         self.bias = None if bias is None else np.asarray(bias, dtype=np.int64)
         _check_shift(self.s)
-        bias_max = 0 if bias is None else int(np.abs(self.bias).max(initial=0))
-        total = int(bound) + bias_max
-        mmax = int(np.abs(self.m).max(initial=0))
-        self._kernel = None
-        if total * mmax < _INT64_SAFE and total < _INT64_SAFE // 4:
-            offset = 0 if self.bias is None else self.bias * self.m
-            self._kernel = _kernel(self.s, mode, offset)
+        self._bias_max = 0 if bias is None else int(np.abs(self.bias).max(initial=0))
+        self._mmax = int(np.abs(self.m).max(initial=0))
+        self._static = bound is not None and self._fits(int(bound))
+        offset = 0 if self.bias is None else self.bias * self.m if self._fits(0) else None
+        self._kernel = None if offset is None else _kernel(self.s, mode, offset)
+
+    def _fits(self, bound: int) -> bool:
+        total = bound + self._bias_max
+        return total * self._mmax < _INT64_SAFE and total < _INT64_SAFE // 4
 
     def apply(self, v: np.ndarray) -> np.ndarray:
         """``v``: integer values (any integer or exact-integer float dtype), not modified."""
-        if self._kernel is None:
-            x = v if self.bias is None else v.astype(np.int64) + self.bias
-            return rescale(x, self.m, self.s, self.mode)
-        y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
-        self._kernel(y)
-        return y
+        if self._kernel is not None and (self._static or self._fits(int(np.abs(v).max(initial=0)))):
+            y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
+            self._kernel(y)
+            return y
+        x = v if self.bias is None else np.asarray(v).astype(np.int64) + self.bias
+        return rescale(x, self.m, self.s, self.mode)
 
 
 def _check_shift(s: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from ethosu.vela.ethos_u55_regs.ethos_u55_regs import resampling_mode as Resampl
 from ....errors import CommandStreamError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
 from ..behaviours import Behaviours
-from ..featuremap import FeatureMap, write_fm
+from ..featuremap import FeatureMap, FmAccess, write_fm
 from ..lut import LUT_FIRST, LUT_LAST, apply_lut
 from ..memory import Memory
 from ..registers import RegisterFile
@@ -208,9 +208,12 @@ class OutputStage:
         np.minimum(v, hi, out=v)
         return v  # a LUT, if any, is applied by write(), which has the memory
 
-    def write(self, mem: Memory, index: np.ndarray, values: np.ndarray) -> None:
+    def write(self, mem: Memory, index: np.ndarray | FmAccess, values: np.ndarray) -> None:
         if LUT_FIRST <= self.function <= LUT_LAST:
             values = apply_lut(mem, self.function, values, self.ofm.dtype, self.behaviours)
             lo, hi = self.type_range()
             values = np.clip(values, lo, hi)
-        write_fm(mem, self.ofm.region, index, values, self.ofm.dtype)
+        if isinstance(index, FmAccess):
+            index.write(mem, values)
+        else:
+            write_fm(mem, self.ofm.region, index, values, self.ofm.dtype)

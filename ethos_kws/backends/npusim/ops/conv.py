@@ -18,7 +18,7 @@ from .. import weights as weight_decoder
 from ..behaviours import Behaviours
 from ..container import NpuConfig
 from ..dataflow import Access
-from ..featuremap import FeatureMap, read_fm
+from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TFL, Rescale
@@ -54,6 +54,8 @@ class ConvPlan:
             raise CommandStreamError(f"{self.op} im2col buffer exceeds the simulator's limit")
         self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ifm_io = FmAccess(self.ifm.region, self.ifm_index, self.ifm.dtype)
+        self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         info = np.iinfo(self.ifm.dtype)
         self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
@@ -128,7 +130,7 @@ class ConvPlan:
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
         if self.upscale.active:
-            x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
+            x = self.ifm_io.read(mem).astype(ftype)
             return pad_ifm(self.upscale.apply(x, self.ih, self.iw, self.ifm_zp), self.k, self.ifm_zp)
         # the padded buffer is kept between runs: its border always holds the zero point, the
         # IFM is converted to the float type as it is copied in
@@ -138,14 +140,14 @@ class ConvPlan:
         if xp is None or xp.shape != shape or xp.dtype != ftype:
             xp = self._xp = np.full(shape, self.ifm_zp, dtype=ftype)
         xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = \
-            read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype)
+            self.ifm_io.read(mem)
         return xp
 
     def run(self, mem: Memory) -> None:
         wmat, out_scale = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
         acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
-        self.out.write(mem, self.ofm_index, self.out.finish(out_scale.apply(acc), owned=True))
+        self.out.write(mem, self.ofm_io, self.out.finish(out_scale.apply(acc), owned=True))
 
 
 def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):
