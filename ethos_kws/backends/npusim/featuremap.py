@@ -184,28 +184,44 @@ class FmAccess:
         if not arr.flags.c_contiguous:
             return None
         row = arr.strides[0]
-        return [(cs, np.ndarray((arr.shape[0],) + shape, np.uint8, arr, off, (row,) + strides))
+        return [(cs, np.ndarray((arr.shape[0],) + shape, self.dtype, arr, off, (row,) + strides))
                 for cs, off, shape, strides in self.pieces]
 
     def read(self, mem: Memory) -> np.ndarray:
+        """(batch, h, w, c) of the element type, as ``read_fm``."""
         views = None if self.pieces is None else self._views(mem)
         if views is None:
             return read_fm(mem, self.region, self.index, self.dtype)
         b = views[0][1].shape[0]
         if len(views) == 1:
-            return np.ascontiguousarray(views[0][1]).reshape((b,) + self.index.shape).view(self.dtype)
-        out = np.empty((b,) + self.index.shape, np.uint8)
+            return np.ascontiguousarray(views[0][1]).reshape((b,) + self.index.shape)
+        out = np.empty((b,) + self.index.shape, self.dtype)
+        self._copy_into(views, out)
+        return out
+
+    def read_into(self, mem: Memory, out: np.ndarray) -> None:
+        """``out[...] = read(mem)`` (converted to out's type), without the intermediate copy."""
+        views = None if self.pieces is None else self._views(mem)
+        if views is None:
+            out[...] = read_fm(mem, self.region, self.index, self.dtype)
+        else:
+            self._copy_into(views, out)
+
+    @staticmethod
+    def _copy_into(views, out: np.ndarray) -> None:
         for cs, v in views:
-            out[..., cs] = v.reshape(b, *self.index.shape[:2], -1)
-        return out.view(self.dtype)
+            target = out[..., cs]
+            target.shape = v.shape  # splits the channel axis in place (raises rather than copy)
+            target[...] = v
 
     def write(self, mem: Memory, values: np.ndarray) -> None:
+        """Scatter (batch, h, w, c) integer values already in the element type's range."""
         views = None if self.pieces is None or not self.injective else self._views(mem)
         if views is None:
             write_fm(mem, self.region, self.index, values, self.dtype)
             return
         mem.check_writable(self.region, "OFM")
-        data = values.astype(self.dtype, copy=False).view(np.uint8)
-        data = np.broadcast_to(data, (views[0][1].shape[0],) + self.index.shape)
+        values = np.broadcast_to(values, (views[0][1].shape[0],) + self.index.shape)
         for cs, v in views:
-            v[...] = data[..., cs].reshape(v.shape)
+            # the assignment converts to the 8-bit type (the values are in its range)
+            v[...] = values[..., cs].reshape(v.shape)

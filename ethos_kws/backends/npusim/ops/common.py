@@ -28,6 +28,7 @@ CLIP_RANGES = {
     ClipRange.FORCE_INT16.value: (-32768, 32767),
 }
 ACT_NONE = Activation.NONE.value
+CLIP_UFUNC_SIZE = 4096
 # native activations on the rescaled value (input in units of 1/0x3000, output Q0.15)
 NATIVE_ACTIVATIONS = {Activation.TANH.value: tanh_q15, Activation.SIGMOID.value: sigmoid_q15}
 
@@ -204,8 +205,11 @@ class OutputStage:
         if lo > hi:  # np.clip's order when the bounds cross: the maximum wins
             v[...] = hi
             return v
-        np.maximum(v, lo, out=v)
-        np.minimum(v, hi, out=v)
+        if v.size > CLIP_UFUNC_SIZE:
+            np.clip(v, lo, hi, out=v)  # one pass; its call costs more than two ufuncs on small maps
+        else:
+            np.maximum(v, lo, out=v)
+            np.minimum(v, hi, out=v)
         return v  # a LUT, if any, is applied by write(), which has the memory
 
     def write(self, mem: Memory, index: np.ndarray | FmAccess, values: np.ndarray) -> None:

@@ -139,8 +139,7 @@ class ConvPlan:
         xp = self._xp
         if xp is None or xp.shape != shape or xp.dtype != ftype:
             xp = self._xp = np.full(shape, self.ifm_zp, dtype=ftype)
-        xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = \
-            self.ifm_io.read(mem)
+        self.ifm_io.read_into(mem, xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw])
         return xp
 
     def run(self, mem: Memory) -> None:
