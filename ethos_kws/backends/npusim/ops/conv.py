@@ -84,7 +84,7 @@ class ConvPlan:
             self.streams.append((core, channels, w, s, params))
         self._cache_key: tuple | None = None
         self._prepared = None
-        self._xp: np.ndarray | None = None  # the padded IFM buffer of the last batch size
+        self.padded = PaddedIfm(self.ifm_io, self.k, self.ih, self.iw, self.ifm_depth, self.ifm_zp)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         reads = [Access("IFM", self.ifm.region, self.ifm_index)]
@@ -132,21 +132,32 @@ class ConvPlan:
         if self.upscale.active:
             x = self.ifm_io.read(mem).astype(ftype)
             return pad_ifm(self.upscale.apply(x, self.ih, self.iw, self.ifm_zp), self.k, self.ifm_zp)
-        # the padded buffer is kept between runs: its border always holds the zero point, the
-        # IFM is converted to the float type as it is copied in
-        k, b = self.k, mem.batch
-        shape = (b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.ifm_depth)
-        xp = self._xp
-        if xp is None or xp.shape != shape or xp.dtype != ftype:
-            xp = self._xp = np.full(shape, self.ifm_zp, dtype=ftype)
-        self.ifm_io.read_into(mem, xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw])
-        return xp
+        return self.padded.read(mem, ftype)
 
     def run(self, mem: Memory) -> None:
         wmat, out_scale = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
         acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
         self.out.write(mem, self.ofm_io, self.out.finish(out_scale.apply(acc), owned=True))
+
+
+class PaddedIfm:
+    """The IFM as the kernel reads it: padded with the zero point, in the accumulation's float
+    type. The buffer is kept between runs (its border always holds the zero point; remade when the
+    batch size or type changes) and the IFM is converted as it is copied in."""
+
+    def __init__(self, io: FmAccess, k, ih: int, iw: int, depth: int, zero_point: int):
+        self.io, self.k, self.ih, self.iw, self.depth, self.zero_point = io, k, ih, iw, depth, zero_point
+        self._buf: np.ndarray | None = None
+
+    def read(self, mem: Memory, ftype) -> np.ndarray:
+        k = self.k
+        shape = (mem.batch, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.depth)
+        xp = self._buf
+        if xp is None or xp.shape != shape or xp.dtype != ftype:
+            xp = self._buf = np.full(shape, self.zero_point, dtype=ftype)
+        self.io.read_into(mem, xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw])
+        return xp
 
 
 def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):

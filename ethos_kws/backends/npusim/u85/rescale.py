@@ -53,8 +53,12 @@ def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0) -> np.ndarray:
     vmax = int(np.abs(v).max(initial=0)) if v.size else 0
     mmax = int(m.max(initial=0)) if m.size else 0
     if vmax * max(mmax, 1) < _SAFE:
-        y = v.astype(np.int64) * m
-        return (y + _round_term(y, s, mode, dbl_rnd)) >> s
+        y = np.multiply(v, m, dtype=np.int64, casting="unsafe")
+        if np.broadcast_shapes(y.shape, s.shape) != y.shape:
+            return (y + _round_term(y, s, mode, dbl_rnd)) >> s
+        y += _round_term(y, s, mode, dbl_rnd)  # in place: y is ours
+        y >>= s
+        return y
     y = v.astype(object) * m.astype(object)
     rnd = _round_term(np.sign(y.astype(np.float64)).astype(np.int64), s, mode, dbl_rnd)
     if mode == TRUNCATE_TO_ZERO:  # (1 << s) - 1 may need more than int64 only for s = 63
