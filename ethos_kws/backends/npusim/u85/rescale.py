@@ -56,7 +56,15 @@ def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0) -> np.ndarray:
         y = np.multiply(v, m, dtype=np.int64, casting="unsafe")
         if np.broadcast_shapes(y.shape, s.shape) != y.shape:
             return (y + _round_term(y, s, mode, dbl_rnd)) >> s
-        y += _round_term(y, s, mode, dbl_rnd)  # in place: y is ours
+        if mode == DOUBLE_SYMMETRIC:  # _round_term's half +- d, without full-size temporaries
+            one = np.int64(1)
+            half = np.where(s > 0, one << np.maximum(s - 1, 0), 0)
+            d = np.where(s > 31 - dbl_rnd, one << max(30 - dbl_rnd, 0), 0)
+            neg = y < 0
+            y += half + d
+            np.subtract(y, 2 * d, out=y, where=neg)
+        else:
+            y += _round_term(y, s, mode, dbl_rnd)  # in place: y is ours
         y >>= s
         return y
     y = v.astype(object) * m.astype(object)
