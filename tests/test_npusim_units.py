@@ -56,10 +56,12 @@ def test_rounding_modes_on_halves(mode, expected):
 @pytest.mark.parametrize("mode", [NATURAL, TRUNCATE, TFL])
 @pytest.mark.parametrize("shifts", ["low", "high", "mixed", "zero"])
 @pytest.mark.parametrize("bound", ["static", "measured", "too_small_for_int64"])
-def test_prepared_rescale_matches_the_scalar_reference(mode, shifts, bound):
-    """The prepared per-plan rescale (bias folded into the offset, in-place kernels) gives
-    round_one((v + bias) * M, s) for every mode and shift range, from float or int input."""
-    rng = np.random.default_rng(hash((mode, shifts, bound)) & 0xFFFF)
+@pytest.mark.parametrize("chunk", [1 << 15, 16])  # 16: in blocks of 2 rows
+def test_prepared_rescale_matches_the_scalar_reference(mode, shifts, bound, chunk, monkeypatch):
+    """The prepared per-plan rescale (bias folded into the offset, in-place kernels, blocks of
+    rows) gives round_one((v + bias) * M, s) for every mode and shift range, from float or int input."""
+    monkeypatch.setattr("ethos_kws.backends.npusim.rescale.CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng([mode, ["low", "high", "mixed", "zero"].index(shifts), len(bound)])
     c = 7
     s = {"low": rng.integers(1, 32, c), "high": rng.integers(32, 64, c),
          "mixed": rng.integers(0, 64, c), "zero": np.zeros(c, dtype=np.int64)}[shifts]

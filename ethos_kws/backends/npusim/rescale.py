@@ -20,6 +20,7 @@ from ...errors import CommandStreamError
 TFL, TRUNCATE, NATURAL = Rounding.TFL.value, Rounding.TRUNCATE.value, Rounding.NATURAL.value
 ROUNDING_NAMES = {r.value: r.name for r in Rounding}
 _INT64_SAFE = 1 << 62
+CHUNK_ELEMENTS = 1 << 15  # Rescale.apply works through larger maps in blocks of about this size
 
 
 def _fits_int64(v: np.ndarray, m: np.ndarray) -> bool:
@@ -119,6 +120,8 @@ class Rescale:
         self._bias_max = 0 if bias is None else int(np.abs(self.bias).max(initial=0))
         self._mmax = int(np.abs(self.m).max(initial=0))
         self._static = bound is not None and self._fits(int(bound))
+        # every parameter is a scalar or per channel (last axis): the kernel works on blocks of rows
+        self._per_channel = self.m.ndim <= 1 and self.s.ndim <= 1 and (self.bias is None or self.bias.ndim <= 1)
         offset = 0 if self.bias is None else self.bias * self.m if self._fits(0) else None
         self._kernel = None if offset is None else _kernel(self.s, mode, offset)
 
@@ -129,8 +132,18 @@ class Rescale:
     def apply(self, v: np.ndarray) -> np.ndarray:
         """``v``: integer values (any integer or exact-integer float dtype), not modified."""
         if self._kernel is not None and (self._static or self._fits(int(np.abs(v).max(initial=0)))):
-            y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
-            self._kernel(y)
+            if v.size <= CHUNK_ELEMENTS or v.ndim == 0 or not v.flags.c_contiguous or not self._per_channel:
+                y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
+                self._kernel(y)
+                return y
+            # large maps in blocks of rows that stay in the cache through the kernel's passes
+            y = np.empty(v.shape, dtype=np.int64)
+            rows_v, rows_y = v.reshape(-1, v.shape[-1]), y.reshape(-1, v.shape[-1])
+            step = max(1, CHUNK_ELEMENTS // v.shape[-1])
+            for i in range(0, rows_v.shape[0], step):
+                block = rows_y[i : i + step]
+                np.multiply(rows_v[i : i + step], self.m, out=block, dtype=np.int64, casting="unsafe")
+                self._kernel(block)
             return y
         x = v if self.bias is None else np.asarray(v).astype(np.int64) + self.bias
         return rescale(x, self.m, self.s, self.mode)

@@ -197,13 +197,15 @@ def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_
     hs = slice(None, (h - 1) * k.stride_y + 1, k.stride_y)
     ws = slice(None, (w - 1) * k.stride_x + 1, k.stride_x)
     if depthwise:
-        acc = np.zeros((b, h, w, c), dtype=wmat.dtype)
+        acc = np.empty((b, h, w, c), dtype=wmat.dtype)
         tap = np.empty_like(acc)
         for i in range(k.height):
             for j in range(k.width):
                 oy, ox = i * k.dilation_y, j * k.dilation_x
-                np.multiply(xp[:, oy:, ox:][:, hs, ws], wmat[:, i, j], out=tap)
-                acc += tap
+                # the first tap starts the sum; float sums of integers are exact in any order
+                np.multiply(xp[:, oy:, ox:][:, hs, ws], wmat[:, i, j], out=acc if i == j == 0 else tap)
+                if i or j:
+                    acc += tap
     elif k.height == k.width == 1:
         cols = xp[:, hs, ws].reshape(-1, ifm_depth)
         acc = (cols @ wmat).reshape(b, h, w, c)
