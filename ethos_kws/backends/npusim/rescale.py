@@ -129,12 +129,23 @@ class Rescale:
         total = bound + self._bias_max
         return total * self._mmax < _INT64_SAFE and total < _INT64_SAFE // 4
 
-    def apply(self, v: np.ndarray) -> np.ndarray:
-        """``v``: integer values (any integer or exact-integer float dtype), not modified."""
+    @property
+    def always_int64(self) -> bool:
+        """Every ``apply`` takes the int64 kernel (the bound is static and fits)."""
+        return self._kernel is not None and self._static
+
+    def apply(self, v: np.ndarray, then=None) -> np.ndarray:
+        """``v``: integer values (any integer or exact-integer float dtype), not modified.
+        ``then``: an in-place step on the int64 result (the output stage), run on each block
+        while it is in the cache; only with ``always_int64``."""
+        if then is not None and not self.always_int64:
+            raise ValueError("Rescale.apply(then=...) needs the int64 kernel")
         if self._kernel is not None and (self._static or self._fits(int(np.abs(v).max(initial=0)))):
             if v.size <= CHUNK_ELEMENTS or v.ndim == 0 or not v.flags.c_contiguous or not self._per_channel:
                 y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
                 self._kernel(y)
+                if then is not None:
+                    then(y)
                 return y
             # large maps in blocks of rows that stay in the cache through the kernel's passes
             y = np.empty(v.shape, dtype=np.int64)
@@ -144,6 +155,8 @@ class Rescale:
                 block = rows_y[i : i + step]
                 np.multiply(rows_v[i : i + step], self.m, out=block, dtype=np.int64, casting="unsafe")
                 self._kernel(block)
+                if then is not None:
+                    then(block)
             return y
         x = v if self.bias is None else np.asarray(v).astype(np.int64) + self.bias
         return rescale(x, self.m, self.s, self.mode)

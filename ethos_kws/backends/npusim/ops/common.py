@@ -186,6 +186,23 @@ class OutputStage:
             lo, hi = max(lo, self.act_min), min(hi, self.act_max)
         return lo, hi
 
+    @cached_property
+    def finish_in_place(self):
+        """``finish`` as an in-place step on an int64 array (None with a native activation,
+        which comes before the zero point)."""
+        if self.function in NATIVE_ACTIVATIONS:
+            return None
+        zp, (lo, hi) = self.zero_point, self.clamp
+
+        def step(v: np.ndarray) -> None:
+            if zp:
+                v += zp
+            if lo > hi:
+                v[...] = hi
+            else:
+                np.clip(v, lo, hi, out=v)
+        return step
+
     def finish(self, values: np.ndarray, owned: bool = False) -> np.ndarray:
         """Zero point, clamp, LUT and saturation; values are integers (int64 or object).
         ``owned``: values is an int64 array the caller no longer needs (worked on in place)."""

@@ -138,7 +138,11 @@ class ConvPlan:
         wmat, out_scale = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
         acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
-        self.out.write(mem, self.ofm_io, self.out.finish(out_scale.apply(acc), owned=True))
+        step = self.out.finish_in_place
+        if step is not None and out_scale.always_int64:  # the output stage joins the rescale's blocks
+            self.out.write(mem, self.ofm_io, out_scale.apply(acc, then=step))
+        else:
+            self.out.write(mem, self.ofm_io, self.out.finish(out_scale.apply(acc), owned=True))
 
 
 class PaddedIfm:
