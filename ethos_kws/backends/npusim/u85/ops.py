@@ -178,9 +178,9 @@ class OutputStage:
         if not ofm.signed and self.act_min < 0:
             self.act_min = r.param("ACTIVATION_MIN")
 
-    def rescale(self, v: np.ndarray, scale=None, shift=None) -> np.ndarray:
+    def rescale(self, v: np.ndarray, scale=None, shift=None, bound: int | None = None) -> np.ndarray:
         return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
-                       self.round_mode, self.dbl_rnd)
+                       self.round_mode, self.dbl_rnd, bound)
 
     def finish(self, v: np.ndarray) -> np.ndarray:
         if self.native is not None:
@@ -309,16 +309,19 @@ class ConvPlan:
         w64 = wfull.astype(np.int64)
         bias = bias - self.ifm.zero_point * w64.sum(axis=(1, 2, 3))
         ftype = float_type(w64, self.ifm_lo, self.ifm_hi, self.op)
-        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift)
+        # |acc + bias| <= max|x| * sum|w| + max|bias|: known here, so rescale need not measure it
+        bound = (max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
+                 + int(np.abs(bias).max(initial=0)))
+        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift, bound)
         self._key = (raw, sraw)
         return self._prepared
 
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift = self._prepare(mem)
+        wmat, bias, scale, shift, bound = self._prepare(mem)
         xp = self.padded.read(mem, wmat.dtype)
         acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
         acc = np.add(acc, bias, dtype=np.int64, casting="unsafe")  # the float sums are exact integers
-        v = self.out.rescale(acc, scale, shift)
+        v = self.out.rescale(acc, scale, shift, bound)
         self.out.write(mem, self.ofm_io, self.out.finish(v))
 
 

@@ -38,9 +38,10 @@ def _round_term(v, s, mode: int, dbl: int):
     raise CommandStreamError(f"rounding mode {mode} is not defined")
 
 
-def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0) -> np.ndarray:
+def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0, bound: int | None = None) -> np.ndarray:
     """``(values * scale + round) >> shift``; scale/shift broadcast (per channel = last axis).
 
+    ``bound``: an upper bound of ``|values|`` known to the caller, instead of measuring it.
     The rounding term depends on the sign of the product, which is the sign of ``values`` for
     the non-negative multipliers the hardware has."""
     v = np.asarray(values)
@@ -50,7 +51,8 @@ def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0) -> np.ndarray:
         raise CommandStreamError("rescale with a shift outside 0..63 or a negative scale")
     if not 0 <= dbl_rnd <= 30:
         raise CommandStreamError(f"dbl_rnd {dbl_rnd} outside 0..30")
-    vmax = int(np.abs(v).max(initial=0)) if v.size else 0
+    # bound: max|values| when the caller knows it (a convolution's accumulator bound)
+    vmax = bound if bound is not None else int(np.abs(v).max(initial=0)) if v.size else 0
     mmax = int(m.max(initial=0)) if m.size else 0
     if vmax * max(mmax, 1) < _SAFE:
         y = np.multiply(v, m, dtype=np.int64, casting="unsafe")
