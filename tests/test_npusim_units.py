@@ -10,9 +10,9 @@ from ethos_kws.backends.npusim.commands import (
     decode_stream,
     param_fields,
 )
-from ethos_kws.backends.npusim.featuremap import NHCWB16, NHWC, FeatureMap
+from ethos_kws.backends.npusim.featuremap import NHCWB16, NHWC, FeatureMap, FmAccess, read_fm, write_fm
 from ethos_kws.backends.npusim.memory import Memory
-from ethos_kws.backends.npusim.rescale import NATURAL, TFL, TRUNCATE, rescale, round_one
+from ethos_kws.backends.npusim.rescale import NATURAL, TFL, TRUNCATE, Rescale, rescale, round_one
 from ethos_kws.backends.npusim.scales import decode_scales
 from ethos_kws.errors import CommandStreamError
 
@@ -51,6 +51,31 @@ def test_rounding_modes_on_halves(mode, expected):
     v = np.array([-5, -3, -2, 0, 1, 3, 5])
     assert rescale(v, 1, 1, mode).tolist() == [round_one(int(a), 1, mode) for a in v]
     assert rescale(v * 2, 1, 2, mode).tolist() == expected
+
+
+@pytest.mark.parametrize("mode", [NATURAL, TRUNCATE, TFL])
+@pytest.mark.parametrize("shifts", ["low", "high", "mixed", "zero"])
+@pytest.mark.parametrize("bound", ["static", "measured", "too_small_for_int64"])
+@pytest.mark.parametrize("chunk", [1 << 15, 16])  # 16: in blocks of 2 rows
+def test_prepared_rescale_matches_the_scalar_reference(mode, shifts, bound, chunk, monkeypatch):
+    """The prepared per-plan rescale (bias folded into the offset, in-place kernels, blocks of
+    rows) gives round_one((v + bias) * M, s) for every mode and shift range, from float or int input."""
+    monkeypatch.setattr("ethos_kws.backends.npusim.rescale.CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng([mode, ["low", "high", "mixed", "zero"].index(shifts), len(bound)])
+    c = 7
+    s = {"low": rng.integers(1, 32, c), "high": rng.integers(32, 64, c),
+         "mixed": rng.integers(0, 64, c), "zero": np.zeros(c, dtype=np.int64)}[shifts]
+    m = rng.integers(1 << 30, (1 << 31) - 1, c)
+    bias = rng.integers(-(1 << 20), 1 << 20, c)
+    v = rng.integers(-(1 << 23), 1 << 23, (3, 4, 5, c))
+    if bound == "too_small_for_int64":  # values whose product needs Python integers
+        v = v << 20
+    r = Rescale(m, s, mode, int(np.abs(v).max()) if bound == "static" else None, bias)
+    for x in (v, v.astype(np.float64)):
+        got = r.apply(x)
+        want = [round_one((int(a) + int(bias[i % c])) * int(m[i % c]), int(s[i % c]), mode)
+                for i, a in enumerate(v.ravel())]
+        assert np.asarray(got).ravel().tolist() == want
 
 
 def test_big_values_fall_back_to_exact_integers():
@@ -94,6 +119,34 @@ def test_feature_map_bounds_are_checked():
     mem = Memory.create(1, b"\0" * 16, 40, 40, True, 2048)
     with pytest.raises(CommandStreamError, match="region 1 at offset 0 length 52 is outside the region"):
         _fm(NHWC, stride_x=1, stride_y=10).byte_index(mem, 5, 10, 3)
+
+
+@pytest.mark.parametrize("layout, kw, strided", [
+    (NHWC, {"stride_x": 20, "stride_y": 100, "stride_c": 1}, True),
+    (NHCWB16, {"stride_x": 16, "stride_y": 16 * 5 * 2, "stride_c": 16 * 5}, True),  # 2 bricks: 20 channels
+    (NHWC, {"stride_x": 20, "stride_y": 100, "stride_c": 1, "height0": 2, "width0": 3}, False),  # tiles
+    (NHWC, {"stride_x": 1, "stride_y": 1, "stride_c": 1}, False),  # overlapping: reads only
+])
+def test_strided_feature_map_access_matches_the_gather(layout, kw, strided):
+    """FmAccess (strided views of the region) reads and writes the bytes read_fm/write_fm do."""
+    fm = _fm(layout, bases=(0, 700, 1400, 2100), **kw)
+    b, size = 3, 4000
+    mem = Memory.create(b, b"\0" * 16, size, size, True, 2048)
+    rng = np.random.default_rng(7)
+    mem.region(1)[:] = rng.integers(0, 256, (b, size), dtype=np.uint8)
+    index = fm.byte_index(mem, 4, 5, 20)
+    acc = FmAccess(1, index, fm.dtype)
+    assert (acc.pieces is not None) == strided or not strided and acc.pieces is not None and not acc.injective
+    assert np.array_equal(acc.read(mem), read_fm(mem, 1, index, fm.dtype))
+    out = np.zeros((b, 6, 7, 20), dtype=np.float32)
+    acc.read_into(mem, out[:, 1:5, 1:6])
+    assert np.array_equal(out[:, 1:5, 1:6], read_fm(mem, 1, index, fm.dtype)) and not out[:, 0].any()
+    values = rng.integers(-128, 128, (b, 4, 5, 20))
+    want = mem.region(1).copy()
+    write_fm(mem, 1, index, values, fm.dtype)
+    want, mem.region(1)[:] = mem.region(1).copy(), want
+    acc.write(mem, values)
+    assert np.array_equal(mem.region(1), want)
 
 
 def test_fields_come_from_vela_tables():

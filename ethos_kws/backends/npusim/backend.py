@@ -5,6 +5,7 @@ models first."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 from ai_edge_litert import schema_py_generated as fb
 
 from ...accel import get_accelerator
@@ -27,6 +29,12 @@ from .executor import Executor
 from .families import require_simulated, require_simulated_stream
 from .u85.executor import U85Executor
 from .memory import Memory
+
+# Batches below this run the BLAS single-threaded (all of them, now): the matmuls of one inference
+# are small, and waking a second BLAS thread costs more than it saves (25 ms instead of 0.7 ms for
+# a 125x276x276 product on a busy 2-core machine); a batch of 64 ran faster single-threaded too
+# (102 against 75 inferences/s on DS-CNN-L, u55-32, on the shared machine)
+SINGLE_THREAD_BATCH = 1 << 30
 
 CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLite Micro (CPU side)"
 
@@ -177,6 +185,7 @@ class NpuSimBackend:
         if not has_npu and not cpu_only_ok:
             raise ModelError(f"{compiled_path}: not a Vela-compiled model (no '{CUSTOM_CODE}' operator)")
         self.behaviours = behaviours
+        self._blas: threadpoolctl.ThreadpoolController | None = None  # made at the first small batch
         # trace hook: called with (executor, command) before each operation runs (ethos_kws.npu_trace)
         self.trace: Callable[[Executor, Any], None] | None = None
         self.graph = fb.ModelT.InitFromPackedBuf(self.model.data, 0)
@@ -209,6 +218,14 @@ class NpuSimBackend:
         if warm_up:  # decode weights and scales now, so run() times an inference, not a load
             self.run_batch([[np.zeros(spec.shape, dtype=spec.dtype) for spec in self.input_specs]])
             self.reset()
+
+    def _blas_threads(self, batch: int):
+        """Context: the BLAS thread limit for a batch (the process's setting is restored after)."""
+        if batch >= SINGLE_THREAD_BATCH:
+            return contextlib.nullcontext()
+        if self._blas is None:
+            self._blas = threadpoolctl.ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
 
     def reset(self) -> None:
         """Back to the state after loading: resource variables cleared, CALL_ONCE pending,
@@ -337,12 +354,14 @@ class NpuSimBackend:
         checked = [self._check_inputs(item) for item in batch]
         if self.stateful:
             outs = []
-            for item in checked:
-                o = self._run_graph(self._graphs[0], [x[None] for x in item], 1)
-                outs.append([np.array(x[0]) for x in o])
+            with self._blas_threads(1):
+                for item in checked:
+                    o = self._run_graph(self._graphs[0], [x[None] for x in item], 1)
+                    outs.append([np.array(x[0]) for x in o])
             return outs
         stacked = [np.stack([item[k] for item in checked]) for k in range(len(self.input_specs))]
-        outs = self._run_graph(self._graphs[0], stacked, len(checked))
+        with self._blas_threads(len(checked)):
+            outs = self._run_graph(self._graphs[0], stacked, len(checked))
         return [[o[b] for o in outs] for b in range(len(checked))]
 
     def run(self, inputs: Sequence[np.ndarray]) -> RunResult:

@@ -129,3 +129,99 @@ def write_fm(mem: Memory, region: int, index: np.ndarray, values: np.ndarray, dt
         mem.region(region)[:, index] = data.view(np.uint8)
     else:
         mem.region(region)[:, index] = data.view(np.uint8).reshape((data.shape[0],) + index.shape)
+
+
+def _affine(a: np.ndarray) -> tuple[int, ...] | None:
+    """Per-axis strides when ``a`` (int64 offsets) is ``a[0] + sum(i_k * stride_k)``, else None."""
+    strides = []
+    for k, n in enumerate(a.shape):
+        if n == 1:
+            strides.append(0)
+            continue
+        step = [0] * a.ndim
+        step[k] = 1
+        strides.append(int(a[tuple(step)] - a[(0,) * a.ndim]))
+    pred = int(a[(0,) * a.ndim]) + sum(np.arange(n, dtype=np.int64).reshape((-1,) + (1,) * (a.ndim - k - 1)) * s
+                                       for k, (n, s) in enumerate(zip(a.shape, strides)))
+    if any(s < 0 for s in strides) or not np.array_equal(np.broadcast_to(pred, a.shape), a):
+        return None
+    return tuple(strides)
+
+
+class FmAccess:
+    """Reads and writes of one 8-bit feature map through its byte index ``[h, w, c]``, as strided
+    views of the region when the index is affine (one tile: NHWC as one view, NHCWB16 as its
+    whole 16-channel bricks and the last partial brick) and, for writes, injective: a copy instead
+    of a gather or scatter, with the same bytes. Any other index (more tiles, 16/32-bit elements)
+    goes through ``read_fm``/``write_fm``. The index was bounds-checked when it was built."""
+
+    def __init__(self, region: int, index: np.ndarray, dtype: np.dtype):
+        self.region, self.index, self.dtype = region, index, np.dtype(dtype)
+        self.pieces: list[tuple[slice, int, tuple[int, ...], tuple[int, ...]]] | None = None
+        self.injective = False
+        if self.dtype.itemsize != 1 or index.ndim != 3:
+            return
+        h, w, c = index.shape
+        parts = [(slice(0, c), index)]
+        if _affine(index) is None:
+            full = c // 16 * 16
+            parts = []
+            if full:
+                parts.append((slice(0, full), index[:, :, :full].reshape(h, w, full // 16, 16)))
+            if full < c:
+                parts.append((slice(full, c), index[:, :, full:]))
+        pieces = []
+        for cs, a in parts:
+            strides = _affine(a)
+            if strides is None:
+                return
+            pieces.append((cs, int(a.flat[0]), a.shape, strides))
+        self.pieces = pieces
+        self.injective = np.unique(index).size == index.size
+
+    def _views(self, mem: Memory):
+        arr = mem.region(self.region)
+        if not arr.flags.c_contiguous:
+            return None
+        row = arr.strides[0]
+        return [(cs, np.ndarray((arr.shape[0],) + shape, self.dtype, arr, off, (row,) + strides))
+                for cs, off, shape, strides in self.pieces]
+
+    def read(self, mem: Memory) -> np.ndarray:
+        """(batch, h, w, c) of the element type, as ``read_fm``."""
+        views = None if self.pieces is None else self._views(mem)
+        if views is None:
+            return read_fm(mem, self.region, self.index, self.dtype)
+        b = views[0][1].shape[0]
+        if len(views) == 1:
+            return np.ascontiguousarray(views[0][1]).reshape((b,) + self.index.shape)
+        out = np.empty((b,) + self.index.shape, self.dtype)
+        self._copy_into(views, out)
+        return out
+
+    def read_into(self, mem: Memory, out: np.ndarray) -> None:
+        """``out[...] = read(mem)`` (converted to out's type), without the intermediate copy."""
+        views = None if self.pieces is None else self._views(mem)
+        if views is None:
+            out[...] = read_fm(mem, self.region, self.index, self.dtype)
+        else:
+            self._copy_into(views, out)
+
+    @staticmethod
+    def _copy_into(views, out: np.ndarray) -> None:
+        for cs, v in views:
+            target = out[..., cs]
+            target.shape = v.shape  # splits the channel axis in place (raises rather than copy)
+            target[...] = v
+
+    def write(self, mem: Memory, values: np.ndarray) -> None:
+        """Scatter (batch, h, w, c) integer values already in the element type's range."""
+        views = None if self.pieces is None or not self.injective else self._views(mem)
+        if views is None:
+            write_fm(mem, self.region, self.index, values, self.dtype)
+            return
+        mem.check_writable(self.region, "OFM")
+        values = np.broadcast_to(values, (views[0][1].shape[0],) + self.index.shape)
+        for cs, v in views:
+            # the assignment converts to the 8-bit type (the values are in its range)
+            v[...] = values[..., cs].reshape(v.shape)

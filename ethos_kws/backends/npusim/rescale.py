@@ -20,6 +20,7 @@ from ...errors import CommandStreamError
 TFL, TRUNCATE, NATURAL = Rounding.TFL.value, Rounding.TRUNCATE.value, Rounding.NATURAL.value
 ROUNDING_NAMES = {r.value: r.name for r in Rounding}
 _INT64_SAFE = 1 << 62
+CHUNK_ELEMENTS = 1 << 15  # Rescale.apply works through larger maps in blocks of about this size
 
 
 def _fits_int64(v: np.ndarray, m: np.ndarray) -> bool:
@@ -52,23 +53,118 @@ def _shift_round(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
 def _fast_path(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray | None:
     """In-place versions of the common cases (per-channel shift on the last axis). Same results
     as ``_shift_round``; returns None when a case is not covered."""
-    if s.ndim > 1 or np.any(s < 1):
+    kernel = _kernel(s, mode)
+    if kernel is None:
         return None
+    kernel(y)
+    return y
+
+
+def _kernel(s: np.ndarray, mode: int, offset: np.ndarray | int = 0):
+    """The in-place rounding of ``y + offset`` (int64, owned by the caller) for a per-channel
+    shift ``s`` (scalar or last axis), or None for the cases ``_shift_round`` handles. Same
+    results as ``_shift_round``; ``offset`` is added first (a folded bias term)."""
+    if s.ndim > 1 or np.any(s < 0):
+        return None
+    one = np.int64(1)
+    if not np.any(s):  # no shift: every mode leaves y as it is
+        if np.isscalar(offset) and offset == 0:
+            return lambda y: None
+        add = np.asarray(offset, dtype=np.int64)
+
+        def offset_only(y):
+            y += add
+        return offset_only
+    if np.any(s < 1):
+        return None
+    if mode == TFL and np.all(s <= 31):  # TFL's divide by 2^(s-31) never happens
+        mode = NATURAL
     if mode == NATURAL:
-        y += np.int64(1) << (s - 1)
-        y >>= s
-        return y
+        add = np.asarray(offset + (one << (s - 1)), dtype=np.int64)
+
+        def natural(y):
+            y += add
+            y >>= s
+        return natural
     if mode == TFL and np.all(s > 31):
-        y += np.int64(1 << 30)
-        y >>= 31
+        # rounding doubling high multiply (half up at bit 31), then round half away from zero:
+        # (t + 2^(e-1) - (t < 0)) >> e
+        add = np.asarray(offset + np.int64(1 << 30), dtype=np.int64)
         e = s - 31
-        # round half away from zero: (t + 2^(e-1) - (t < 0)) >> e
-        neg = y < 0
-        y += np.int64(1) << (e - 1)
-        y -= neg
-        y >>= e
-        return y
+        half = one << (e - 1)
+
+        def tfl(y):
+            y += add
+            y >>= 31
+            neg = y < 0
+            y += half
+            y -= neg
+            y >>= e
+        return tfl
     return None
+
+
+class Rescale:
+    """One operation's output scale, checked and specialised once: ``apply(v)`` =
+    ``rescale(v + bias, multiplier, shift, mode)`` with the same rounding, in place on an int64
+    array when the int64 fast path is exact, else through ``rescale``. ``bound``: ``|v| <= bound``
+    known when the plan is built (None: measured on every call). The bias is folded into the
+    per-channel offset (``(v + b) * M = v*M + b*M``)."""
+
+    def __init__(self, multiplier, shift, mode: int, bound: int | None = None, bias=None):
+        self.m = np.asarray(multiplier, dtype=np.int64)
+        self.s = np.asarray(shift, dtype=np.int64)
+        self.mode = mode
+        self.bias = None if bias is None else np.asarray(bias, dtype=np.int64)
+        _check_shift(self.s)
+        self._bias_max = 0 if bias is None else int(np.abs(self.bias).max(initial=0))
+        self._mmax = int(np.abs(self.m).max(initial=0))
+        self._static = bound is not None and self._fits(int(bound))
+        # every parameter is a scalar or per channel (last axis): the kernel works on blocks of rows
+        self._per_channel = self.m.ndim <= 1 and self.s.ndim <= 1 and (self.bias is None or self.bias.ndim <= 1)
+        offset = 0 if self.bias is None else self.bias * self.m if self._fits(0) else None
+        self._kernel = None if offset is None else _kernel(self.s, mode, offset)
+
+    def _fits(self, bound: int) -> bool:
+        total = bound + self._bias_max
+        return total * self._mmax < _INT64_SAFE and total < _INT64_SAFE // 4
+
+    @property
+    def always_int64(self) -> bool:
+        """Every ``apply`` takes the int64 kernel (the bound is static and fits)."""
+        return self._kernel is not None and self._static
+
+    def apply(self, v: np.ndarray, then=None) -> np.ndarray:
+        """``v``: integer values (any integer or exact-integer float dtype), not modified.
+        ``then``: an in-place step on the int64 result (the output stage), run on each block
+        while it is in the cache; only with ``always_int64``."""
+        if then is not None and not self.always_int64:
+            raise ValueError("Rescale.apply(then=...) needs the int64 kernel")
+        if self._kernel is not None and (self._static or self._fits(int(np.abs(v).max(initial=0)))):
+            if v.size <= CHUNK_ELEMENTS or v.ndim == 0 or not v.flags.c_contiguous or not self._per_channel:
+                y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
+                self._kernel(y)
+                if then is not None:
+                    then(y)
+                return y
+            # large maps in blocks of rows that stay in the cache through the kernel's passes
+            y = np.empty(v.shape, dtype=np.int64)
+            rows_v, rows_y = v.reshape(-1, v.shape[-1]), y.reshape(-1, v.shape[-1])
+            step = max(1, CHUNK_ELEMENTS // v.shape[-1])
+            for i in range(0, rows_v.shape[0], step):
+                block = rows_y[i : i + step]
+                np.multiply(rows_v[i : i + step], self.m, out=block, dtype=np.int64, casting="unsafe")
+                self._kernel(block)
+                if then is not None:
+                    then(block)
+            return y
+        x = v if self.bias is None else np.asarray(v).astype(np.int64) + self.bias
+        return rescale(x, self.m, self.s, self.mode)
+
+
+def _check_shift(s: np.ndarray) -> None:
+    if np.any(s < 0) or np.any(s > 63):
+        raise CommandStreamError(f"rescale shift outside 0..63: {s}")
 
 
 def rescale(values: np.ndarray, multiplier, shift, mode: int) -> np.ndarray:
@@ -76,8 +172,7 @@ def rescale(values: np.ndarray, multiplier, shift, mode: int) -> np.ndarray:
     v = np.asarray(values)
     m = np.asarray(multiplier, dtype=np.int64)
     s = np.asarray(shift, dtype=np.int64)
-    if np.any(s < 0) or np.any(s > 63):
-        raise CommandStreamError(f"rescale shift outside 0..63: {s}")
+    _check_shift(s)
     if _fits_int64(v, m):
         y = v.astype(np.int64) * m
         fast = _fast_path(y, s, mode)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from ethosu.vela.ethos_u55_regs.ethos_u55_regs import acc_format as AccFormat
@@ -14,7 +15,7 @@ from ethosu.vela.ethos_u55_regs.ethos_u55_regs import resampling_mode as Resampl
 from ....errors import CommandStreamError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
 from ..behaviours import Behaviours
-from ..featuremap import FeatureMap, write_fm
+from ..featuremap import FeatureMap, FmAccess, write_fm
 from ..lut import LUT_FIRST, LUT_LAST, apply_lut
 from ..memory import Memory
 from ..registers import RegisterFile
@@ -27,6 +28,7 @@ CLIP_RANGES = {
     ClipRange.FORCE_INT16.value: (-32768, 32767),
 }
 ACT_NONE = Activation.NONE.value
+CLIP_UFUNC_SIZE = 4096
 # native activations on the rescaled value (input in units of 1/0x3000, output Q0.15)
 NATIVE_ACTIVATIONS = {Activation.TANH.value: tanh_q15, Activation.SIGMOID.value: sigmoid_q15}
 
@@ -172,12 +174,9 @@ class OutputStage:
         info = np.iinfo(self.ofm.dtype)
         return int(info.min), int(info.max)
 
-    def finish(self, values: np.ndarray) -> np.ndarray:
-        """Zero point, clamp, LUT and saturation; values are integers (int64 or object)."""
-        native = NATIVE_ACTIVATIONS.get(self.function)
-        if native is not None:
-            values = native(values.astype(np.int64) if values.dtype == object else values)
-        v = values + self.zero_point
+    @cached_property
+    def clamp(self) -> tuple[int, int]:
+        """The final range: the type's, the forced clip range's and ACTIVATION_MIN/MAX."""
         lo, hi = self.type_range()
         forced = CLIP_RANGES[self.clip_range]
         if forced is not None:
@@ -185,15 +184,57 @@ class OutputStage:
         unclamped = self.ofm.bits == 32 and forced is None and self.behaviours.minmax_no_clamp_32bit
         if not unclamped:
             lo, hi = max(lo, self.act_min), min(hi, self.act_max)
-        if v.dtype == object:
-            v = np.clip(v, lo, hi).astype(np.int64)
+        return lo, hi
+
+    @cached_property
+    def finish_in_place(self):
+        """``finish`` as an in-place step on an int64 array (None with a native activation,
+        which comes before the zero point)."""
+        if self.function in NATIVE_ACTIVATIONS:
+            return None
+        zp, (lo, hi) = self.zero_point, self.clamp
+
+        def step(v: np.ndarray) -> None:
+            if zp:
+                v += zp
+            if lo > hi:
+                v[...] = hi
+            else:
+                np.clip(v, lo, hi, out=v)
+        return step
+
+    def finish(self, values: np.ndarray, owned: bool = False) -> np.ndarray:
+        """Zero point, clamp, LUT and saturation; values are integers (int64 or object).
+        ``owned``: values is an int64 array the caller no longer needs (worked on in place)."""
+        native = NATIVE_ACTIVATIONS.get(self.function)
+        if native is not None:
+            values = native(values.astype(np.int64) if values.dtype == object else values)
+            owned = True
+        lo, hi = self.clamp
+        if values.dtype == object:
+            return np.clip(values + self.zero_point, lo, hi).astype(np.int64)
+        if owned and values.dtype == np.int64 and values.flags.writeable:
+            v = values
+            if self.zero_point:
+                v += self.zero_point
         else:
-            v = np.clip(v, lo, hi)
+            v = values + self.zero_point
+        if lo > hi:  # np.clip's order when the bounds cross: the maximum wins
+            v[...] = hi
+            return v
+        if v.size > CLIP_UFUNC_SIZE:
+            np.clip(v, lo, hi, out=v)  # one pass; its call costs more than two ufuncs on small maps
+        else:
+            np.maximum(v, lo, out=v)
+            np.minimum(v, hi, out=v)
         return v  # a LUT, if any, is applied by write(), which has the memory
 
-    def write(self, mem: Memory, index: np.ndarray, values: np.ndarray) -> None:
+    def write(self, mem: Memory, index: np.ndarray | FmAccess, values: np.ndarray) -> None:
         if LUT_FIRST <= self.function <= LUT_LAST:
             values = apply_lut(mem, self.function, values, self.ofm.dtype, self.behaviours)
             lo, hi = self.type_range()
             values = np.clip(values, lo, hi)
-        write_fm(mem, self.ofm.region, index, values, self.ofm.dtype)
+        if isinstance(index, FmAccess):
+            index.write(mem, values)
+        else:
+            write_fm(mem, self.ofm.region, index, values, self.ofm.dtype)

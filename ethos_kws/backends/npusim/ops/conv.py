@@ -18,10 +18,10 @@ from .. import weights as weight_decoder
 from ..behaviours import Behaviours
 from ..container import NpuConfig
 from ..dataflow import Access
-from ..featuremap import FeatureMap, read_fm
+from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
 from ..registers import RegisterFile
-from ..rescale import NATURAL, TFL, rescale
+from ..rescale import NATURAL, TFL, Rescale
 from ..scales import decode_scales, interleave
 from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
@@ -54,6 +54,8 @@ class ConvPlan:
             raise CommandStreamError(f"{self.op} im2col buffer exceeds the simulator's limit")
         self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ifm_io = FmAccess(self.ifm.region, self.ifm_index, self.ifm.dtype)
+        self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         info = np.iinfo(self.ifm.dtype)
         self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
@@ -82,6 +84,7 @@ class ConvPlan:
             self.streams.append((core, channels, w, s, params))
         self._cache_key: tuple | None = None
         self._prepared = None
+        self.padded = PaddedIfm(self.ifm_io, self.k, self.ih, self.iw, self.ifm_depth, self.ifm_zp)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         reads = [Access("IFM", self.ifm.region, self.ifm_index)]
@@ -116,25 +119,49 @@ class ConvPlan:
         bias_full = bias_full - self.ifm_zp * wsum
         ftype = float_type(w64, self.ifm_lo, self.ifm_hi, self.op)
         wmat = weight_matrix(wfull, self.depthwise, ftype)
-        prepared = (wmat, bias_full,
-                    interleave(scale) if len(scale) > 1 else scale[0],
-                    interleave(shift) if len(shift) > 1 else shift[0])
+        # the raw accumulator is bounded by max|x| * sum|w| (float_type's bound); the bias folds
+        # into the rescale's per-channel offset
+        bound = max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
+        out_scale = Rescale(interleave(scale) if len(scale) > 1 else scale[0],
+                            interleave(shift) if len(shift) > 1 else shift[0], self.rounding, bound, bias_full)
+        prepared = (wmat, out_scale)
         self._cache_key, self._prepared = raw, prepared
         return prepared
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
-        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(ftype)
         if self.upscale.active:
-            x = self.upscale.apply(x, self.ih, self.iw, self.ifm_zp)
-        return pad_ifm(x, self.k, self.ifm_zp)
+            x = self.ifm_io.read(mem).astype(ftype)
+            return pad_ifm(self.upscale.apply(x, self.ih, self.iw, self.ifm_zp), self.k, self.ifm_zp)
+        return self.padded.read(mem, ftype)
 
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift = self._prepare(mem)
+        wmat, out_scale = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
-        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise)
-        acc += bias
-        v = rescale(acc, scale, shift, self.rounding)
-        self.out.write(mem, self.ofm_index, self.out.finish(v))
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
+        step = self.out.finish_in_place
+        if step is not None and out_scale.always_int64:  # the output stage joins the rescale's blocks
+            self.out.write(mem, self.ofm_io, out_scale.apply(acc, then=step))
+        else:
+            self.out.write(mem, self.ofm_io, self.out.finish(out_scale.apply(acc), owned=True))
+
+
+class PaddedIfm:
+    """The IFM as the kernel reads it: padded with the zero point, in the accumulation's float
+    type. The buffer is kept between runs (its border always holds the zero point; remade when the
+    batch size or type changes) and the IFM is converted as it is copied in."""
+
+    def __init__(self, io: FmAccess, k, ih: int, iw: int, depth: int, zero_point: int):
+        self.io, self.k, self.ih, self.iw, self.depth, self.zero_point = io, k, ih, iw, depth, zero_point
+        self._buf: np.ndarray | None = None
+
+    def read(self, mem: Memory, ftype) -> np.ndarray:
+        k = self.k
+        shape = (mem.batch, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.depth)
+        xp = self._buf
+        if xp is None or xp.shape != shape or xp.dtype != ftype:
+            xp = self._buf = np.full(shape, self.zero_point, dtype=ftype)
+        self.io.read_into(mem, xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw])
+        return xp
 
 
 def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):
@@ -167,17 +194,22 @@ def pad_ifm(x: np.ndarray, k, zero_point: int) -> np.ndarray:
 
 
 def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_depth: int,
-               depthwise: bool) -> np.ndarray:
-    """Exact int64 accumulators (batch, h, w, c) of a convolution over the padded IFM."""
+               depthwise: bool, exact: bool = True) -> np.ndarray:
+    """Accumulators (batch, h, w, c) of a convolution over the padded IFM: exact int64, or with
+    ``exact=False`` the float sums themselves (exact integers, see ``float_type``)."""
     b = xp.shape[0]
     hs = slice(None, (h - 1) * k.stride_y + 1, k.stride_y)
     ws = slice(None, (w - 1) * k.stride_x + 1, k.stride_x)
     if depthwise:
-        acc = np.zeros((b, h, w, c), dtype=wmat.dtype)
+        acc = np.empty((b, h, w, c), dtype=wmat.dtype)
+        tap = np.empty_like(acc)
         for i in range(k.height):
             for j in range(k.width):
                 oy, ox = i * k.dilation_y, j * k.dilation_x
-                acc += xp[:, oy:, ox:][:, hs, ws] * wmat[:, i, j]
+                # the first tap starts the sum; float sums of integers are exact in any order
+                np.multiply(xp[:, oy:, ox:][:, hs, ws], wmat[:, i, j], out=acc if i == j == 0 else tap)
+                if i or j:
+                    acc += tap
     elif k.height == k.width == 1:
         cols = xp[:, hs, ws].reshape(-1, ifm_depth)
         acc = (cols @ wmat).reshape(b, h, w, c)
@@ -186,4 +218,4 @@ def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_
         win = win[:, hs, ws, :, :: k.dilation_y, :: k.dilation_x]  # b,h,w,cin,kh,kw
         cols = win.reshape(b * h * w, -1)
         acc = (cols @ wmat).reshape(b, h, w, c)
-    return acc.astype(np.int64)
+    return acc.astype(np.int64) if exact else acc

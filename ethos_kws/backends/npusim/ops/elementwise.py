@@ -16,10 +16,10 @@ from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
 from ..commands import decode_fields
 from ..dataflow import Access
-from ..featuremap import FeatureMap, read_fm
+from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
 from ..registers import RegisterFile
-from ..rescale import NATURAL, TRUNCATE, rescale
+from ..rescale import NATURAL, TRUNCATE, Rescale
 from .common import OutputStage, Upscale, effective_zero_point, ofm_shape
 
 UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
@@ -48,6 +48,8 @@ class ElementwisePlan:
         self.h, self.w, self.c = ofm_shape(r)
         self.ifm_index = self.ifm.byte_index(mem, self.h, self.w, self.c)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ifm_io = FmAccess(self.ifm.region, self.ifm_index, self.ifm.dtype)
+        self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
         self.ifm_zp = effective_zero_point(self.ifm, self.out.clip_range, behaviours)
         self.scale_mode = r.field("IFM_PRECISION", "scale_mode")
         self.opa = r.scale("OPA_SCALE")
@@ -56,6 +58,7 @@ class ElementwisePlan:
         if mode in UNSCALED and self.ofm_scale != UNIT_SCALE:
             raise NotModelledError(f"ELEMENTWISE {mode.name} with OFM_SCALE {self.ofm_scale} "
                                    f"(multiplier, shift) is not modelled")
+        self._rescales: dict[tuple[int, int, int], Rescale] = {}
         self.ifm2 = None
         self.reversed = False
         if mode not in UNARY:
@@ -72,6 +75,16 @@ class ElementwisePlan:
                 w2 = 1 if bc["broadcast_width"] else self.w
                 c2 = 1 if bc["broadcast_depth"] else self.c
                 self.ifm2_index = self.ifm2.byte_index(mem, h2, w2, c2)
+                self.ifm2_io = FmAccess(self.ifm2.region, self.ifm2_index, self.ifm2.dtype)
+
+    def _scale(self, multiplier: int, shift: int, mode: int) -> Rescale:
+        """The prepared rescale for one (multiplier, shift, mode), made when first used: a scale
+        register the mode does not read is never checked."""
+        key = (multiplier, shift, mode)
+        r = self._rescales.get(key)
+        if r is None:
+            r = self._rescales[key] = Rescale(multiplier, shift, mode)
+        return r
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         reads = [Access("IFM", self.ifm.region, self.ifm_index)]
@@ -80,13 +93,14 @@ class ElementwisePlan:
         return reads, [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _operands(self, mem: Memory):
-        a = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp
+        a = np.subtract(self.ifm_io.read(mem), self.ifm_zp, dtype=np.int64)
         if self.ifm2 is None:
             return a, None
         if self.ifm2_index is None:
             b = np.full((1, 1, 1, 1), self.scalar, dtype=np.int64) - self.ifm2_zp
         else:
-            b = read_fm(mem, self.ifm2.region, self.ifm2_index, self.ifm2.dtype).astype(np.int64) - self.ifm2_zp
+            b = np.subtract(self.ifm2_io.read(mem), self.ifm2_zp,
+                            dtype=np.int64)
         return (b, a) if self.reversed else (a, b)
 
     def _scaled_add_operands(self, a, b):
@@ -104,7 +118,7 @@ class ElementwisePlan:
             # TFLite's rounding doubling high multiply of (x << input shift) by the multiplier
             # (round half up at bit k of x*M), then a rounding divide by 2^(shift-k), half away
             # from zero
-            t = rescale(x, mult, k, NATURAL)
+            t = self._scale(mult, k, NATURAL).apply(x)
             e = shift - k
             if e == 0:
                 return t
@@ -120,7 +134,7 @@ class ElementwisePlan:
         m, out = self.mode, self.out
         if m in (Mode.ADD, Mode.SUB):
             sa, sb = self._scaled_add_operands(a, b)
-            v = rescale(sa + sb if m is Mode.ADD else sa - sb, *self.ofm_scale, out.rounding)
+            v = self._scale(*self.ofm_scale, out.rounding).apply(sa + sb if m is Mode.ADD else sa - sb)
         elif m is Mode.MUL:
             prod = a * b
             mult, shift = self.ofm_scale
@@ -128,24 +142,23 @@ class ElementwisePlan:
             # a constant multiplier instead); the IFM's precision decides, not the OFM's
             if self.ifm.bits == 32 and self.behaviours.mul32_shift_only:
                 mult = 1
-            v = rescale(prod, mult, shift, out.rounding)
+            v = self._scale(mult, shift, out.rounding).apply(prod)
         elif m in (Mode.MIN, Mode.MAX):
             v = np.minimum(a, b) if m is Mode.MIN else np.maximum(a, b)
             v = np.broadcast_to(v, np.broadcast_shapes(a.shape, b.shape))
         elif m is Mode.ABS:
-            v = rescale(np.abs(a), *self.ofm_scale, out.rounding)
+            v = self._scale(*self.ofm_scale, out.rounding).apply(np.abs(a))
         elif m is Mode.LRELU:
             if self.behaviours.lrelu_alpha_in_ofm_scale:
-                v = np.where(a < 0, rescale(a, *self.ofm_scale, out.rounding), a)
+                v = np.where(a < 0, self._scale(*self.ofm_scale, out.rounding).apply(a), a)
             else:
-                neg = rescale(a, *self.opa, out.rounding)
-                v = rescale(np.where(a < 0, neg, a), *self.ofm_scale, out.rounding)
+                neg = self._scale(*self.opa, out.rounding).apply(a)
+                v = self._scale(*self.ofm_scale, out.rounding).apply(np.where(a < 0, neg, a))
         elif m is Mode.CLZ:
-            u = (a & 0xFFFFFFFF).astype(np.uint64)
-            nbits = np.zeros(u.shape, dtype=np.int64)
-            for s in range(32):
-                nbits = np.where(u >> np.uint64(s) != 0, s + 1, nbits)
-            v = 32 - nbits
+            # the bit length of the 32-bit pattern: frexp's exponent, exact for every uint32 in
+            # float64 (frexp(0) gives 0)
+            nbits = np.frexp((a & 0xFFFFFFFF).astype(np.float64))[1]
+            v = 32 - nbits.astype(np.int64)
         elif m is Mode.SHR:
             sh = np.clip(b, 0, 31)
             if out.rounding == NATURAL:
@@ -158,5 +171,8 @@ class ElementwisePlan:
         else:  # SHL
             sh = np.clip(b, 0, 31)
             v = a << sh
-        v = np.broadcast_to(v, (v.shape[0], self.h, self.w, self.c))
-        out.write(mem, self.ofm_index, out.finish(v))
+        full = (v.shape[0], self.h, self.w, self.c)
+        if v.shape == full:
+            out.write(mem, self.ofm_io, out.finish(v, owned=True))
+        else:
+            out.write(mem, self.ofm_io, out.finish(np.broadcast_to(v, full)))

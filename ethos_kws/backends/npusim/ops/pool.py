@@ -9,10 +9,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import Behaviours
 from ..dataflow import Access
-from ..featuremap import FeatureMap, read_fm
+from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
 from ..registers import RegisterFile
-from ..rescale import rescale
+from ..rescale import Rescale
 from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape, valid_counts
 
 
@@ -41,46 +41,65 @@ class PoolPlan:
         if mode is Mode.REDUCE_SUM and not self.out.global_scale:
             raise NotModelledError("REDUCE_SUM without global OFM_SCALE is not modelled")
         self.scale = r.scale("OFM_SCALE")
+        self._rescale: Rescale | None = None  # made when first used
         self.ifm_zp = effective_zero_point(self.ifm, 0, behaviours)
         self.ifm_index = self.ifm.byte_index(mem, *self.upscale.stored_size(self.ih, self.iw), self.ifm_depth)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
+        self.ifm_io = FmAccess(self.ifm.region, self.ifm_index, self.ifm.dtype)
+        self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         return [Access("IFM", self.ifm.region, self.ifm_index)], [Access("OFM", self.ofm.region, self.ofm_index)]
+
+    def _scaled(self, v: np.ndarray) -> np.ndarray:
+        if self._rescale is None:
+            self._rescale = Rescale(*self.scale, self.out.rounding)
+        return self._rescale.apply(v)
 
     def _valid_counts(self) -> np.ndarray:
         return valid_counts(self.k, self.h, self.w, self.ih, self.iw)
 
     def run(self, mem: Memory) -> None:
-        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm_zp
+        x = np.subtract(self.ifm_io.read(mem), self.ifm_zp, dtype=np.int64)
         if self.upscale.active:
             x = self.upscale.apply(x, self.ih, self.iw, 0)
         k = self.k
         if self.mode is Mode.REDUCE_SUM:
-            v = rescale(x.sum(axis=3, keepdims=True), *self.scale, self.out.rounding)
-            self.out.write(mem, self.ofm_index, self.out.finish(v))
+            v = self._scaled(x.sum(axis=3, keepdims=True))
+            self.out.write(mem, self.ofm_io, self.out.finish(v))
             return
         if self.mode is Mode.MAX:
             fill = np.iinfo(np.int64).min // 4
         else:
             fill = 0
         b = x.shape[0]
-        xp = np.full((b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.c),
-                     fill, dtype=np.int64)
-        xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
-        win = sliding_window_view(xp, (k.height, k.width), axis=(1, 2))
-        win = win[:, : (self.h - 1) * k.stride_y + 1 : k.stride_y, : (self.w - 1) * k.stride_x + 1 : k.stride_x]
+        if self.padded:
+            xp = np.full((b, self.ih + k.pad_top + k.pad_bottom, self.iw + k.pad_left + k.pad_right, self.c),
+                         fill, dtype=np.int64)
+            xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw] = x
+        else:
+            xp = x
+        if (self.h, self.w) == (1, 1) and xp.shape[1:3] == (k.height, k.width):
+            # a global pool: the one window is the whole (padded) IFM; reduced as (b, 1, 1, c)
+            def reduce(f):
+                return f(xp, axis=(1, 2), keepdims=True)
+        else:
+            win = sliding_window_view(xp, (k.height, k.width), axis=(1, 2))
+            win = win[:, : (self.h - 1) * k.stride_y + 1 : k.stride_y, : (self.w - 1) * k.stride_x + 1 : k.stride_x]
+
+            def reduce(f):
+                return f(win, axis=(4, 5))
         if self.mode is Mode.MAX:
-            v = win.max(axis=(4, 5))
+            v = reduce(np.max)
             if self.out.global_scale:
-                v = rescale(v, *self.scale, self.out.rounding)
+                v = self._scaled(v)
         elif not self.padded:
-            v = rescale(win.sum(axis=(4, 5)), *self.scale, self.out.rounding)
+            v = self._scaled(reduce(np.sum))
         else:  # padding: the hardware divides by the number of valid elements itself
-            v = _divide(win.sum(axis=(4, 5)), self._valid_counts(), self.behaviours.padded_avg_round_away)
+            v = _divide(reduce(np.sum), self._valid_counts(), self.behaviours.padded_avg_round_away)
             if self.out.global_scale:
-                v = rescale(v, *self.scale, self.out.rounding)
-        self.out.write(mem, self.ofm_index, self.out.finish(v))
+                v = self._scaled(v)
+        self.out.write(mem, self.ofm_io, self.out.finish(v))
 
 
 def _divide(total: np.ndarray, count: np.ndarray, away: bool) -> np.ndarray:

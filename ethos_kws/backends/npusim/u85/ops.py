@@ -17,10 +17,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ....errors import CommandStreamError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
 from ..lut import interpolate_lut16
-from ..featuremap import NHWC, FeatureMap, read_fm, write_fm
+from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
 from ..memory import Memory
 from ..ops.common import Kernel, valid_counts
-from ..ops.conv import MAX_IM2COL, MAX_MACS, accumulate, float_type, pad_ifm, weight_matrix
+from ..ops.conv import MAX_IM2COL, MAX_MACS, PaddedIfm, accumulate, float_type, weight_matrix
 from ..registers import RegisterFile
 from . import isa
 from .rescale import DOUBLE_SYMMETRIC, NATURAL, rescale
@@ -178,9 +178,9 @@ class OutputStage:
         if not ofm.signed and self.act_min < 0:
             self.act_min = r.param("ACTIVATION_MIN")
 
-    def rescale(self, v: np.ndarray, scale=None, shift=None) -> np.ndarray:
+    def rescale(self, v: np.ndarray, scale=None, shift=None, bound: int | None = None) -> np.ndarray:
         return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
-                       self.round_mode, self.dbl_rnd)
+                       self.round_mode, self.dbl_rnd, bound)
 
     def finish(self, v: np.ndarray) -> np.ndarray:
         if self.native is not None:
@@ -219,7 +219,10 @@ class OutputStage:
                    else v.astype(np.int64) & 0xFF)
             b = v.shape[0]
             v = np.take_along_axis(np.broadcast_to(table, (b, 256)), idx.reshape(b, -1), axis=1).reshape(v.shape)
-        write_fm(mem, self.ofm.region, index, v, self.ofm.dtype)
+        if isinstance(index, FmAccess):
+            index.write(mem, v)
+        else:
+            write_fm(mem, self.ofm.region, index, v, self.ofm.dtype)
 
 
 def _decode_u85_scales(data: bytes, channels: int, acc48: bool, what: str):
@@ -267,6 +270,9 @@ class ConvPlan:
         mem = ctx.mem
         self.ifm_index = self.ifm.byte_index(mem, self.ih, self.iw, self.ifm_depth)
         self.ofm_index = self.out.index(mem, self.h, self.w, self.c)
+        self.padded = PaddedIfm(FmAccess(self.ifm.region, self.ifm_index, self.ifm.dtype), self.k,
+                                self.ih, self.iw, self.ifm_depth, self.ifm.zero_point)
+        self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
         info = np.iinfo(self.ifm.dtype)
         self.ifm_lo, self.ifm_hi = int(info.min), int(info.max)
         acc = r.param("ACC_FORMAT")
@@ -303,18 +309,20 @@ class ConvPlan:
         w64 = wfull.astype(np.int64)
         bias = bias - self.ifm.zero_point * w64.sum(axis=(1, 2, 3))
         ftype = float_type(w64, self.ifm_lo, self.ifm_hi, self.op)
-        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift)
+        # |acc + bias| <= max|x| * sum|w| + max|bias|: known here, so rescale need not measure it
+        bound = (max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
+                 + int(np.abs(bias).max(initial=0)))
+        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift, bound)
         self._key = (raw, sraw)
         return self._prepared
 
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift = self._prepare(mem)
-        x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(wmat.dtype)
-        xp = pad_ifm(x, self.k, self.ifm.zero_point)
-        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise)
-        acc += bias
-        v = self.out.rescale(acc, scale, shift)
-        self.out.write(mem, self.ofm_index, self.out.finish(v))
+        wmat, bias, scale, shift, bound = self._prepare(mem)
+        xp = self.padded.read(mem, wmat.dtype)
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
+        acc = np.add(acc, bias, dtype=np.int64, casting="unsafe")  # the float sums are exact integers
+        v = self.out.rescale(acc, scale, shift, bound)
+        self.out.write(mem, self.ofm_io, self.out.finish(v))
 
 
 POOL_MAX, POOL_AVERAGE, POOL_REDUCE_SUM, POOL_SUM = range(4)

@@ -38,9 +38,10 @@ def _round_term(v, s, mode: int, dbl: int):
     raise CommandStreamError(f"rounding mode {mode} is not defined")
 
 
-def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0) -> np.ndarray:
+def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0, bound: int | None = None) -> np.ndarray:
     """``(values * scale + round) >> shift``; scale/shift broadcast (per channel = last axis).
 
+    ``bound``: an upper bound of ``|values|`` known to the caller, instead of measuring it.
     The rounding term depends on the sign of the product, which is the sign of ``values`` for
     the non-negative multipliers the hardware has."""
     v = np.asarray(values)
@@ -50,11 +51,24 @@ def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0) -> np.ndarray:
         raise CommandStreamError("rescale with a shift outside 0..63 or a negative scale")
     if not 0 <= dbl_rnd <= 30:
         raise CommandStreamError(f"dbl_rnd {dbl_rnd} outside 0..30")
-    vmax = int(np.abs(v).max(initial=0)) if v.size else 0
+    # bound: max|values| when the caller knows it (a convolution's accumulator bound)
+    vmax = bound if bound is not None else int(np.abs(v).max(initial=0)) if v.size else 0
     mmax = int(m.max(initial=0)) if m.size else 0
     if vmax * max(mmax, 1) < _SAFE:
-        y = v.astype(np.int64) * m
-        return (y + _round_term(y, s, mode, dbl_rnd)) >> s
+        y = np.multiply(v, m, dtype=np.int64, casting="unsafe")
+        if np.broadcast_shapes(y.shape, s.shape) != y.shape:
+            return (y + _round_term(y, s, mode, dbl_rnd)) >> s
+        if mode == DOUBLE_SYMMETRIC:  # _round_term's half +- d, without full-size temporaries
+            one = np.int64(1)
+            half = np.where(s > 0, one << np.maximum(s - 1, 0), 0)
+            d = np.where(s > 31 - dbl_rnd, one << max(30 - dbl_rnd, 0), 0)
+            neg = y < 0
+            y += half + d
+            np.subtract(y, 2 * d, out=y, where=neg)
+        else:
+            y += _round_term(y, s, mode, dbl_rnd)  # in place: y is ours
+        y >>= s
+        return y
     y = v.astype(object) * m.astype(object)
     rnd = _round_term(np.sign(y.astype(np.float64)).astype(np.int64), s, mode, dbl_rnd)
     if mode == TRUNCATE_TO_ZERO:  # (1 << s) - 1 may need more than int64 only for s = 63
