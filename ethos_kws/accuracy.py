@@ -71,16 +71,9 @@ class BatchScores:
 @functools.lru_cache(maxsize=16)
 def _worker_backend(backend: str, options: tuple, model_sha256: str, model_bytes: bytes):
     """A backend per configuration and process, built once (weights decoded, plans made once)."""
-    from .backends import create_backend
+    from .backends import create_backend_from_bytes
 
-    folder = cache_dir() / "accuracy-models"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{model_sha256}.tflite"
-    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != model_sha256:
-        from .fsutil import atomic_write_bytes
-
-        atomic_write_bytes(path, model_bytes)
-    return create_backend(backend, path, **dict(options))
+    return create_backend_from_bytes(backend, model_bytes, model_sha256, **dict(options))
 
 
 def score_batch(runs: Sequence[ModelRun], audio: np.ndarray, names: Sequence[str]) -> BatchScores:
@@ -230,24 +223,6 @@ def top_labels(outputs: np.ndarray) -> np.ndarray:
 # ---- the run -------------------------------------------------------------------------------------
 
 
-@dataclass
-class _SerialPool:
-    """The executor seam's interface in this process (used when no pool is given)."""
-
-    kind: str = "serial"
-
-    def describe(self) -> str:
-        return "this process"
-
-    def run(self, fn, items, *, needs=None, on_done=None):
-        out = []
-        for i, item in enumerate(items):
-            out.append(fn(*item))
-            if on_done:
-                on_done(i, out[-1])
-        return out
-
-
 def evaluate(dataset: Dataset, runs: Sequence[ModelRun], *, pool=None, progress: bool | None = None,
              model_label: str = "", batch_clips: int = BATCH_CLIPS,
              on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -256,7 +231,10 @@ def evaluate(dataset: Dataset, runs: Sequence[ModelRun], *, pool=None, progress:
 
     if not runs:
         raise UserError("no backend configurations to evaluate")
-    pool = pool or _SerialPool()
+    if pool is None:
+        from .executors import WorkPool
+
+        pool = WorkPool(jobs=1)  # this process
     t0 = time.perf_counter()
     digests: dict[str, str] = {}
     keys = [clip_fingerprint(c, digests) for c in dataset.clips]
@@ -276,8 +254,6 @@ def evaluate(dataset: Dataset, runs: Sequence[ModelRun], *, pool=None, progress:
                desc="accuracy", dynamic_ncols=True)
 
     def done(t: int, result) -> None:
-        if not isinstance(result, BatchScores):  # the seam's TaskLost
-            raise EthosKwsError(f"accuracy batch {t} failed: {getattr(result, 'message', result)}")
         for run, cache in zip(runs, caches):
             if run.name not in result.outputs:
                 continue

@@ -83,3 +83,147 @@ def dask_runner(address: str | None, timeout_s: float = DEFAULT_DASK_TIMEOUT_S) 
     finally:
         with contextlib.suppress(Exception):
             client.close()
+
+
+# ---- units of work other than compiles: parity batches, FVP runs, accuracy batches ---------------
+
+
+def pool_context():
+    """fork shares what the parent imported (Vela, numpy, a decoded model) with the workers:
+    start-up in milliseconds; platforms without fork use forkserver/spawn."""
+    from .vela_worker import fork_context
+
+    return fork_context()
+
+
+def init_pool_worker(parent_pid: int) -> None:
+    """A local worker dies with its parent (a killed run leaves no process behind); a crash is
+    reported by the parent in one line, not by faulthandler."""
+    import faulthandler
+
+    from .vela_worker import die_with_parent
+
+    faulthandler.disable()
+    die_with_parent(parent_pid)
+
+
+def drain(futures, take, on_result, *, on_error=None) -> None:
+    """Collect finished futures (a process pool's or Dask's, both concurrent.futures-style):
+    ``take(i, fut)`` gives unit i's result (None: nothing to record, e.g. retried later) and
+    ``on_result(i, result)`` records it. A failure of ours (``EthosKwsError``) goes to ``on_error(i,
+    e)``, or is raised without one. An interruption or a raised failure cancels what has not
+    started."""
+    from concurrent.futures import as_completed
+
+    try:
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                result = take(i, fut)
+            except EthosKwsError as e:
+                if on_error is None:
+                    raise
+                on_error(i, e)
+                continue
+            if result is not None:
+                on_result(i, result)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+
+
+class UnitFailed(EthosKwsError):
+    """A unit of work the executor could not finish (a local worker died, Dask gave up on it)."""
+
+
+class WorkPool:
+    """Where units of work run: this process (``jobs=1`` or a single unit), a local process pool
+    of ``jobs`` workers, or the Dask cluster of ``dask``. ``run`` keeps the order of ``items``.
+
+    A unit is a module-level function and picklable arguments; it gets everything it needs as
+    values (model bytes, inputs), never a path on this machine, so a cluster without a shared file
+    system works. Results come back to this process, which owns the cache and the output folder.
+    """
+
+    def __init__(self, jobs: int | None = None, dask: DaskRunner | None = None, on_close=None):
+        self.jobs = jobs
+        self.dask = dask
+        self._pool = None
+        self._on_close = on_close  # e.g. closing the Dask connection this pool was opened with
+
+    def describe(self) -> str:
+        if self.dask is not None:
+            return f"Dask cluster at {self.dask.address}"
+        n = self._workers(2)
+        return "this process" if n == 1 else f"{n} local processes"
+
+    def _workers(self, units: int) -> int:
+        return max(1, min(self.jobs or os.cpu_count() or 1, units))
+
+    def run(self, fn, items, *, on_done=None, needs=None) -> list:
+        """``fn(*item)`` for every item; ``on_done(i, result)`` as each finishes (any order).
+        The first failure is raised (an ``EthosKwsError`` as it is; anything else of a worker or
+        of the cluster as ``UnitFailed`` naming the unit)."""
+        items = list(items)
+        results: dict[int, Any] = {}
+
+        def record(i, result):
+            results[i] = result
+            if on_done:
+                on_done(i, result)
+
+        if self.dask is None and self._workers(len(items)) == 1:
+            for i, item in enumerate(items):
+                record(i, fn(*item))
+        else:
+            executor = self.dask.executor() if self.dask is not None else self._local(len(items))
+            futures = {executor.submit(fn, *item): i for i, item in enumerate(items)}
+            name = getattr(fn, "__name__", "unit")
+
+            def take(i, fut):
+                try:
+                    return fut.result()
+                except EthosKwsError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - BrokenProcessPool, KilledWorker, ...
+                    where = "the Dask cluster" if self.dask is not None else "a local worker process"
+                    raise UnitFailed(f"{name} {i + 1} of {len(items)} failed on {where}: "
+                                     f"{type(e).__name__}: {e}") from None
+
+            drain(futures, take, record)
+        return [results[i] for i in range(len(items))]
+
+    def _local(self, units: int):
+        if self._pool is None:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=self._workers(units), mp_context=pool_context(),
+                                             initializer=init_pool_worker, initargs=(os.getpid(),))
+        return self._pool
+
+    def close(self) -> None:
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+        finally:
+            if self._on_close is not None:
+                self._on_close, closing = None, self._on_close
+                closing()
+
+    def __enter__(self) -> "WorkPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def work_pool(jobs: int | None = None, dask: DaskRunner | None = None) -> Iterator[WorkPool]:
+    """A ``WorkPool``, closed (its local workers stopped) on the way out."""
+    pool = WorkPool(jobs, dask)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -16,12 +16,13 @@ first differing elements. A configuration passes when no element differs by more
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from .errors import AcceleratorError, BackendUnavailable, EthosKwsError, NotMode
 from .fsutil import atomic_write_json
 from .records import check_schema, from_record, metric, to_record, versioned
 from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
+
+if TYPE_CHECKING:
+    from .executors import DaskRunner
 
 NPU_BACKENDS = ("npu-sim", "fvp")
 ORACLE_BACKEND = "cpu"
@@ -292,7 +296,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
                tolerance: float = 0, legacy_core: bool = False,
                npu_options: dict[str, Any] | None = None, oracle: str = DEFAULT_ORACLE,
                progress: Progress | None = None, sequence: bool = False,
-               reference: str | os.PathLike | None = None) -> ParityReport:
+               reference: str | os.PathLike | None = None, jobs: int | None = 1,
+               dask: "DaskRunner | None" = None) -> ParityReport:
     """Compare ``npu`` with the CPU oracle on every accelerator in ``accels``.
 
     ``model``: a path or a ``ResolvedModel``. ``accels``: "all", "u55-128,u65-512" or a list.
@@ -304,6 +309,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     SVDF, LSTM); each side starts from a fresh backend and every step is compared.
     ``reference``: for a model already compiled by Vela (here or elsewhere), the original model
     the oracle runs; the compiled model runs on the configuration of its COP1 header.
+    ``jobs``/``dask``: where the configurations' NPU batches run (``executors.WorkPool``): this
+    process (``jobs=1``, the default), ``jobs`` local processes, or a Dask cluster.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
     model_info = _describe_model(model)
@@ -327,13 +334,27 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     specs = list(cpu.output_specs)
 
     compiler = "legacy" if legacy_core else "regor"
-    results = []
-    for i, accel in enumerate(accel_names):
-        label = accel if not legacy_core else f"{accel} (legacy)"
-        tick(label, i, len(accel_names))
-        results.append(_one_config(model_path, npu, accel, compiler, legacy_core, npu_options or {},
-                                   vset, cpu_outs, cpu_ms / n, specs, tolerance, sequence, oracle_path))
-        tick(label, i + 1, len(accel_names))
+    if npu == "npu-sim" and len(accel_names) > 1:
+        _compile_first(model_path, accel_names, legacy_core, npu_options or {}, jobs, dask)
+    data = model_path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    units = [(npu, accel, legacy_core, dict(npu_options or {}), data, sha, model_path.name, vset.inputs, sequence)
+             for accel in accel_names]
+    labels = [accel if not legacy_core else f"{accel} (legacy)" for accel in accel_names]
+    finished = []
+    tick(labels[0] if labels else "npu", 0, len(units))
+
+    def done(i, _result):
+        finished.append(i)
+        tick(labels[i], len(finished), len(units))
+
+    from .executors import work_pool
+
+    with work_pool(jobs, dask) as pool:
+        runs = pool.run(npu_batch, units, on_done=done)
+    results = [_config_parity(accel, compiler, run, vset, cpu_outs, cpu_ms / n, specs, tolerance,
+                              oracle_path or model_path)
+               for accel, run in zip(accel_names, runs)]
     return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
                         oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3),
                         sequence=sequence)
@@ -370,24 +391,50 @@ def _accel_names(accels: str | Sequence[str]) -> list[str]:
     return [a.name for a in parse_accelerator_list(accels)]
 
 
-def _one_config(model_path, npu, accel, compiler, legacy_core, options, vset, cpu_outs,
-                cpu_ms_per_vector, specs, tolerance, sequence=False, oracle_path=None) -> ConfigParity:
+def _compile_first(model_path, accels, legacy_core, options, jobs, dask) -> None:
+    """Every configuration compiled through the compile seam (in parallel, into this machine's
+    cache) before the NPU batches start: each batch then finds its compile in the cache."""
+    from .sweeps import compile_all
+    from .vela import make_spec
+    from .vela_ini import load_user_ini
+
+    ini = load_user_ini(options.get("vela_ini"))
+    specs = [make_spec(model_path, a, system_config=options.get("system_config"),
+                       memory_mode=options.get("memory_mode"), legacy_core=legacy_core, user_ini=ini)
+             for a in accels]
+    compile_all(specs, jobs=jobs, dask=dask, errors={}, detail=False)  # a failing one is reported by its batch
+
+
+def npu_batch(npu: str, accel: str, legacy_core: bool, options: dict, model_bytes: bytes, model_sha256: str,
+              model_name: str, inputs: list, sequence: bool) -> tuple[list | None, float, str | None]:
+    """One configuration's NPU batch: a unit of work (this process, a local worker or a Dask
+    worker; the model comes as bytes). (outputs, host ms, None), or (None, 0, why) when the backend
+    fails on this configuration; a backend this machine cannot run at all is raised."""
+    from .backends import model_file_from_bytes
+
     try:
-        backend = create_backend(npu, model_path, accel=accel, legacy_core=legacy_core, **options)
-        npu_outs, npu_ms = _timed_batch(backend, vset.inputs, sequence)
+        backend = create_backend(npu, model_file_from_bytes(model_bytes, model_sha256, model_name), accel=accel,
+                                 legacy_core=legacy_core, **options)
+        outs, ms = _timed_batch(backend, inputs, sequence)
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
     except EthosKwsError as e:
         # a valid model the simulator cannot run names the one feature that stops it
-        why = f"unsupported: {e}" if isinstance(e, NotModelledError) else f"{type(e).__name__}: {e}"
+        return None, 0.0, f"unsupported: {e}" if isinstance(e, NotModelledError) else f"{type(e).__name__}: {e}"
+    return outs, ms, None
+
+
+def _config_parity(accel, compiler, run, vset, cpu_outs, cpu_ms_per_vector, specs, tolerance,
+                   oracle_path) -> ConfigParity:
+    npu_outs, npu_ms, why = run
+    if why is not None:
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
                             round(cpu_ms_per_vector, 4), False, (), why)
-    figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance,
-                              output_steps(oracle_path or model_path, specs))
+    figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance, output_steps(oracle_path, specs))
     if figures.get("mismatched_elements"):
         from .scale_rounding import diagnose
 
-        figures["diagnosis"] = diagnose(oracle_path or model_path, figures.get("max_abs_diff_lsb"))
+        figures["diagnosis"] = diagnose(oracle_path, figures.get("max_abs_diff_lsb"))
     return ConfigParity(accel=accel, compiler=compiler,
                         npu_host_ms=round(npu_ms / len(vset.inputs), 4),
                         cpu_host_ms=round(cpu_ms_per_vector, 4), **figures)

@@ -8,9 +8,8 @@ configuration's Vela output in ``<out>/<accel>/``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .accel import Accelerator, parse_accelerator_list
 from .vela import CompileResult, CompileSpec, cached_result, compile_spec, export_result, make_spec, warn
 from .errors import EthosKwsError
+from .executors import drain, init_pool_worker, pool_context
 from .fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from .model import ResolvedModel, model_info, resolve_model
 from .records import versioned
@@ -46,23 +46,6 @@ def default_out_dir(model: ResolvedModel) -> Path:
 def _compile_worker(spec: CompileSpec) -> CompileResult:
     # this process is the containment: a crash breaks the pool, compile_all retries in a VelaWorker
     return compile_spec(spec, contained=False)
-
-
-def _pool_context():
-    # fork shares the already-imported Vela with the workers (start-up in ms, not a second);
-    # platforms without fork use forkserver/spawn.
-    from .vela_worker import fork_context
-
-    return fork_context()
-
-
-def _init_pool_worker(parent_pid: int) -> None:
-    import faulthandler
-
-    from .vela_worker import die_with_parent
-
-    faulthandler.disable()  # a crash is reported by the parent, in one line
-    die_with_parent(parent_pid)
 
 
 def compile_all(
@@ -123,8 +106,8 @@ def compile_all(
                 pass  # only a head start: each compile reports its own problem with the model
 
         retry = []
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(),
-                                 initializer=_init_pool_worker, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=pool_context(),
+                                 initializer=init_pool_worker, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_compile_worker, specs[i]): i for i in todo}
 
             def take(i, fut):
@@ -175,28 +158,13 @@ def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_firs
 
 
 def _drain(futures, take, results, failed, progress, *, raise_first: bool) -> None:
-    """Collect finished futures (a process pool's or Dask's, both concurrent.futures-style):
-    ``take(i, fut)`` gives spec i's result (None: retried later); a failure of ours is raised or
-    recorded in ``failed``; an interruption cancels what has not started."""
-    try:
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                result = take(i, fut)
-            except EthosKwsError as e:
-                if raise_first:
-                    raise
-                failed[i] = e
-                continue
-            if result is None:
-                continue
-            results[i] = result
-            if progress:
-                progress(result)
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
+    """``executors.drain`` with the compile seam's bookkeeping (results, failures, progress)."""
+    def record(i, result):
+        results[i] = result
+        if progress:
+            progress(result)
+
+    drain(futures, take, record, on_error=None if raise_first else failed.__setitem__)
 
 
 def sweep(
@@ -298,22 +266,42 @@ def measure_fvp(
     timeout_s: float | None = None,
     seed: int = 0,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    jobs: int | None = 1,
+    dask: "DaskRunner | None" = None,
 ) -> SweepResult:
     """Run each configuration once on a Corstone FVP and put the measurement beside Vela's
-    estimate (``vela_over_fvp_cycles``). FVPs run one at a time: each is a heavy process."""
-    from .backends.fvp.measurement import measure
+    estimate (``vela_over_fvp_cycles``). Each run is a unit of work (``executors.WorkPool``): one
+    at a time by default (an FVP is a heavy process), ``jobs`` at once, or spread over the workers
+    of a Dask cluster, each with its own FVP (``fvp``/``runner`` are paths on the worker)."""
+    import hashlib
 
-    rows = []
-    for r in result.results:
-        m = measure(
-            result.model.path, r.accel, platform=platform, system_config=r.system_config,
-            fvp=fvp, runner=runner, timeout_s=timeout_s, seed=seed,
-            legacy_core=r.compiler == "legacy",
-        )  # fmt: skip
-        row = m.to_dict(outputs=False)
+    from .executors import work_pool
+
+    data = Path(result.model.path).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    name = Path(result.model.path).name
+    units = [(data, sha, name, r.accel, platform, r.system_config, fvp, runner, timeout_s, seed, r.compiler == "legacy")
+             for r in result.results]
+    rows: list[dict[str, Any]] = []
+
+    def done(i: int, row: dict[str, Any]) -> None:
         # the sweep's own estimate too: the FVP runner may need another memory mode than the sweep's
-        row["sweep_cycles_total"] = r.cycles_total
-        rows.append(row)
+        row["sweep_cycles_total"] = result.results[i].cycles_total
         if progress:
             progress(row)
+
+    with work_pool(jobs, dask) as pool:
+        rows = pool.run(fvp_measurement, units, on_done=done)
     return SweepResult(result.model, result.results, result.out_dir, result.created, result.host, {**result.extra, "fvp": rows})
+
+
+def fvp_measurement(model_bytes: bytes, model_sha256: str, model_name: str, accel: str, platform, system_config, fvp, runner,
+                    timeout_s, seed: int, legacy_core: bool) -> dict[str, Any]:
+    """One FVP run of one configuration: a unit of work (the model comes as bytes)."""
+    from .backends import model_file_from_bytes
+    from .backends.fvp.measurement import measure
+
+    m = measure(model_file_from_bytes(model_bytes, model_sha256, model_name), accel, platform=platform,
+                system_config=system_config, fvp=fvp, runner=runner, timeout_s=timeout_s, seed=seed,
+                legacy_core=legacy_core)
+    return m.to_dict(outputs=False)

@@ -430,6 +430,8 @@ def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> Co
         atomic_write_text(user_ini, spec.user_ini_text)
     log_path = out / "vela_output.txt"
     argv = spec.vela_argv(out, user_ini)
+    if contained and _disposable_process():
+        contained = False
     if contained:
         log = run_vela_contained(argv, log_path, f"{Path(spec.model_path).name} for {spec.accel}")
     else:
@@ -574,6 +576,14 @@ def run_vela(argv: list[str], log_path: Path | None = None) -> str:
         detail = str(error) if error is not None else _last_error_line(text) or f"exit code {rc}"
         raise CompileError(f"Vela failed: {detail.strip().splitlines()[-1] if detail.strip() else detail}")
     return text
+
+
+def _disposable_process() -> bool:
+    """A daemonic process (a Dask worker, which its nanny restarts after a crash) cannot start
+    the containing worker process and needs none: a crash there costs the one unit of work."""
+    import multiprocessing
+
+    return multiprocessing.current_process().daemon
 
 
 def run_vela_contained(argv: list[str], log_path: Path, what: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -19,10 +20,16 @@ from ethos_kws.vela import compile_cache_dir  # noqa: E402
 HOST_FIELDS = {"created", "host", "out_dir"}  # where and when, not what
 
 
+WORKER_CACHE: list[str] = []
+
+
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
+    # the workers' own cache: apart from the client's (as on another machine), never the user's
+    cache = str(tmp_path_factory.mktemp("worker-cache"))
+    WORKER_CACHE[:] = [cache]
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=50) as c:
+                                  silence_logs=50, env={"ETHOS_KWS_CACHE": cache}) as c:
         yield c
 
 
@@ -112,3 +119,106 @@ def test_sweep_uses_the_seam(cluster, small_model, tmp_path):
     rc = main(["sweep", "--model", str(small_model), "--accel", "u55-64,u65-256", "--dask",
                cluster.scheduler_address, "--out", str(tmp_path / "sw"), "--json"])
     assert rc == 0 and (tmp_path / "sw" / "u65-256").is_dir()
+
+
+# ---- parity batches, FVP runs and accuracy batches go through the same seam ---------------------
+
+PARITY_HOST_FIELDS = ("npu_host_ms", "cpu_host_ms")
+
+
+def _parity_doc(report):
+    doc = report.to_dict()
+    doc.pop("cpu_total_ms", None)
+    for r in doc["results"]:
+        for k in PARITY_HOST_FIELDS:
+            r.pop(k, None)
+    return doc
+
+
+def test_parity_batches_on_local_processes_and_dask_equal_this_process(cluster, small_model, tmp_path,
+                                                                      monkeypatch):
+    from ethos_kws.parity import run_parity
+
+    accels = "u55-64,u55-256,u65-256"
+    here = run_parity(small_model, accels, vectors=4, jobs=1)
+    local = run_parity(small_model, accels, vectors=4, jobs=2)
+    monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / "cache2"))  # the workers compile for themselves
+    with dask_runner(cluster.scheduler_address) as dask:
+        with distributed.get_task_stream(dask.client) as stream:
+            remote = run_parity(small_model, accels, vectors=4, dask=dask)
+    ran = [t for t in stream.data if t["key"].startswith("npu_batch")]
+    assert len(ran) == 3  # one unit per configuration, on the cluster's workers
+    assert [r.accel for r in remote.results] == accels.split(",")
+    assert _parity_doc(here) == _parity_doc(local) == _parity_doc(remote)
+    assert remote.passed and all(r.bit_exact_fraction == 1.0 for r in remote.results)
+
+
+def test_parity_cli_takes_jobs_and_an_unreachable_scheduler_fails_fast(small_model, capsys):
+    assert main(["parity", "--model", str(small_model), "--accel", "u55-64,u55-128", "--count", "3",
+                 "--jobs", "2", "--json"]) == 0
+    assert '"bit_exact_fraction": 1.0' in capsys.readouterr().out
+    t0 = time.monotonic()
+    rc = main(["parity", "--model", str(small_model), "--accel", "u55-64", "--dask", "tcp://127.0.0.1:1",
+               "--dask-timeout", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and time.monotonic() - t0 < 20
+    assert err.count("\n") == 0 and "cannot reach the Dask scheduler" in err and "Traceback" not in err
+    assert main(["parity", "--model", str(small_model), "--jobs", "0"]) == 2
+
+
+def test_fvp_runs_spread_over_dask_workers_equal_the_local_runs(cluster, tmp_path, fvp_logs, int8io_model):
+    """The FVP here is the TEST DOUBLE of test_fvp_process.py (no FVP can be installed here): it
+    checks the seam, not a measurement."""
+    from test_fvp_process import FakeFvp, success_log
+
+    from ethos_kws.sweeps import measure_fvp, sweep
+
+    fake = FakeFvp(tmp_path / "test-double")
+    fake.configure(log=success_log(fvp_logs), dump_hex="00" * 12)
+    one = sweep(int8io_model, accels="u55-128", out_dir=None, jobs=1)
+    # the recorded log is u55-128's: the same configuration twice makes two FVP runs
+    result = dataclasses.replace(one, results=(*one.results, *one.results))
+    opts = dict(fvp=str(fake.path), runner=str(fake.runner))
+    local = measure_fvp(result, **opts).extra["fvp"]
+    with dask_runner(cluster.scheduler_address) as dask:
+        with distributed.get_task_stream(dask.client) as stream:
+            remote = measure_fvp(result, dask=dask, **opts).extra["fvp"]
+    # each worker ran the model from its own cache (no shared file system needed)
+    assert all(r["argv"][r["argv"].index("--data") + 1].startswith(WORKER_CACHE[0]) for r in remote)
+    assert len([t for t in stream.data if t["key"].startswith("fvp_measurement")]) == 2
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("fvp_wall_s", "argv", "compiled_model")} for r in rows]  # noqa: E731
+    assert [r["accel"] for r in remote] == ["u55-128", "u55-128"]
+    assert strip(remote) == strip(local) and remote[0]["npu_active_cycles"] == 680611
+
+
+def test_accuracy_batches_on_local_processes_and_dask_equal_this_process(cluster, tmp_path, audio_dir,
+                                                                        int8io_model, monkeypatch):
+    import hashlib
+
+    from test_accuracy import _speech_commands
+
+    from ethos_kws.accuracy import build_runs, evaluate
+    from ethos_kws.dataset import load_dataset
+    from ethos_kws.executors import WorkPool
+
+    dataset = load_dataset(_speech_commands(tmp_path, audio_dir, copies=1), "test", None)
+    sha = hashlib.sha256(int8io_model.read_bytes()).hexdigest()
+    runs = build_runs(int8io_model, sha, ["cpu", "npu-sim"], ["u55-64", "u65-256"], {"kernels": "tflm"})
+
+    def doc(pool, cache):
+        monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / cache))  # every clip computed again
+        d = evaluate(dataset, runs, pool=pool, progress=False, batch_clips=3)
+        assert d["computed_clips"] == d["clips"] == len(dataset.clips)
+        return [{k: v for k, v in r.items() if k != "cache_rejected_files"} for r in d["runs"]], d["executor"]
+
+    here, where = doc(None, "c1")
+    with WorkPool(jobs=2) as pool:
+        local, where_local = doc(pool, "c2")
+    with dask_runner(cluster.scheduler_address) as dask:
+        with distributed.get_task_stream(dask.client) as stream:
+            remote, where_remote = doc(WorkPool(dask=dask), "c3")
+    assert len([t for t in stream.data if t["key"].startswith("score_batch")]) == -(-len(dataset.clips) // 3)
+    assert (where, where_local, where_remote) == ("this process", "2 local processes",
+                                                  f"Dask cluster at {cluster.scheduler_address}")
+    assert here == local == remote
+    assert all(r["top1"] == 1.0 for r in remote) and remote[1]["scores_differ_from_cpu"] == 0

@@ -13,6 +13,7 @@ import difflib
 import importlib
 import inspect
 import os
+from pathlib import Path
 
 from ..errors import BackendUnavailable, UserError
 from .base import Backend
@@ -83,3 +84,27 @@ def create_backend(name: str, model_path: str | os.PathLike, **options) -> Backe
     factory = _factory(name)
     check_backend_options(name, options)
     return factory(model_path, **options)
+
+
+def model_file_from_bytes(model_bytes: bytes, model_sha256: str, name: str = "model.tflite"):
+    """A model sent as bytes (a unit of work on another machine: no shared file system), kept once
+    per content in this machine's cache under its own file ``name`` (Vela names its output after
+    it) and checked against its sha256 before use."""
+    import hashlib
+
+    from ..fsutil import atomic_write_bytes
+    from ..paths import cache_dir
+
+    if hashlib.sha256(model_bytes).hexdigest() != model_sha256:
+        raise BackendUnavailable(f"the model sent to this worker does not match its sha256 {model_sha256[:12]}…")
+    folder = cache_dir() / "unit-models" / model_sha256
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (Path(name).name or "model.tflite")
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != model_sha256:
+        atomic_write_bytes(path, model_bytes)
+    return path
+
+
+def create_backend_from_bytes(name: str, model_bytes: bytes, model_sha256: str, **options) -> Backend:
+    """``create_backend`` for a model sent as bytes (``model_file_from_bytes``)."""
+    return create_backend(name, model_file_from_bytes(model_bytes, model_sha256), **options)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 
 from .common import (
-    add_backend_group, add_command, add_fvp_group, add_json_arg, add_model_arg, add_vela_group,
-    backend_options_from_args, print_json,
+    add_backend_group, add_command, add_executor_group, add_fvp_group, add_json_arg, add_model_arg,
+    add_vela_group, backend_options_from_args, open_work_pool, print_json,
 )
 
 EXAMPLES = """examples:
@@ -43,27 +43,11 @@ def register(sub) -> None:
                    help="comma-separated: cpu, npu-sim, fvp (npu-sim and fvp run every --accel)")
     p.add_argument("--report", metavar="DIR", help="also write a report (confusion matrix plots) into this new folder")
     p.add_argument("--progress", action="store_true", default=None, help="progress bar on stderr even when it is not a terminal")
-    _add_pool_args(p)
+    add_executor_group(p)
     add_backend_group(p)
     add_vela_group(p, accel="list")
     add_fvp_group(p)
     add_json_arg(p)
-
-
-def _add_pool_args(p) -> None:
-    try:
-        from .common import add_executor_group
-    except ImportError:  # the executor seam is not in this build: work runs in this process
-        return
-    add_executor_group(p)
-
-
-def _open_pool(args):
-    try:
-        from .common import open_work_pool
-    except ImportError:
-        return None
-    return open_work_pool(args)
 
 
 def run(args) -> int:
@@ -85,15 +69,14 @@ def run(args) -> int:
     options: dict = {}
     for b in backends:
         options.update(backend_options_from_args(args, b, warn=lambda _line: None))
-    with backend_stdout():
-        runs = build_runs(resolved.path, resolved.sha256, backends, accels, options)
-    pool = _open_pool(args)
+    pool = open_work_pool(args)  # an unreachable scheduler fails here, before any compile
     try:
+        with backend_stdout():
+            runs = build_runs(resolved.path, resolved.sha256, backends, accels, options)
         with backend_stdout():
             doc = evaluate(dataset, runs, pool=pool, progress=args.progress, model_label=str(resolved.path))
     finally:
-        if pool is not None:
-            pool.close()
+        pool.close()
     doc["model_sha256"] = resolved.sha256
     doc["model_provenance"] = resolved.provenance
     if args.report:

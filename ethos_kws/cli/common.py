@@ -113,17 +113,33 @@ def add_tensor_allocator_arg(g, *, many: bool = False) -> None:
 
 
 def add_executor_group(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """Where compiles run: --jobs N local processes, or --dask ADDRESS (a Dask scheduler)."""
+    """Where units of work (compiles, NPU batches, FVP runs) run: --jobs N local processes, or
+    --dask ADDRESS (a Dask scheduler)."""
     from ..executors import DASK_ENV, DEFAULT_DASK_TIMEOUT_S
 
     g = p.add_argument_group("execution (local process pool, or a Dask cluster)")
-    g.add_argument("--jobs", type=int, metavar="N", help="parallel Vela processes (default: CPU count)")
+    g.add_argument("--jobs", type=int, metavar="N",
+                   help="parallel local processes for compiles and NPU batches (default: CPU count; FVP runs: 1)")
     g.add_argument("--dask", metavar="ADDRESS", default=None,
-                   help=f"run compiles on the Dask cluster at this scheduler (tcp://host:8786; default ${DASK_ENV}); "
+                   help=f"run the work on the Dask cluster at this scheduler (tcp://host:8786; default ${DASK_ENV}); "
                    "needs pip install 'ethos-kws[dask]'")
     g.add_argument("--dask-timeout", type=float, metavar="S", default=DEFAULT_DASK_TIMEOUT_S,
                    help="give up on an unreachable scheduler after this many seconds")
     return g
+
+
+def open_work_pool(args):
+    """The ``executors.WorkPool`` of --jobs/--dask/--dask-timeout; ``close()`` it when done (it
+    holds the Dask connection and the local workers)."""
+    from ..executors import WorkPool, dask_address, dask_runner
+
+    check_jobs(args)
+    address = dask_address(getattr(args, "dask", None))
+    if address is None:
+        return WorkPool(getattr(args, "jobs", None))
+    connection = dask_runner(address, args.dask_timeout)
+    return WorkPool(getattr(args, "jobs", None), connection.__enter__(),
+                    on_close=lambda: connection.__exit__(None, None, None))
 
 
 def check_jobs(args) -> None:

@@ -18,8 +18,10 @@ from .common import (  # noqa: I001
     add_command,
     add_count_arg,
     add_deprecated_alias,
+    add_executor_group,
     add_fvp_group,
     add_model_arg,
+    check_jobs,
     add_output_group,
     add_vela_group,
     backend_options_from_args,
@@ -74,13 +76,17 @@ def register(sub) -> None:
                    "FULLY_CONNECTED like the NPU) or LiteRT BUILTIN_REF (ref)")
     add_vela_group(p, accel="list")
     add_fvp_group(p)
+    add_executor_group(p)
     add_output_group(p, out=f"also write DIR/{REPORT_FILE}")
 
 
 def run(args) -> int:
+    from ..executors import dask_address, dask_runner
     from ..model import resolve_model
     from ..parity import check_arguments
 
+    check_jobs(args)
+    address = dask_address(args.dask)
     if args.sequence is not None:
         args.count = args.sequence
     check_arguments(npu=args.npu, vectors=args.count, oracle=args.oracle, tolerance=args.tolerance)
@@ -101,12 +107,15 @@ def run(args) -> int:
             bar.n = done
             bar.refresh()
 
+    # an FVP is a heavy process: one at a time unless --jobs asks for more
+    jobs = args.jobs if args.jobs is not None else (1 if args.npu == "fvp" else None)
     try:
-        report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.count, seed=args.seed,
-                            audio_dir=args.audio, tolerance=args.tolerance,
-                            legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
-                            progress=progress, sequence=args.sequence is not None,
-                            reference=args.reference)
+        with dask_runner(address, args.dask_timeout) as dask:
+            report = run_parity(resolved, args.accel, npu=args.npu, vectors=args.count, seed=args.seed,
+                                audio_dir=args.audio, tolerance=args.tolerance,
+                                legacy_core=legacy_core, npu_options=options, oracle=args.oracle,
+                                progress=progress, sequence=args.sequence is not None,
+                                reference=args.reference, jobs=jobs, dask=dask)
     finally:
         if bar is not None:
             bar.close()

@@ -61,7 +61,7 @@ def run(args) -> int:
     check_jobs(args)
     user_ini = user_ini_of(args)
     address = dask_address(args.dask)
-    if args.measure == "fvp":
+    if args.measure == "fvp" and address is None:  # on Dask, each worker finds its own FVP
         check_fvp_available(args.accel, platform=args.platform, fvp=args.fvp, runner=args.runner)
     resolved = resolve_model(args.model, allow_synthetic=True)
     out = Path(args.out) if args.out else default_out_dir(resolved)
@@ -85,14 +85,15 @@ def run(args) -> int:
                 legacy_core=bool(args.legacy_core), out_dir=None if args.measure else out, jobs=args.jobs,
                 progress=progress, tensor_allocator=args.tensor_allocator, user_ini=user_ini, dask=dask,
             )  # fmt: skip
+            if args.measure == "fvp":
+                # one FVP at a time here (each is a heavy process); spread over the workers on Dask
+                result = measure_fvp(result, platform=args.platform, fvp=args.fvp, runner=args.runner,
+                                     timeout_s=args.fvp_timeout, jobs=1, dask=dask)
     finally:
         if bar is not None:
             bar.close()
     if args.measure == "fvp":
-        result = write_sweep(
-            measure_fvp(result, platform=args.platform, fvp=args.fvp, runner=args.runner, timeout_s=args.fvp_timeout),
-            out,
-        )
+        result = write_sweep(result, out)
     report_dir = None
     if args.report or args.report_out:
         from ..report import write_report
