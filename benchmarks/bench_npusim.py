@@ -5,8 +5,11 @@ legacy core cannot compile for U85, so --legacy skips them).
 
     python benchmarks/bench_npusim.py [--model M] [--accel all|LIST] [--legacy] [--batch 64] [--repeats 20]
 
-Prints one line per accelerator and the throughput ratio npu-sim / LiteRT (>= 1 means npu-sim is
-at least as fast as the oracle).
+Prints one line per accelerator, the throughput ratio npu-sim / LiteRT BUILTIN_REF (>= 1 means
+npu-sim is at least as fast as the oracle), the three LiteRT anchors of issue 16 measured in the
+same run (reference kernels; builtin optimised kernels without XNNPACK; XNNPACK on one thread) and
+whether npu-sim meets the targets (batched >= 1,000 inferences/s and single inference <= 3 ms on
+every configuration).
 """
 
 from __future__ import annotations
@@ -25,10 +28,19 @@ from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
 from ethos_kws.paths import shared_data_dir
 
 
-def litert_runner(model: Path):
+TARGET_BATCH_IPS = 1000.0
+TARGET_SINGLE_MS = 3.0
+# the LiteRT anchors: (label, op resolver, threads)
+ANCHORS = (("BUILTIN_REF", "BUILTIN_REF", None),
+           ("builtin, no XNNPACK", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", 1),
+           ("XNNPACK, 1 thread", "AUTO", 1))
+
+
+def litert_runner(model: Path, resolver: str = "BUILTIN_REF", threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it = Interpreter(model_path=str(model), experimental_op_resolver_type=getattr(OpResolverType, resolver),
+                     num_threads=threads)
     it.allocate_tensors()
     i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
@@ -67,6 +79,7 @@ def main(argv=None) -> int:
     print(f"{'accel':8} {'load ms':>8} {'npu-sim 1x ms':>14} {'litert 1x ms':>13} {'npu-sim inf/s':>14} "
           f"{'litert inf/s':>13} {'ratio':>6}")
     ratios = []
+    worst_ips, worst_ms = float("inf"), 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for acc in parse_accelerator_list(args.accel):
             if args.legacy and not acc.legacy_core:
@@ -95,8 +108,23 @@ def main(argv=None) -> int:
             ratios.append(sim_ips / lite_ips)
             print(f"{acc.name:8} {load_ms:8.0f} {sim_ms:14.2f} {lite_ms:13.2f} {sim_ips:14.0f} {lite_ips:13.0f} "
                   f"{sim_ips / lite_ips:6.2f}")
+            worst_ips = min(worst_ips, sim_ips)
+            worst_ms = max(worst_ms, sim_ms)
             sys.stdout.flush()
     print(f"throughput ratio npu-sim/litert: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}")
+    print("LiteRT anchors, same run (inferences/s, one at a time):")
+    for label, resolver, threads in ANCHORS:
+        run = litert_runner(model, resolver, threads)
+        run(inputs[0])
+        t0 = time.perf_counter()
+        for _ in range(3):
+            for x in inputs:
+                run(x)
+        print(f"  {label:22} {3 * len(inputs) / (time.perf_counter() - t0):8.0f}")
+    met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    print(f"targets: batched >= {TARGET_BATCH_IPS:.0f} inf/s on every configuration: worst {worst_ips:.0f} "
+          f"({met(worst_ips >= TARGET_BATCH_IPS)}); single <= {TARGET_SINGLE_MS:g} ms: worst {worst_ms:.2f} ms "
+          f"({met(worst_ms <= TARGET_SINGLE_MS)})")
     return 0
 
 
