@@ -248,8 +248,9 @@ class ConvPlan:
         if not depthwise and param & 1:
             raise not_modelled("CONV weights_ifm2 (dynamic weights from IFM2, e.g. MatMul)")
         wf = r.param("WEIGHT_FORMAT")
-        if wf & 1:
-            raise not_modelled("WEIGHT_FORMAT FWD (fast weight decoder streams)")
+        fast = bool(wf & 1)
+        if fast and depthwise:
+            raise not_modelled("WEIGHT_FORMAT FWD with DEPTHWISE (regor never encodes it)")
         sparse = bool((wf >> 4) & 1)
         if sparse and (depthwise or r.param("IFM_PRECISION") >> 2 & 3):
             raise not_modelled("WEIGHT_FORMAT SPARSE_2_4 with depthwise or a 16-bit IFM")
@@ -286,10 +287,10 @@ class ConvPlan:
             kernel_h=self.k.height, kernel_w=self.k.width, stride_y=self.k.stride_y,
             stride_x=self.k.stride_x, dilation_y=self.k.dilation_y, dilation_x=self.k.dilation_x,
             ifm_depth=self.ifm_depth, ofm_depth=self.c, ofm_block_depth=r.param("OFM_BLK_DEPTH_M1") + 1,
-            ublock_depth=ub[2], ifm_bits=self.ifm.bits, sparse=sparse)
+            ublock_depth=ub[2], ifm_bits=self.ifm.bits, sparse=sparse, fast=fast)
         wreg = r.param("WEIGHT_REGION") & 7
         self.weights = []
-        for core in range(ctx.cores):
+        for core in range(1 if fast else ctx.cores):  # FWD: one stream feeds every core
             base, length = r.address(f"{WEIGHT_STREAMS[core]}_BASE"), r.address(f"{WEIGHT_STREAMS[core]}_LENGTH")
             mem.check(wreg, base, base + length, f"{self.op} {WEIGHT_STREAMS[core]} stream")
             self.weights.append((wreg, base, length))
