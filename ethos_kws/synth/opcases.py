@@ -258,6 +258,38 @@ def _fc16(seed: int) -> bytes:
     return _finish(g, [x], [y], "FULLY_CONNECTED int16")
 
 
+def _fwd(kind: str, levels: int | None, dtype: str, n_in: int, out_c: int):
+    """A FULLY_CONNECTED or CONV_2D whose weights the standard decoder would be slow on: uniform
+    over -127..127 (incompressible, few zeros), or ``levels`` distinct values. Vela 5.2 then
+    encodes them for U85's fast weight decoder (WEIGHT_FORMAT FWD): raw 8-bit fields, or a 16- or
+    4-entry LUT for 16 or 4 levels (fewer than 16 distinct values also halve its decode time)."""
+    def build(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        g = GraphBuilder()
+        conv = kind == "conv"
+        shape, k = ((1, 6, 5, n_in), 3) if conv else ((1, n_in), 1)
+        x = g.activation("x", shape, dtype, lo_hi=(-4, 4))
+        in_scale = float(g.subgraphs[0].tensors[x].quantization.scale[0])
+        w, w_scale, bias, b_scale = _conv_weights(rng, out_c, k, k, shape[-1], in_scale)
+        if levels is not None:
+            w = rng.choice(np.linspace(-127, 127, levels).round().astype(np.int8), w.shape)
+        w_scale = w_scale / (4 if conv else 2)  # keep the outputs inside their range
+        b_scale = (w_scale * np.float32(in_scale)).astype(np.float32)
+        wide = dtype == "int16"
+        per_tensor = wide or not conv
+        wt = g.const("weights", w if conv else w.reshape(out_c, -1), "int8",
+                     w_scale[:1] if per_tensor else w_scale, 0)
+        bt = g.const("bias", bias, "int64" if wide else "int32", b_scale[:1] if per_tensor else b_scale, 0)
+        if conv:
+            y = g.activation("y", (1, 6, 5, out_c), dtype, lo_hi=(-3, 3))
+            g.op("CONV_2D", [x, wt, bt], [y], version=3, padding=0, strideH=1, strideW=1)
+        else:
+            y = g.activation("y", (1, out_c), dtype, lo_hi=(-3, 3))
+            g.op("FULLY_CONNECTED", [x, wt, bt], [y], version=4 if wide else 1)
+        return _finish(g, [x], [y], f"{kind} {dtype} with {levels or 'uniform'} weight levels (FWD)")
+    return build
+
+
 def _pool16(opcode: str):
     def build(seed: int) -> bytes:
         g = GraphBuilder()
@@ -403,6 +435,11 @@ OP_CASES: dict[str, OpCase] = {
     "average_pool_int16": OpCase(("AVERAGE_POOL_2D",), _pool16("AVERAGE_POOL_2D")),
     "max_pool_int16": OpCase(("MAX_POOL_2D",), _pool16("MAX_POOL_2D")),
     "softmax_int16": OpCase(("SOFTMAX",), _softmax16),
+    # U85 fast-weight-decoder streams (Vela picks FWD on U85-128...512 for these weights)
+    "conv2d_fwd_raw_int8": OpCase(("CONV_2D",), _fwd("conv", None, "int8", 32, 16)),
+    "conv2d_fwd_raw_int16": OpCase(("CONV_2D",), _fwd("conv", None, "int16", 32, 16)),
+    "fully_connected_fwd_lut2_int8": OpCase(("FULLY_CONNECTED",), _fwd("fc", 4, "int8", 256, 128)),
+    "fully_connected_fwd_lut4_int8": OpCase(("FULLY_CONNECTED",), _fwd("fc", 16, "int8", 256, 128)),
 }
 
 
