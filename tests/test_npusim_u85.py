@@ -448,7 +448,8 @@ def test_unmodelled_register_values(softmax_u85, extra, needle):
 @pytest.mark.parametrize("op, mode, needle", [
     ("NPU_OP_POOL", 7, "POOL ARGMAX_Y is not modelled"),
     ("NPU_OP_POOL", 6, "POOL ARGMAX_X with OFM_SCALE"),  # softmax's POOL scale is not ArgMax's 1 >> 16
-    ("NPU_OP_ELEMENTWISE", 11, "ELEMENTWISE DIV is not modelled"),
+    ("NPU_OP_ELEMENTWISE", 16, "ELEMENTWISE CMP_EQ is not modelled"),
+    ("NPU_OP_POOL", 4, "POOL NONE with ACC_FORMAT acc_input RESET"),
     ("NPU_OP_ELEMENTWISE", 33, "ELEMENTWISE AND is not modelled"),
     ("NPU_OP_ELEMENTWISE", 10, "ELEMENTWISE LSR is not modelled"),
     ("NPU_OP_POOL", 5, "POOL MIN is not modelled"),
@@ -633,3 +634,46 @@ def test_fwd_interleaves_core_orders_in_blocks():
     orders = (np.arange(10), np.arange(10, 20))
     got = _fwd_interleave(orders, 4).tolist()
     assert got == [0, 1, 2, 3, 10, 11, 12, 13, 4, 5, 6, 7, 14, 15, 16, 17, 8, 9, 18, 19]
+
+
+# --- NullPool (POOL NONE) and int32 DIV --------------------------------------------------------
+
+def _plans(compiled):
+    m = load_tflite(compiled)
+    eop = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
+    ex = U85Executor(eop.payload)
+    ex.prepare(Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes,
+                             eop.fast_is_scratch, eop.payload.config.shram_bytes))
+    return [p for _c, p in ex._plans if p is not None]
+
+
+@pytest.mark.parametrize("case, plan, mode", [
+    ("concatenation_int32", "NullPoolPlan", None),
+    ("div_int32", "ElementwisePlan", "DIV"),
+    ("div_scalar_int32", "ElementwisePlan", "DIV"),
+])
+def test_int32_cases_reach_nullpool_and_div(case, plan, mode, tmp_path):
+    """The op matrix's int32 cases run on U85 as regor's NullPool (POOL NONE, accumulators loaded
+    from IFM2) and as int32 ELEMENTWISE DIV (negative quotients truncated toward zero, as TFLite's
+    int32 DIV): the op matrix shows them bit exact, this that they reach those operations."""
+    from ethos_kws.synth.opcases import build_case
+
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(build_case(case))
+    for acc in U85:
+        plans = _plans(compile_with_vela(path, acc, tmp_path / acc))
+        assert any(type(p).__name__ == plan and (mode is None or isa.ELEMENTWISE_MODE[p.mode] == mode)
+                   for p in plans), (acc, [type(p).__name__ for p in plans])
+
+
+def test_div_by_zero_is_named(tmp_path):
+    from ethos_kws.synth.opcases import SHAPE, _int32
+
+    path = tmp_path / "div2.tflite"
+    path.write_bytes(_int32("DIV", SHAPE, second=SHAPE)(0))
+    sim = NpuSimBackend(compile_with_vela(path, "u85-256", tmp_path / "o"))
+    x = np.arange(-120, 120, dtype=np.int32).reshape(SHAPE)
+    ok = sim.run_batch([[x, np.full(SHAPE, -7, np.int32)]])[0][0].reshape(SHAPE)
+    np.testing.assert_array_equal(ok, np.trunc(x / -7).astype(np.int32))
+    with pytest.raises(NotModelledError, match="DIV by zero"):
+        sim.run_batch([[x, np.zeros(SHAPE, np.int32)]])

@@ -204,6 +204,27 @@ def _concat(dtype: str):
     return build
 
 
+def _int32(opcode: str, out_shape, consts=(), second=None, **options):
+    """One operator on unquantized int32 tensors (as signal front ends compute them): an int32
+    CONCATENATION, TRANSPOSE or DIV, which U85 runs as regor's NullPool (POOL NONE loading the
+    accumulators from IFM2) or as an int32 ELEMENTWISE DIV. ``second``: a second input shape
+    (a model input), or a constant array (a divisor)."""
+    def build(seed: int) -> bytes:
+        g = GraphBuilder()
+        x = g.activation("x", SHAPE, "int32")
+        xs, ins = [x], [x]
+        if isinstance(second, tuple):
+            xs.append(g.activation("x1", second, "int32"))
+            ins.append(xs[-1])
+        elif second is not None:
+            ins.append(g.const("divisor", np.asarray(second, np.int32), "int32"))
+        ins += [g.const(f"c{i}", np.asarray(c, np.int32), "int32") for i, c in enumerate(consts)]
+        y = g.activation("y", out_shape, "int32")
+        g.op(opcode, ins, [y], **options)
+        return _finish(g, xs, [y], f"{opcode} int32")
+    return build
+
+
 def _pack():
     def build(seed: int) -> bytes:
         g = GraphBuilder()
@@ -435,6 +456,11 @@ OP_CASES: dict[str, OpCase] = {
     "average_pool_int16": OpCase(("AVERAGE_POOL_2D",), _pool16("AVERAGE_POOL_2D")),
     "max_pool_int16": OpCase(("MAX_POOL_2D",), _pool16("MAX_POOL_2D")),
     "softmax_int16": OpCase(("SOFTMAX",), _softmax16),
+    # int32 tensors: U85 NullPool (POOL NONE) and int32 DIV
+    "concatenation_int32": OpCase(("CONCATENATION",), _int32("CONCATENATION", (1, 6, 5, 13), second=(1, 6, 5, 5),
+                                                             axis=3)),
+    "div_int32": OpCase(("DIV",), _int32("DIV", SHAPE, second=np.array([-7, 3, 1000, -1, 2, 65536, -300, 5]).reshape(1, 1, 1, 8))),
+    "div_scalar_int32": OpCase(("DIV",), _int32("DIV", SHAPE, second=np.array([666]))),
     # U85 fast-weight-decoder streams (Vela picks FWD on U85-128...512 for these weights)
     "conv2d_fwd_raw_int8": OpCase(("CONV_2D",), _fwd("conv", None, "int8", 32, 16)),
     "conv2d_fwd_raw_int16": OpCase(("CONV_2D",), _fwd("conv", None, "int16", 32, 16)),

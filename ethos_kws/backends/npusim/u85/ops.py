@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ....errors import CommandStreamError, NotModelledError
+from ....errors import CommandStreamError, InputNotModelledError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
 from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
@@ -512,7 +512,8 @@ class ElementwisePlan:
         elif name == "DIV":
             # int32 DIV (TFLite's, TOSA's INTDIV): the quotient truncated toward zero
             if not np.all(b):
-                raise not_modelled("ELEMENTWISE DIV by zero (what the hardware returns is not known)")
+                raise InputNotModelledError("ELEMENTWISE DIV by zero is not modelled by npu-sim for Ethos-U85 "
+                                            "(what the hardware returns is not known)")
             q = np.abs(a) // np.abs(b)
             v = out.rescale(np.where((a < 0) != (b < 0), -q, q))
         elif name == "ABS":
