@@ -425,7 +425,7 @@ def test_out_of_range_weights(tmp_path):
     (cmd0("NPU_SET_OFM_REGION", 0), "read-only region 0"),
     (cmd0("NPU_SET_IFM_REGION", 5), "region 5 is not backed"),
     (cmd1("NPU_SET_OFM_SCALE", 1, 7 << 13), "rounding mode 7 is not defined"),
-    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 4 << 11), "activation_transpose 4 is not defined"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 6 | 4 << 11), "activation_transpose 4 is not defined"),
 ])
 def test_malformed_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85
@@ -437,7 +437,8 @@ def test_malformed_register_values(softmax_u85, extra, needle):
     (cmd0("NPU_SET_IFM_UPSCALE", 1), "IFM_UPSCALE mode 1"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 4), "acc_input KEEP"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 6), "acc_output DISABLE"),
-    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 9 | 1 << 11), "activation_reverse together with activation_transpose"),
+    (cmd1("NPU_SET_IFM_STRIDE_C", 3), "with IFM_STRIDE_C 3 (not its element size)"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 6 | 1 << 9 | 1 << 11), "activation_reverse together with activation_transpose"),
 ])
 def test_unmodelled_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85

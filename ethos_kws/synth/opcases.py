@@ -38,6 +38,7 @@ ORACLE_NOTES = {
     "hard_swish": "TFLite Micro has no int8 HARD_SWISH kernel",
     "relu6": "TFLite Micro's int8/int16 RELU6 clamps in the input's quantization and ignores the "
              "output's (LiteRT requantizes, as Vela does)",
+    "transpose_int32": "TFLite Micro's TRANSPOSE fails on int32 tensors",
     "mul_int16": "TFLite Micro's int16 MUL rounds 1 element in 240 one LSB away from LiteRT's "
                  "reference, which npu-sim (Vela's OFM_SCALE) matches",
 }
@@ -459,6 +460,7 @@ OP_CASES: dict[str, OpCase] = {
     # int32 tensors: U85 NullPool (POOL NONE) and int32 DIV
     "concatenation_int32": OpCase(("CONCATENATION",), _int32("CONCATENATION", (1, 6, 5, 13), second=(1, 6, 5, 5),
                                                              axis=3)),
+    "transpose_int32": OpCase(("TRANSPOSE",), _int32("TRANSPOSE", (1, 5, 6, 8), consts=[[0, 2, 1, 3]])),
     "div_int32": OpCase(("DIV",), _int32("DIV", SHAPE, second=np.array([-7, 3, 1000, -1, 2, 65536, -300, 5]).reshape(1, 1, 1, 8))),
     "div_scalar_int32": OpCase(("DIV",), _int32("DIV", SHAPE, second=np.array([666]))),
     # U85 fast-weight-decoder streams (Vela picks FWD on U85-128...512 for these weights)

@@ -100,6 +100,10 @@ def feature_map(r: RegisterFile, name: str, h: int, w: int, c: int, ctx: Context
         raise not_modelled(f"{name} storage NONE (output disabled or a scalar where a map is needed)")
     if st != 0:
         raise not_modelled(f"{name} storage {isa.STORAGE.get(st, st)}")
+    if fm.layout == NHWC and fm.stride_c != fm.esize:
+        # U55/U65 ignore it (shared FeatureMap); whether U85 does is not known, and no Regor U85
+        # stream of the op matrix or the third-party models sets it
+        raise not_modelled(f"an NHWC {name} with {name}_STRIDE_C {fm.stride_c} (not its element size)")
     return fm
 
 
