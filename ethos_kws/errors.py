@@ -53,6 +53,11 @@ class NotModelledError(EthosKwsError):
     ``unsupported: <what>``."""
 
 
+class InputNotModelledError(NotModelledError):
+    """Not modelled for these input values only (an int32 DIV by zero): the stream itself runs,
+    so loading a model (its warm-up on zeros) does not stop on it; a run on such values does."""
+
+
 class OutputPathError(UserError):
     """An output path (--out, the cache folder) that cannot be written or must not be replaced."""
 

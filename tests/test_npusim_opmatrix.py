@@ -55,6 +55,8 @@ NOT_OURS = {
     ("shape_int8", "legacy"): ("stream-differs", "Vela's legacy compiler folds SHAPE into a constant "
                                "written as int64 into an int32 tensor: the stream yields [1, 0, 6, 0]"),
     ("unpack_int8", "legacy"): ("vela-fails", "Vela's legacy compiler fails on this UNPACK"),
+    ("transpose_int32", "legacy"): ("vela-fails", "Vela's legacy compiler fails on an unquantized int32 "
+                                    "TRANSPOSE ('NoneType' object has no attribute 'scale_f32')"),
     ("log_int8", "legacy"): ("no-cpu-kernel", "Vela's legacy compiler leaves int8 LOG on the CPU, "
                              "where TFLite Micro has no int8 LOG kernel"),
 }

@@ -425,7 +425,7 @@ def test_out_of_range_weights(tmp_path):
     (cmd0("NPU_SET_OFM_REGION", 0), "read-only region 0"),
     (cmd0("NPU_SET_IFM_REGION", 5), "region 5 is not backed"),
     (cmd1("NPU_SET_OFM_SCALE", 1, 7 << 13), "rounding mode 7 is not defined"),
-    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 4 << 11), "activation_transpose 4 is not defined"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 6 | 4 << 11), "activation_transpose 4 is not defined"),
 ])
 def test_malformed_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85
@@ -437,7 +437,8 @@ def test_malformed_register_values(softmax_u85, extra, needle):
     (cmd0("NPU_SET_IFM_UPSCALE", 1), "IFM_UPSCALE mode 1"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 4), "acc_input KEEP"),
     (cmd0("NPU_SET_ACC_FORMAT", 1 << 6), "acc_output DISABLE"),
-    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 9 | 1 << 11), "activation_reverse together with activation_transpose"),
+    (cmd1("NPU_SET_IFM_STRIDE_C", 3), "with IFM_STRIDE_C 3 (not its element size)"),
+    (cmd0("NPU_SET_OFM_PRECISION", 0x0001 | 1 << 6 | 1 << 9 | 1 << 11), "activation_reverse together with activation_transpose"),
 ])
 def test_unmodelled_register_values(softmax_u85, extra, needle):
     eop, _ = softmax_u85
@@ -448,7 +449,8 @@ def test_unmodelled_register_values(softmax_u85, extra, needle):
 @pytest.mark.parametrize("op, mode, needle", [
     ("NPU_OP_POOL", 7, "POOL ARGMAX_Y is not modelled"),
     ("NPU_OP_POOL", 6, "POOL ARGMAX_X with OFM_SCALE"),  # softmax's POOL scale is not ArgMax's 1 >> 16
-    ("NPU_OP_ELEMENTWISE", 11, "ELEMENTWISE DIV is not modelled"),
+    ("NPU_OP_ELEMENTWISE", 16, "ELEMENTWISE CMP_EQ is not modelled"),
+    ("NPU_OP_POOL", 4, "POOL NONE with ACC_FORMAT acc_input RESET"),
     ("NPU_OP_ELEMENTWISE", 33, "ELEMENTWISE AND is not modelled"),
     ("NPU_OP_ELEMENTWISE", 10, "ELEMENTWISE LSR is not modelled"),
     ("NPU_OP_POOL", 5, "POOL MIN is not modelled"),
@@ -541,3 +543,138 @@ def test_resize_nearest_half_pixel_is_regors(tmp_path):
     for x, got in zip(steps, sim.run_batch(steps)):
         want = cpu.run(x).outputs[0].data
         np.testing.assert_array_equal(got[0].reshape(want.shape), want)
+
+
+# --- the fast weight decoder (WEIGHT_FORMAT FWD) ---------------------------------------------
+
+# generated cases whose weights Vela 5.2 encodes for U85's fast weight decoder, and the mode it picks
+FWD_CASES = {"conv2d_fwd_raw_int8": "RAW", "conv2d_fwd_raw_int16": "RAW",
+             "fully_connected_fwd_lut2_int8": "LUT2", "fully_connected_fwd_lut4_int8": "LUT4"}
+FWD_MODES = {0: "LUT4", 1: "RAW", 2: "LUT2"}  # header bits 0 (raw) and 1 (2-bit LUT)
+
+
+def test_fwd_cases_reach_every_fwd_mode_bit_exact(tmp_path):
+    """Vela encodes the FWD cases' weights in each of the fast weight decoder's three modes, on one
+    core and on U85-512's two (one stream, the cores' traversals interleaved); npu-sim decodes them
+    to the original kernels and matches TFLite Micro bit for bit."""
+    from ethos_kws.synth.opcases import OP_CASES, build_case
+    from ethos_kws.synth.opcases import random_inputs as case_inputs
+
+    seen = set()
+    for case, mode in FWD_CASES.items():
+        path = tmp_path / f"{case}.tflite"
+        path.write_bytes(build_case(case))
+        cpu = create_backend("cpu", path, kernels=OP_CASES[case].oracle)
+        steps = case_inputs(cpu.input_specs, 3, seed=1)
+        expected = [[o.data for o in cpu.run(x).outputs] for x in steps]
+        originals = _originals(path)
+        for acc in ("u85-128", "u85-256", "u85-512"):
+            compiled = compile_with_vela(path, acc, tmp_path / f"{case}-{acc}")
+            for plan in _conv_plans(compiled):
+                if not plan.params.fast:
+                    continue
+                streams = _streams(plan)
+                assert len(streams) == 1 and FWD_MODES[streams[0][0] & 3] == mode, (case, acc)
+                covered = [np.zeros(o.shape[0], dtype=bool) for o in originals]
+                assert _slice_of(decode_weights(streams, plan.params), originals, covered)
+                seen.add((mode, ACCELERATORS[acc].cores))
+            got = NpuSimBackend(compiled).run_batch(steps)
+            bad = sum(int(np.count_nonzero(g.reshape(e.shape) != e))
+                      for gi, ei in zip(got, expected) for g, e in zip(gi, ei))
+            assert bad == 0, f"{case} on {acc}: {bad} mismatching values"
+    assert {("RAW", 1), ("RAW", 2), ("LUT2", 1), ("LUT2", 2), ("LUT4", 2)} <= seen, seen
+
+
+def _fwd_stream(values, mode: str, lut=(), adjust: int = 0) -> bytes:
+    """A fast-weight stream written from the format's description (header, fields, 256-bit pad)."""
+    bits = [int(mode == "RAW"), int(mode == "LUT2")] + [0] * 102 + [(adjust >> i) & 1 for i in range(8)]
+    table = list(lut) + [0] * (16 - len(lut))
+    for v in table:
+        folded = (abs(v) << 1) | int(v < 0)
+        bits += [(folded >> i) & 1 for i in range(9)]
+    width = {"RAW": 8, "LUT2": 2, "LUT4": 4}[mode]
+    for v in values:
+        code = (v + adjust) & 0xFF if mode == "RAW" else table.index(v)
+        bits += [(code >> i) & 1 for i in range(width)]
+    bits += [0] * (-len(bits) % 256)
+    return np.packbits(np.array(bits, dtype=np.uint8), bitorder="little").tobytes()
+
+
+@pytest.mark.parametrize("mode, lut, adjust, lo, hi", [
+    ("RAW", (), 0, -128, 127),
+    ("RAW", (), 12, -140, 115),   # a range past -128: stored shifted up by the zero adjust
+    ("RAW", (), -20, -100, 147),
+    ("LUT2", (0, -5, 7, 127), 0, None, None),
+    ("LUT4", tuple(range(-120, 121, 16)), 0, None, None),
+])
+def test_fwd_fields_decode(mode, lut, adjust, lo, hi):
+    from ethos_kws.backends.npusim.u85.weights import _fwd_decode
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(lo, hi + 1, 77) if mode == "RAW" else rng.choice(lut, 77)
+    np.testing.assert_array_equal(_fwd_decode(_fwd_stream(values.tolist(), mode, lut, adjust), 77), values)
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda b: b[:20], "shorter than its 32-byte header"),
+    (lambda b: bytes([b[0] | 3]) + b[1:], "both raw mode and the 2-bit LUT"),
+    (lambda b: b[:5] + bytes([1]) + b[6:], "reserved bits"),
+    (lambda b: b[:40], "fewer than 77 8-bit weights"),
+])
+def test_fwd_malformed_streams(damage, needle):
+    from ethos_kws.backends.npusim.u85.weights import _fwd_decode
+
+    good = _fwd_stream(list(range(-38, 39)), "RAW")
+    with pytest.raises(CommandStreamError, match=needle):
+        _fwd_decode(damage(good), 77)
+
+
+def test_fwd_interleaves_core_orders_in_blocks():
+    from ethos_kws.backends.npusim.u85.weights import _fwd_interleave
+
+    orders = (np.arange(10), np.arange(10, 20))
+    got = _fwd_interleave(orders, 4).tolist()
+    assert got == [0, 1, 2, 3, 10, 11, 12, 13, 4, 5, 6, 7, 14, 15, 16, 17, 8, 9, 18, 19]
+
+
+# --- NullPool (POOL NONE) and int32 DIV --------------------------------------------------------
+
+def _plans(compiled):
+    m = load_tflite(compiled)
+    eop = read_ethos_u_op(m, next(o for o in m.operators() if o.custom_code == "ethos-u"))
+    ex = U85Executor(eop.payload)
+    ex.prepare(Memory.create(1, eop.read_only, eop.scratch_bytes, eop.scratch_fast_bytes,
+                             eop.fast_is_scratch, eop.payload.config.shram_bytes))
+    return [p for _c, p in ex._plans if p is not None]
+
+
+@pytest.mark.parametrize("case, plan, mode", [
+    ("concatenation_int32", "NullPoolPlan", None),
+    ("div_int32", "ElementwisePlan", "DIV"),
+    ("div_scalar_int32", "ElementwisePlan", "DIV"),
+])
+def test_int32_cases_reach_nullpool_and_div(case, plan, mode, tmp_path):
+    """The op matrix's int32 cases run on U85 as regor's NullPool (POOL NONE, accumulators loaded
+    from IFM2) and as int32 ELEMENTWISE DIV (negative quotients truncated toward zero, as TFLite's
+    int32 DIV): the op matrix shows them bit exact, this that they reach those operations."""
+    from ethos_kws.synth.opcases import build_case
+
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(build_case(case))
+    for acc in U85:
+        plans = _plans(compile_with_vela(path, acc, tmp_path / acc))
+        assert any(type(p).__name__ == plan and (mode is None or isa.ELEMENTWISE_MODE[p.mode] == mode)
+                   for p in plans), (acc, [type(p).__name__ for p in plans])
+
+
+def test_div_by_zero_is_named(tmp_path):
+    from ethos_kws.synth.opcases import SHAPE, _int32
+
+    path = tmp_path / "div2.tflite"
+    path.write_bytes(_int32("DIV", SHAPE, second=SHAPE)(0))
+    sim = NpuSimBackend(compile_with_vela(path, "u85-256", tmp_path / "o"))
+    x = np.arange(-120, 120, dtype=np.int32).reshape(SHAPE)
+    ok = sim.run_batch([[x, np.full(SHAPE, -7, np.int32)]])[0][0].reshape(SHAPE)
+    np.testing.assert_array_equal(ok, np.trunc(x / -7).astype(np.int32))
+    with pytest.raises(NotModelledError, match="DIV by zero"):
+        sim.run_batch([[x, np.zeros(SHAPE, np.int32)]])

@@ -109,6 +109,13 @@ def test_nhwc_and_tiles():
     assert off[4, 4, 0] == 3000 + 1 * 30  # right and below height1: tile 3
 
 
+def test_nhwc_channels_are_contiguous_whatever_stride_c():
+    """NHWC channels step by the element size: STRIDE_C counts only between NHCWB16 bricks (Vela's
+    own address model). Regor's U55 int32 TRANSPOSE reads its tensor as int8 with STRIDE_C 4
+    (op matrix ``transpose_int32``, bit exact); stepping by 4 would read past its region."""
+    assert _fm(NHWC, stride_c=4).element_offsets(1, 2, 5).tolist() == [[[0, 1, 2, 3, 4], [3, 4, 5, 6, 7]]]
+
+
 def test_nhcwb16_bricks():
     fm = _fm(NHCWB16, stride_x=16, stride_y=400, stride_c=80, bits=16)
     off = fm.element_offsets(2, 5, 40)

@@ -38,6 +38,7 @@ ORACLE_NOTES = {
     "hard_swish": "TFLite Micro has no int8 HARD_SWISH kernel",
     "relu6": "TFLite Micro's int8/int16 RELU6 clamps in the input's quantization and ignores the "
              "output's (LiteRT requantizes, as Vela does)",
+    "transpose_int32": "TFLite Micro's TRANSPOSE fails on int32 tensors",
     "mul_int16": "TFLite Micro's int16 MUL rounds 1 element in 240 one LSB away from LiteRT's "
                  "reference, which npu-sim (Vela's OFM_SCALE) matches",
 }
@@ -204,6 +205,27 @@ def _concat(dtype: str):
     return build
 
 
+def _int32(opcode: str, out_shape, consts=(), second=None, **options):
+    """One operator on unquantized int32 tensors (as signal front ends compute them): an int32
+    CONCATENATION, TRANSPOSE or DIV, which U85 runs as regor's NullPool (POOL NONE loading the
+    accumulators from IFM2) or as an int32 ELEMENTWISE DIV. ``second``: a second input shape
+    (a model input), or a constant array (a divisor)."""
+    def build(seed: int) -> bytes:
+        g = GraphBuilder()
+        x = g.activation("x", SHAPE, "int32")
+        xs, ins = [x], [x]
+        if isinstance(second, tuple):
+            xs.append(g.activation("x1", second, "int32"))
+            ins.append(xs[-1])
+        elif second is not None:
+            ins.append(g.const("divisor", np.asarray(second, np.int32), "int32"))
+        ins += [g.const(f"c{i}", np.asarray(c, np.int32), "int32") for i, c in enumerate(consts)]
+        y = g.activation("y", out_shape, "int32")
+        g.op(opcode, ins, [y], **options)
+        return _finish(g, xs, [y], f"{opcode} int32")
+    return build
+
+
 def _pack():
     def build(seed: int) -> bytes:
         g = GraphBuilder()
@@ -256,6 +278,38 @@ def _fc16(seed: int) -> bytes:
     y = g.activation("y", (1, 12), "int16", lo_hi=(-2, 2))
     g.op("FULLY_CONNECTED", [x, wt, bt], [y], version=4)
     return _finish(g, [x], [y], "FULLY_CONNECTED int16")
+
+
+def _fwd(kind: str, levels: int | None, dtype: str, n_in: int, out_c: int):
+    """A FULLY_CONNECTED or CONV_2D whose weights the standard decoder would be slow on: uniform
+    over -127..127 (incompressible, few zeros), or ``levels`` distinct values. Vela 5.2 then
+    encodes them for U85's fast weight decoder (WEIGHT_FORMAT FWD): raw 8-bit fields, or a 16- or
+    4-entry LUT for 16 or 4 levels (fewer than 16 distinct values also halve its decode time)."""
+    def build(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        g = GraphBuilder()
+        conv = kind == "conv"
+        shape, k = ((1, 6, 5, n_in), 3) if conv else ((1, n_in), 1)
+        x = g.activation("x", shape, dtype, lo_hi=(-4, 4))
+        in_scale = float(g.subgraphs[0].tensors[x].quantization.scale[0])
+        w, w_scale, bias, b_scale = _conv_weights(rng, out_c, k, k, shape[-1], in_scale)
+        if levels is not None:
+            w = rng.choice(np.linspace(-127, 127, levels).round().astype(np.int8), w.shape)
+        w_scale = w_scale / (4 if conv else 2)  # keep the outputs inside their range
+        b_scale = (w_scale * np.float32(in_scale)).astype(np.float32)
+        wide = dtype == "int16"
+        per_tensor = wide or not conv
+        wt = g.const("weights", w if conv else w.reshape(out_c, -1), "int8",
+                     w_scale[:1] if per_tensor else w_scale, 0)
+        bt = g.const("bias", bias, "int64" if wide else "int32", b_scale[:1] if per_tensor else b_scale, 0)
+        if conv:
+            y = g.activation("y", (1, 6, 5, out_c), dtype, lo_hi=(-3, 3))
+            g.op("CONV_2D", [x, wt, bt], [y], version=3, padding=0, strideH=1, strideW=1)
+        else:
+            y = g.activation("y", (1, out_c), dtype, lo_hi=(-3, 3))
+            g.op("FULLY_CONNECTED", [x, wt, bt], [y], version=4 if wide else 1)
+        return _finish(g, [x], [y], f"{kind} {dtype} with {levels or 'uniform'} weight levels (FWD)")
+    return build
 
 
 def _pool16(opcode: str):
@@ -403,6 +457,17 @@ OP_CASES: dict[str, OpCase] = {
     "average_pool_int16": OpCase(("AVERAGE_POOL_2D",), _pool16("AVERAGE_POOL_2D")),
     "max_pool_int16": OpCase(("MAX_POOL_2D",), _pool16("MAX_POOL_2D")),
     "softmax_int16": OpCase(("SOFTMAX",), _softmax16),
+    # int32 tensors: U85 NullPool (POOL NONE) and int32 DIV
+    "concatenation_int32": OpCase(("CONCATENATION",), _int32("CONCATENATION", (1, 6, 5, 13), second=(1, 6, 5, 5),
+                                                             axis=3)),
+    "transpose_int32": OpCase(("TRANSPOSE",), _int32("TRANSPOSE", (1, 5, 6, 8), consts=[[0, 2, 1, 3]])),
+    "div_int32": OpCase(("DIV",), _int32("DIV", SHAPE, second=np.array([-7, 3, 1000, -1, 2, 65536, -300, 5]).reshape(1, 1, 1, 8))),
+    "div_scalar_int32": OpCase(("DIV",), _int32("DIV", SHAPE, second=np.array([666]))),
+    # U85 fast-weight-decoder streams (Vela picks FWD on U85-128...512 for these weights)
+    "conv2d_fwd_raw_int8": OpCase(("CONV_2D",), _fwd("conv", None, "int8", 32, 16)),
+    "conv2d_fwd_raw_int16": OpCase(("CONV_2D",), _fwd("conv", None, "int16", 32, 16)),
+    "fully_connected_fwd_lut2_int8": OpCase(("FULLY_CONNECTED",), _fwd("fc", 4, "int8", 256, 128)),
+    "fully_connected_fwd_lut4_int8": OpCase(("FULLY_CONNECTED",), _fwd("fc", 16, "int8", 256, 128)),
 }
 
 

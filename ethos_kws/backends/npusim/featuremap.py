@@ -97,7 +97,10 @@ class FeatureMap:
         cc = np.arange(c, dtype=np.int64)
         if self.layout == NHWC:
             xy = base + yy * self.stride_y + xx * self.stride_x
-            coff = cc * self.stride_c
+            # NHWC channels are contiguous: STRIDE_C counts only between NHCWB16 bricks. Vela's
+            # own address model says so (register_command_stream_util.get_address), and Regor's
+            # U55 int32 TRANSPOSE, which reads its int32 tensor as int8 with STRIDE_C 4, needs it
+            coff = cc * self.esize
         else:
             xy = base + yy * self.stride_y + xx * (16 * self.esize)
             coff = (cc // 16) * self.stride_c + (cc % 16) * self.esize

@@ -15,13 +15,13 @@ from ..memory import Memory
 from ..registers import RegisterFile
 from . import isa
 from .commands import decode_u85_stream
-from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, PoolPlan, ResizePlan, ensure_regions, not_modelled
+from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, ResizePlan, ensure_regions, not_modelled, pool_plan
 
 SYNC_OPS = frozenset({"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_OP_IRQ"})
 PLANS: dict[str, Callable] = {
     "NPU_OP_CONV": lambda r, ctx, p: ConvPlan(r, ctx, False, p),
     "NPU_OP_DEPTHWISE": lambda r, ctx, p: ConvPlan(r, ctx, True, p),
-    "NPU_OP_POOL": lambda r, ctx, p: PoolPlan(r, ctx, p & 0x7),
+    "NPU_OP_POOL": lambda r, ctx, p: pool_plan(r, ctx, p & 0x7),
     "NPU_OP_ELEMENTWISE": lambda r, ctx, p: ElementwisePlan(r, ctx, p & 0x3F),
     "NPU_OP_DMA_START": lambda r, ctx, p: DmaPlan(r, ctx),
     "NPU_OP_RESIZE": lambda r, ctx, p: ResizePlan(r, ctx, p & 3),

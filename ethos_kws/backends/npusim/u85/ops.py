@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ....errors import CommandStreamError, NotModelledError
+from ....errors import CommandStreamError, InputNotModelledError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
 from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
@@ -31,7 +31,7 @@ LUT_REGION = "LUT"
 LUT_RAM_BYTES = 2048  # regor's "lutram"
 SCALE_ENTRY_BYTES = 10
 ACC_I32, ACC_I48 = 0, 1
-ACC_RESET = 0
+ACC_RESET, ACC_IFM2 = 0, 2
 WEIGHT_STREAMS = ("WEIGHT", "WEIGHT1", "WEIGHT2", "WEIGHT3")
 BROADCAST_H, BROADCAST_W, BROADCAST_C, BROADCAST_SCALAR = 1, 2, 4, 8
 # ACTIVATION function -> (LUT input dtype, LUT entry dtype); None = no LUT
@@ -100,6 +100,10 @@ def feature_map(r: RegisterFile, name: str, h: int, w: int, c: int, ctx: Context
         raise not_modelled(f"{name} storage NONE (output disabled or a scalar where a map is needed)")
     if st != 0:
         raise not_modelled(f"{name} storage {isa.STORAGE.get(st, st)}")
+    if fm.layout == NHWC and fm.stride_c != fm.esize:
+        # U55/U65 ignore it (shared FeatureMap); whether U85 does is not known, and no Regor U85
+        # stream of the op matrix or the third-party models sets it
+        raise not_modelled(f"an NHWC {name} with {name}_STRIDE_C {fm.stride_c} (not its element size)")
     return fm
 
 
@@ -248,8 +252,9 @@ class ConvPlan:
         if not depthwise and param & 1:
             raise not_modelled("CONV weights_ifm2 (dynamic weights from IFM2, e.g. MatMul)")
         wf = r.param("WEIGHT_FORMAT")
-        if wf & 1:
-            raise not_modelled("WEIGHT_FORMAT FWD (fast weight decoder streams)")
+        fast = bool(wf & 1)
+        if fast and depthwise:
+            raise not_modelled("WEIGHT_FORMAT FWD with DEPTHWISE (regor never encodes it)")
         sparse = bool((wf >> 4) & 1)
         if sparse and (depthwise or r.param("IFM_PRECISION") >> 2 & 3):
             raise not_modelled("WEIGHT_FORMAT SPARSE_2_4 with depthwise or a 16-bit IFM")
@@ -286,10 +291,10 @@ class ConvPlan:
             kernel_h=self.k.height, kernel_w=self.k.width, stride_y=self.k.stride_y,
             stride_x=self.k.stride_x, dilation_y=self.k.dilation_y, dilation_x=self.k.dilation_x,
             ifm_depth=self.ifm_depth, ofm_depth=self.c, ofm_block_depth=r.param("OFM_BLK_DEPTH_M1") + 1,
-            ublock_depth=ub[2], ifm_bits=self.ifm.bits, sparse=sparse)
+            ublock_depth=ub[2], ifm_bits=self.ifm.bits, sparse=sparse, fast=fast)
         wreg = r.param("WEIGHT_REGION") & 7
         self.weights = []
-        for core in range(ctx.cores):
+        for core in range(1 if fast else ctx.cores):  # FWD: one stream feeds every core
             base, length = r.address(f"{WEIGHT_STREAMS[core]}_BASE"), r.address(f"{WEIGHT_STREAMS[core]}_LENGTH")
             mem.check(wreg, base, base + length, f"{self.op} {WEIGHT_STREAMS[core]} stream")
             self.weights.append((wreg, base, length))
@@ -331,6 +336,51 @@ POOL_ARGMAX_X = 6
 # Vela reads it with OFM_SCALE 1 >> 16. What the lower 16 bits hold is not known, so any other
 # OFM_SCALE is not modelled rather than guessed.
 ARGMAX_SCALE = (1, 16)
+
+
+POOL_NONE = 4
+
+
+class NullPoolPlan:
+    """POOL NONE with ACC_FORMAT acc_input IFM2: regor's NullPool, how U85 copies, rescales,
+    transposes or reverses a 32-bit tensor (MemoryCopy, e.g. the parts of an int32 CONCATENATION;
+    Rescale, Transpose, Reverse). The accumulators are loaded from IFM2 (I32 from a 32-bit IFM2),
+    which then runs through the output stage (OFM_SCALE, zero point, clip, the OFM's transpose
+    and reverse); the IFM, set to int8 by regor, is not read."""
+
+    def __init__(self, r: RegisterFile, ctx: Context):
+        acc = r.param("ACC_FORMAT")
+        if (acc >> 4) & 0x3 != ACC_IFM2:
+            raise not_modelled(f"POOL NONE with ACC_FORMAT acc_input "
+                               f"{isa.ENUM_FIELDS[('NPU_SET_ACC_FORMAT', 'acc_input')].get((acc >> 4) & 3)}")
+        if (acc >> 6) & 0x1:
+            raise not_modelled("ACC_FORMAT acc_output DISABLE (accumulators kept for the next op)")
+        if r.param("IFM_UPSCALE") & 0x3:
+            raise not_modelled(f"IFM_UPSCALE mode {r.param('IFM_UPSCALE') & 0x3} (resampling)")
+        k = Kernel.from_registers(r)
+        if (k.height, k.width, k.stride_y, k.stride_x, k.pad_top, k.pad_left, k.pad_bottom, k.pad_right) != (1, 1, 1, 1, 0, 0, 0, 0):
+            raise not_modelled("POOL NONE with a kernel, stride or padding (NullPool is element to element)")
+        self.h, self.w, self.c = r.param("OFM_HEIGHT_M1") + 1, r.param("OFM_WIDTH_M1") + 1, r.param("OFM_DEPTH_M1") + 1
+        self.ifm2 = feature_map(r, "IFM2", self.h, self.w, self.c, ctx)
+        if self.ifm2.bits != 32 or acc & 0x3 != ACC_I32:
+            raise not_modelled(f"POOL NONE loading {'I48' if acc & 3 == ACC_I48 else 'I32'} accumulators "
+                               f"from a {self.ifm2.bits}-bit IFM2 (modelled: I32 from 32 bits)")
+        if self.ifm2.zero_point:
+            raise not_modelled("POOL NONE with an IFM2 zero point (Vela writes 0)")
+        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
+        self.out = OutputStage(r, self.ofm, ctx.behaviours)
+        if not self.out.global_scale:
+            raise not_modelled("POOL NONE with a per-channel scale stream")
+        self.ifm2_index = self.ifm2.byte_index(ctx.mem, self.h, self.w, self.c)
+        self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
+
+    def run(self, mem: Memory) -> None:
+        v = read_fm(mem, self.ifm2.region, self.ifm2_index, self.ifm2.dtype).astype(np.int64)
+        self.out.write(mem, self.ofm_index, self.out.finish(self.out.rescale(v)))
+
+
+def pool_plan(r: RegisterFile, ctx: Context, mode: int):
+    return NullPoolPlan(r, ctx) if mode == POOL_NONE else PoolPlan(r, ctx, mode)
 
 
 class PoolPlan:
@@ -400,7 +450,8 @@ class PoolPlan:
 EW = {name: code for code, name in isa.ELEMENTWISE_MODE.items()}
 # modelled and verified against TFLite Micro (softmax, ADD/MUL, DS-CNN; ABS and int16 LRELU by the
 # op matrix: int8 LeakyRelu/Tanh/Logistic are LUTs)
-EW_MODELLED = frozenset(EW[n] for n in ("MUL", "ADD", "SUB", "MIN", "MAX", "CLZ", "SHR", "SHL", "ABS", "LRELU"))
+EW_MODELLED = frozenset(EW[n] for n in ("MUL", "ADD", "SUB", "MIN", "MAX", "CLZ", "SHR", "SHL", "ABS", "LRELU",
+                                        "DIV"))
 EW_UNARY = frozenset(EW[n] for n in ("LRELU", "ABS", "CLZ", "NOT"))
 
 
@@ -422,6 +473,8 @@ class ElementwisePlan:
         scaled = self.ifm_scale[:2] != (1, 0) or (mode not in EW_UNARY and self.ifm2_scale[:2] != (1, 0))
         if name not in ("ADD", "SUB", "LRELU") and scaled:
             raise not_modelled(f"ELEMENTWISE {name} with IFM/IFM2 scaling")
+        if name == "DIV" and any(fm.bits != 32 for _k, _w, fm in self.operands):
+            raise not_modelled("ELEMENTWISE DIV of 8- or 16-bit operands (modelled: int32 DIV)")
         self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
         self.mul32_shift_only = self.ofm.bits == 32 and ctx.behaviours.mul32_shift_only
 
@@ -460,6 +513,13 @@ class ElementwisePlan:
             v = out.rescale(a * b, 1 if self.mul32_shift_only else None)
         elif name in ("MIN", "MAX"):
             v = out.rescale(np.minimum(a, b) if name == "MIN" else np.maximum(a, b))
+        elif name == "DIV":
+            # int32 DIV (TFLite's, TOSA's INTDIV): the quotient truncated toward zero
+            if not np.all(b):
+                raise InputNotModelledError("ELEMENTWISE DIV by zero is not modelled by npu-sim for Ethos-U85 "
+                                            "(what the hardware returns is not known)")
+            q = np.abs(a) // np.abs(b)
+            v = out.rescale(np.where((a < 0) != (b < 0), -q, q))
         elif name == "ABS":
             v = out.rescale(np.abs(a))
         elif name == "LRELU":

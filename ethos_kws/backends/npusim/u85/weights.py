@@ -22,6 +22,15 @@ IFM block is 128 deep for depth-first and part-kernel-first elements pad to 10.
 
 Depthwise on configurations above 256 MACs (or 16-bit) adds zero padding per sub-kernel. Every
 slot outside the real weights is a zero, so the decoded count is fixed and checked exactly.
+
+Fast-weight-decoder streams (WEIGHT_FORMAT FWD; Vela picks them when its decode-time estimate
+beats the standard decoder's, i.e. for weights that compress poorly: few zeros, many distinct
+values) are one stream for all cores, in the same traversal: with several cores, blocks of
+``OFM ublock depth x IFM ublock depth x kernel-element rounding / cores`` slots taken from each
+core's order in turn. The stream is a 256-bit header (bit 0 raw mode, bit 1 two-bit LUT, bits
+104-111 a signed zero adjust, from bit 112 sixteen 9-bit LUT entries, sign in the lowest bit)
+followed by one fixed-width field per slot, least significant bit first: a 2-bit or 4-bit LUT
+index, or in raw mode the weight plus the zero adjust as an 8-bit two's complement value.
 """
 
 from __future__ import annotations
@@ -88,6 +97,7 @@ class U85WeightParams:
     ublock_depth: int
     ifm_bits: int
     sparse: bool = False  # WEIGHT_FORMAT SPARSE_2_4: same values, IFM steps of 16
+    fast: bool = False  # WEIGHT_FORMAT FWD: one fast-weight-decoder stream for every core
 
     @property
     def weights_shape(self) -> tuple[int, int, int, int]:
@@ -106,6 +116,19 @@ def _check(p: U85WeightParams) -> None:
         raise CommandStreamError("weight stream larger than the simulator's limit")
 
 
+def _loop_limits(p: U85WeightParams) -> tuple[int, int, int, int, int]:
+    """(IFM block depth, kernel elements rounded to, IFM ublock depth, stride y, stride x)."""
+    depthwise = p.traversal == DEPTHWISE
+    ifm16 = p.ifm_bits == 16
+    sparse = p.sparse and not depthwise
+    ifm_bd = ifm_block_depth(p.traversal, p.macs_per_cycle, p.ifm_bits, p.ublock_depth, sparse)
+    if p.traversal == PART_KERNEL:
+        return ifm_bd, (10 if ifm16 or sparse else 5), (8 if ifm16 and not sparse else ifm_bd), p.stride_y, p.stride_x
+    if p.traversal == DEPTH_FIRST:
+        return ifm_bd, 1, ifm_bd, 1, 1
+    return ifm_bd, 10, 1, p.stride_y, p.stride_x
+
+
 @lru_cache(maxsize=512)
 def traversal(p: U85WeightParams) -> tuple[np.ndarray, ...]:
     """Per core: the flat OHWI index of every stream slot (-1 = a zero the encoder pads with)."""
@@ -113,14 +136,7 @@ def traversal(p: U85WeightParams) -> tuple[np.ndarray, ...]:
     depthwise = p.traversal == DEPTHWISE
     ifm16 = p.ifm_bits == 16
     sparse = p.sparse and not depthwise
-    ifm_bd = ifm_block_depth(p.traversal, p.macs_per_cycle, p.ifm_bits, p.ublock_depth, sparse)
-    if p.traversal == PART_KERNEL:
-        round_to, ifm_ub = (10 if ifm16 or sparse else 5), (8 if ifm16 and not sparse else ifm_bd)
-        sy, sx = p.stride_y, p.stride_x
-    elif p.traversal == DEPTH_FIRST:
-        round_to, ifm_ub, sy, sx = 1, ifm_bd, 1, 1
-    else:
-        round_to, ifm_ub, sy, sx = 10, 1, p.stride_y, p.stride_x
+    ifm_bd, round_to, ifm_ub, sy, sx = _loop_limits(p)
     dw_pad = 0 if (not ifm16 and p.macs_per_cycle <= 256) else (2 if p.macs_per_cycle <= 512 else 6)
     dec_x, dec_y = SUB_KERNEL_MAX // p.dilation_x, SUB_KERNEL_MAX // p.dilation_y
     inner = 1 if depthwise else (16 if sparse else 8)
@@ -185,16 +201,97 @@ def traversal(p: U85WeightParams) -> tuple[np.ndarray, ...]:
     return tuple(streams)
 
 
-def decode_weights(streams: list[bytes], p: U85WeightParams) -> np.ndarray:
-    """Decode the per-core weight streams of one operation into OHWI int32 weights (``w - zp``)."""
+# Vela's encoder pulls a fast-weight stream from its multi-core interleaver in chunks of this many
+# slots; the interleaver's saved state at a chunk boundary shapes the order, so it is replayed
+FWD_CHUNK = 128 * 1024
+FWD_HEADER_BITS = 256
+FWD_ZERO_ADJUST_BIT, FWD_LUT_BIT, FWD_LUT_ENTRIES, FWD_LUT_ENTRY_BITS = 104, 112, 16, 9
+
+
+def _fwd_interleave(orders: tuple[np.ndarray, ...], block: int) -> np.ndarray:
+    """The single FWD stream's slot order: ``block`` slots from each core's order in turn, as
+    regor's interleaver emits them when its encoder asks for FWD_CHUNK slots at a time."""
+    n = len(orders)
+    cursor = [0] * n
+    pieces: list[np.ndarray] = []
+    core, emitted = 0, 0  # the interleaver's state kept between chunks
+    while True:
+        offset, got, full = 0, block, False
+        while offset < FWD_CHUNK and got and not full:
+            for s in range(core, n):
+                want = min(block - emitted, FWD_CHUNK - offset)
+                piece = orders[s][cursor[s]:cursor[s] + want]
+                cursor[s] += piece.size
+                pieces.append(piece)
+                got = piece.size
+                offset += got
+                if offset == FWD_CHUNK:
+                    # regor records a short piece as a partly emitted block, even when it ended one
+                    core, emitted = (s, got) if got < block else (s + 1, 0)
+                    full = True
+                    break
+                emitted = 0
+            else:
+                core = 0
+        if not full:
+            break
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+
+
+@lru_cache(maxsize=512)
+def fwd_order(p: U85WeightParams) -> np.ndarray:
+    """The flat OHWI index of every slot of a FWD stream (-1 = padding)."""
     orders = traversal(p)
+    if p.cores == 1:
+        return orders[0]
+    _, round_to, ifm_ub, _, _ = _loop_limits(p)
+    return _fwd_interleave(orders, p.ublock_depth * ifm_ub * round_to // p.cores)
+
+
+def _fwd_decode(data: bytes, count: int) -> np.ndarray:
+    """The ``count`` weights of a fast-weight-decoder stream (header, then fixed-width fields)."""
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+    if bits.size < FWD_HEADER_BITS:
+        raise CommandStreamError(f"FWD weight stream of {len(data)} bytes is shorter than its 32-byte header")
+    raw, lut2 = bool(bits[0]), bool(bits[1])
+    if raw and lut2:
+        raise CommandStreamError("FWD weight stream header selects both raw mode and the 2-bit LUT")
+    if bits[2:FWD_ZERO_ADJUST_BIT].any():
+        raise CommandStreamError("FWD weight stream header has reserved bits set")
+
+    def field(start: int, width: int, n: int) -> np.ndarray:
+        return bits[start:start + n * width].reshape(n, width).astype(np.int64) @ (1 << np.arange(width))
+
+    width = 8 if raw else (2 if lut2 else 4)
+    need = FWD_HEADER_BITS + count * width
+    if bits.size < need:
+        raise CommandStreamError(f"FWD weight stream of {len(data)} bytes holds fewer than {count} "
+                                 f"{width}-bit weights")
+    values = field(FWD_HEADER_BITS, width, count)
+    if raw:
+        adjust = int(field(FWD_ZERO_ADJUST_BIT, 8, 1)[0])
+        adjust = adjust - 256 if adjust >= 128 else adjust
+        return (np.where(values >= 128, values - 256, values) - adjust).astype(np.int32)
+    folded = field(FWD_LUT_BIT, FWD_LUT_ENTRY_BITS, FWD_LUT_ENTRIES)
+    lut = np.where(folded & 1, -(folded >> 1), folded >> 1)
+    return lut[values].astype(np.int32)
+
+
+def decode_weights(streams: list[bytes], p: U85WeightParams) -> np.ndarray:
+    """Decode the weight streams of one operation (one per core; one FWD stream for all cores)
+    into OHWI int32 weights (``w - zp``)."""
+    if p.fast and p.traversal == DEPTHWISE:
+        raise CommandStreamError("WEIGHT_FORMAT FWD with a depthwise weight traversal")
+    orders = (fwd_order(p),) if p.fast else traversal(p)
     if len(streams) != len(orders):
-        raise CommandStreamError(f"{len(streams)} weight streams for {len(orders)} cores")
+        raise CommandStreamError(f"{len(streams)} weight streams for {len(orders)} "
+                                 f"{'FWD stream' if p.fast else 'cores'}")
+    decode = _fwd_decode if p.fast else _mlw_decode
     size = int(np.prod(p.weights_shape))
     out = np.zeros(size, dtype=np.int32)
     seen = np.zeros(size, dtype=bool)
     for core, (data, order) in enumerate(zip(streams, orders)):
-        values = _mlw_decode(data, order.size) if order.size else np.zeros(0, dtype=np.int32)
+        values = decode(data, order.size) if order.size else np.zeros(0, dtype=np.int32)
         if values.size != order.size:
             raise CommandStreamError(
                 f"U85 weight stream of core {core} ({len(data)} bytes) decodes to {values.size} "
