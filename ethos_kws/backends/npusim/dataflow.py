@@ -14,8 +14,12 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
 * every result (OFM) is read by a later operation or is part of an output tensor;
 * every output tensor of the ``ethos-u`` op is written completely by the stream.
 
+* every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
+  U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
+  bytes into them. (U85 chain buffers ``CB<n>`` are regions like the others.)
+
 A violation is a ``CommandStreamError`` naming the command (index in the stream and byte offset),
-the operand and the first byte offset at fault. Internal SHRAM (LUTs) is not tracked.
+the operand and the first byte offset at fault.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class Violation:
 def _first_unwritten(mask: np.ndarray, where: Where) -> int | None:
     got = mask[where]
     if got.all():
-        return None
+        # a range past the end (a LUT slot beyond SHRAM) holds nothing there
+        return len(mask) if isinstance(where, slice) and where.stop > len(mask) else None
     if isinstance(where, slice):
         return where.start + int(np.argmin(got))
     return int(where.reshape(-1)[int(np.argmin(got.reshape(-1)))])
@@ -62,7 +67,8 @@ def _first_unwritten(mask: np.ndarray, where: Where) -> int | None:
 
 class WrittenBytes:
     """Per region (regions that alias share arrays): which bytes hold data, and which operation
-    wrote each one last (``NO_OP`` for inputs, constants and DMA)."""
+    wrote each one last (``NO_OP`` for inputs, constants and DMA); SHRAM has a mask only (what
+    an operation reads there is a LUT, and only a DMA writes it)."""
 
     def __init__(self, mem: Memory):
         tracked = sum({id(a): a.shape[1] for a in mem.regions.values()}.values())
@@ -81,19 +87,26 @@ class WrittenBytes:
                 seen[key] = (np.full(n, const, dtype=bool), np.full(n, NO_OP, dtype=np.int32),
                              np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32))
             self.masks[index], self.writers[index], self.sources[index] = seen[key]
+        self.shram = np.zeros(mem.shram.shape[1], dtype=bool)
 
     def mark(self, region: int | str, where: Where, writer: int = NO_OP) -> None:
-        if region != SHRAM:
-            self.masks[region][where] = True
-            self.writers[region][where] = writer
-            self.sources[region][where] = -1
+        if region == SHRAM:
+            self.shram[where] = True
+            return
+        self.masks[region][where] = True
+        self.writers[region][where] = writer
+        self.sources[region][where] = -1
+
+    def _mask(self, region: int | str) -> np.ndarray:
+        return self.shram if region == SHRAM else self.masks[region]
 
     def copy(self, src: Access, dst: Access) -> None:
         """A DMA: the destination holds data where the source did, from the same writers."""
-        if dst.region == SHRAM:
-            return
-        if src.region == SHRAM:
-            self.mark(dst.region, dst.where)
+        if SHRAM in (src.region, dst.region):  # a LUT load: only the written state moves
+            self._mask(dst.region)[dst.where] = self._mask(src.region)[src.where]
+            if dst.region != SHRAM:
+                self.writers[dst.region][dst.where] = NO_OP
+                self.sources[dst.region][dst.where] = -1
             return
         for arrays in (self.masks, self.writers, self.sources):
             arrays[dst.region][dst.where] = arrays[src.region][src.where].copy()
@@ -108,13 +121,19 @@ class WrittenBytes:
         return int(src[0]), int(src[-1]) + 1
 
     def unwritten(self, access: Access) -> int | None:
-        if access.region == SHRAM:
-            return None
-        return _first_unwritten(self.masks[access.region], access.where)
+        return _first_unwritten(self._mask(access.region), access.where)
 
     def writers_of(self, access: Access) -> np.ndarray | None:
         """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
         return None if access.region == SHRAM else self.writers[access.region][access.where]
+
+
+def _unwritten_message(a: Access, bad: int) -> str:
+    if a.what.startswith("LUT"):
+        return (f"{a.what} reads {a.region} byte {bad}, which no DMA loaded before it: a LUT used "
+                f"before it is written (a corrupt ACTIVATION, DMA destination or length)")
+    return (f"{a.what} reads region {a.region} byte {bad}, which nothing wrote before it (not an "
+            f"input, constant, DMA or earlier operation): a corrupt address, stride or size")
 
 
 def accesses(plan) -> tuple[list[Access], list[Access]]:
@@ -173,10 +192,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         for a in reads:
             bad = written.unwritten(a)
             if bad is not None:
-                fault(Violation(index, cmd.offset, cmd.name,
-                                f"{a.what} reads region {a.region} byte {bad}, which nothing wrote before "
-                                f"it (not an input, constant, DMA or earlier operation): a corrupt "
-                                f"address, stride or size"))
+                fault(Violation(index, cmd.offset, cmd.name, _unwritten_message(a, bad)))
             note_read(a)
         for a in writes:
             is_result = a.what == "OFM"
