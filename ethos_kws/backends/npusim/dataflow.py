@@ -12,6 +12,10 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
 * weight and scale streams (traced through DMA copies to region 0) do not cut across each other;
 * (an OFM may overwrite a result nothing has read yet: Vela's PAD does, so that is not refused);
 * every result (OFM) is read by a later operation or is part of an output tensor;
+* one feature-map read takes no bytes of two results laid out differently in memory (OFM strides
+  by magnitude, layout, element size): the stripes and parts of one tensor share its layout, so a
+  moved or resized access that reaches an older tensor's stale bytes, or bytes a moved or grown
+  OFM wrote over, is refused when that tensor's layout differs (a known gap when it does not);
 * every output tensor of the ``ethos-u`` op is written completely by the stream.
 
 * every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
@@ -136,6 +140,18 @@ def _unwritten_message(a: Access, bad: int) -> str:
             f"input, constant, DMA or earlier operation): a corrupt address, stride or size")
 
 
+def layout_of(plan) -> tuple | None:
+    """How a plan's OFM lies in memory (region, strides, layout, element size): the stripes and
+    the parts (concatenations, PAD's border) of one tensor share it."""
+    fm = getattr(plan, "ofm", None)
+    if fm is None:
+        return None
+    # by magnitude: Vela's MIRROR_PAD writes the mirrored parts of one tensor with negative strides
+    # (40-bit two's complement)
+    size = [min(s, (1 << 40) - s) for s in (fm.stride_x, fm.stride_y, fm.stride_c)]
+    return (fm.region, *size, fm.layout, fm.bits)
+
+
 def accesses(plan) -> tuple[list[Access], list[Access]]:
     """(reads, writes) of one plan; a plan without ``accesses`` is not tracked."""
     fn = getattr(plan, "accesses", None)
@@ -170,6 +186,26 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         if w is not None:
             used[w + 1] = True  # a boolean scatter: faster than np.unique on every access
 
+    layouts = [layout_of(plan) for _i, _c, plan in plans]
+    seen = np.zeros(len(plans) + 1, dtype=bool)  # scratch: the results one access reads
+
+    def mixed_layouts(a: Access) -> tuple[int, int] | None:
+        """Two results of different memory layouts in one feature-map read: the read spans two
+        tensors (a moved or resized access reading stale bytes of an older tensor, or bytes a
+        moved or grown OFM wrote over)."""
+        w = written.writers_of(a)
+        if w is None or not a.what.startswith("IFM"):
+            return None
+        seen[:] = False
+        seen[w.reshape(-1) + 1] = True
+        seen[0] = False
+        found = np.flatnonzero(seen) - 1
+        first = layouts[found[0]] if len(found) else None
+        for p in found[1:]:
+            if layouts[p] != first:
+                return int(found[0]), int(p)
+        return None
+
     constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
     last = None
     for pos, (index, cmd, plan) in enumerate(plans):
@@ -193,6 +229,14 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             bad = written.unwritten(a)
             if bad is not None:
                 fault(Violation(index, cmd.offset, cmd.name, _unwritten_message(a, bad)))
+            mixed = mixed_layouts(a)
+            if mixed is not None:
+                (i1, c1, _p1), (i2, c2, _p2) = plans[mixed[0]], plans[mixed[1]]
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"{a.what} reads bytes of two feature maps laid out differently (the OFM of "
+                                f"command {i1} at stream byte {c1.offset} and that of command {i2} at stream "
+                                f"byte {c2.offset}): a corrupt address, stride or size reads another "
+                                f"tensor's bytes"))
             note_read(a)
         for a in writes:
             is_result = a.what == "OFM"
