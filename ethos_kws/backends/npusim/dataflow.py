@@ -16,8 +16,7 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   by magnitude, layout, element size): the stripes and parts of one tensor share its layout, so a
   moved or resized access that reaches an older tensor's stale bytes, or bytes a moved or grown
   OFM wrote over, is refused when that tensor's layout differs (a known gap when it does not);
-* every output tensor of the ``ethos-u`` op is written completely by the stream.
-
+* every output tensor of the ``ethos-u`` op is written completely by the stream;
 * every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
   U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
   bytes into them. (U85 chain buffers ``CB<n>`` are regions like the others.)
