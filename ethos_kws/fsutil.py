@@ -180,6 +180,10 @@ def atomic_dir(path: str | os.PathLike, *, marker: str | None = None) -> Iterato
     existing folder is replaced only if it holds that file (see ``check_output_dir``)."""
     path = Path(path)
     _check_parents(path)
+    if path.is_dir() and not path.is_symlink():
+        # a dead process's temporaries inside the folder (a write-out killed half way) are not
+        # "other content": they go, and cannot make an otherwise empty folder look foreign
+        remove_stale_temporaries(path)
     check_output_dir(path, marker)
     with _output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)

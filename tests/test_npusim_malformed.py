@@ -130,7 +130,7 @@ def test_too_many_operations_capped(softmax_op):
     eop, _ = softmax_op
     words = [int(w) for w in eop.payload.words]
     i = first_op_index(words, "NPU_OP_DMA_START")
-    msg = run_words(eop, words[:i] + cmd0("NPU_OP_DMA_START") * 70000, seconds=30)
+    msg = run_words(eop, words[:i] + cmd0("NPU_OP_DMA_START") * 70000 + cmd0("NPU_OP_STOP", 0xFFFF), seconds=30)
     assert "operations" in msg and "cap" in msg
 
 

@@ -156,6 +156,24 @@ def test_strided_feature_map_access_matches_the_gather(layout, kw, strided):
     assert np.array_equal(mem.region(1), want)
 
 
+def test_injectivity_without_unique_matches_unique():
+    """FmAccess decides injectivity from the strides where it can (one affine map, NHCWB16 bricks
+    with a partial last brick): always the answer np.unique gives."""
+    rng = np.random.default_rng(3)
+    mem = Memory.create(1, b"\0" * 16, 1 << 16, 1 << 16, True, 2048)
+    for _ in range(300):
+        layout = NHWC if rng.random() < 0.5 else NHCWB16
+        h, w, c = (int(v) for v in rng.integers(1, 6, 3)) if layout == NHWC else (
+            int(rng.integers(1, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 40)))
+        kw = {"stride_x": int(rng.integers(1, 40)), "stride_y": int(rng.integers(1, 400)), "stride_c": int(rng.integers(1, 40))}
+        if layout == NHCWB16:
+            kw["stride_x"], kw["stride_c"] = 16, int(rng.integers(1, 3 * 16 * w))
+        index = _fm(layout, **kw).byte_index(mem, h, w, c)
+        acc = FmAccess(1, index, np.dtype("i1"))
+        if acc.pieces is not None:
+            assert acc.injective == (np.unique(index).size == index.size), (layout, h, w, c, kw)
+
+
 def test_fields_come_from_vela_tables():
     assert [f for f, _, _ in param_fields("NPU_SET_IFM_PRECISION")] == ["precision", "format", "scale_mode", "round_mode"]
     assert decode_fields("NPU_SET_OFM_PRECISION", 0x8145) == {"precision": 5, "format": 1, "scaling": 1, "rounding": 2}

@@ -159,6 +159,9 @@ def _check_results(doc: Any, source: str) -> None:
                     raise ResultsError(
                         f"{source}: results[{i}].layers[{j}].{k} is {layer[k]!r}, expected a number"
                     )
+                if k in layer and layer[k] is not None and _counts_something(k) and layer[k] < 0:
+                    raise ResultsError(f"{source}: results[{i}].layers[{j}].{k} is {layer[k]}, "
+                                       f"a count cannot be negative")
 
 
 def _normalise_parity(p: Any, source: str) -> dict[str, Any] | None:

@@ -180,6 +180,21 @@ def to_text(table: Table) -> str:
     return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
+def _memo(escape):
+    """``escape`` for the cells of one table, each distinct text escaped once: cell values repeat
+    (configurations, formatted figures); escaping each cell took about 2 of the 10 s of a
+    10,000-row report."""
+    done: dict[str, str] = {}
+
+    def esc(v) -> str:
+        text = v if isinstance(v, str) else str(v)
+        out = done.get(text)
+        if out is None:
+            out = done[text] = escape(text)
+        return out
+    return esc
+
+
 def to_markdown(table: Table) -> str:
     cells = table.formatted()
     headers = list(cells.columns)
@@ -188,8 +203,9 @@ def to_markdown(table: Table) -> str:
         "| " + " | ".join(md_escape(h) for h in headers) + " |",
         "|" + "|".join(align) + "|",
     ]
+    esc = _memo(md_escape)
     for row in cells.itertuples(index=False):
-        lines.append("| " + " | ".join(md_escape(v) for v in row) + " |")
+        lines.append("| " + " | ".join(esc(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,8 +220,10 @@ def to_html(table: Table, css_class: str = "data") -> str:
     parts = [f'<table class="{css_class}"><thead><tr>']
     parts += [f"<th{cls(h)}>{html_escape(h)}</th>" for h in headers]
     parts.append("</tr></thead><tbody>")
+    opens = [f"<td{cls(h)}>" for h in headers]
+    esc = _memo(html_escape)
     for row in cells.itertuples(index=False):
-        parts.append("<tr>" + "".join(f"<td{cls(h)}>{html_escape(v)}</td>" for h, v in zip(headers, row)) + "</tr>")
+        parts.append("<tr>" + "".join(f"{o}{esc(v)}</td>" for o, v in zip(opens, row)) + "</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
 

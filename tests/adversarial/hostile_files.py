@@ -92,6 +92,8 @@ ACCEPTED_VALUE_REGISTERS = (
     "PAD", "ZERO_POINT", "ACTIVATION", "OFM_SCALE", "OPA_SCALE", "OPB_SCALE", "IFM2_SCALAR",
     "KERNEL_STRIDE", "PRECISION", "ACC_FORMAT", "BLK", "IB_", "AB_START", "ACC_", "PARALLEL_MODE",
     "IFM_UPSCALE", "IFM2_BROADCAST", "OP_POOL", "OP_ELEMENTWISE", "DMA_WAIT", "KERNEL_WAIT", "PMU", "IRQ",
+    # U85: the operand scales of ADD/SUB, the 32-bit scalar, the block dependency (a sync)
+    "IFM_SCALE", "IFM2_SCALE", "OP_SCALAR", "BLOCKDEP",
 )
 
 

@@ -62,6 +62,19 @@ def test_stale_temporaries_of_dead_processes_are_removed(int8io_model, tmp_path)
     assert sorted(p.name for p in run.iterdir()) == sorted(["inner", live.name])
 
 
+def test_stale_temporaries_inside_the_out_folder_are_removed(int8io_model, tmp_path):
+    """A write-out killed half way leaves them in the run folder itself: they are not "other
+    content" that makes the folder look foreign; the sweep removes them and writes there."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f".results.csv.{dead.pid}.k2j3.tmp").write_text("half")
+    (run / f".u55-256.{dead.pid}.a1b2.tmp").mkdir()
+    cli("sweep", "--accel", "u55-128", "--model", int8io_model, "--out", run, rc=0, clean=(tmp_path,))
+    assert (run / "results.json").is_file()
+
+
 def test_sweeping_model_b_into_model_a_folder_is_consistent(int8io_model, tmp_path):
     b = tmp_path / "b.tflite"
     cli("model", "synth", "--arch", "ds-cnn-s", "--out", b, rc=0)

@@ -31,9 +31,16 @@ def test_check_refuses_hostile_baselines(tmp_path):
     nosram = results_doc()
     del nosram["results"][0]["sram_bytes"]
     nosram = _write(tmp_path, "nosram.json", json.dumps(nosram))
-    for baseline in (_write(tmp_path, "deep.json", deep_json()), nosram,
-                     _write(tmp_path, "neg.json", results_json_text(cycles_npu=-1))):
-        cli("check", "--baseline", baseline, "--current", good, rc=2)
+    layer = {"name": "conv", "cycles": 10, "npu_cycles": 10, "macs": 5}
+    for baseline, message in (
+        (_write(tmp_path, "deep.json", deep_json()), "nested too deeply"),
+        (nosram, "has no 'sram_bytes'"),  # the gate cannot check what the baseline lacks
+        (_write(tmp_path, "neg.json", results_json_text(cycles_npu=-1)), "cycles_npu is -1, a count cannot be negative"),
+        (_write(tmp_path, "negtotal.json", results_json_text(cycles_total=-5)), "cycles_total is -5"),
+        (_write(tmp_path, "neglayer.json", results_json_text(layers=[{**layer, "cycles": -3}])),
+         "layers[0].cycles is -3, a count cannot be negative"),
+    ):
+        cli("check", "--baseline", baseline, "--current", good, rc=2, match=message)
     gap = cli("check", "--baseline", good, "--current", nosram, rc=1, error_line=False)  # a gap in --current
     assert "sram_bytes" in gap.stdout and "missing" in gap.stdout
 

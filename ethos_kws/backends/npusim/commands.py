@@ -180,3 +180,33 @@ def decode_stream(words: np.ndarray, max_commands: int, cmd0: dict[int, str] = C
         else:
             raise CommandStreamError(f"unsupported payload size {size} in word 0x{w:08x} at byte {4 * i}")
     return out
+
+
+def stop_problem(commands: list[Command]) -> tuple[int, str] | None:
+    """(command index, message) when the stream does not end in exactly one ``NPU_OP_STOP``.
+
+    The hardware stops at the first STOP, so commands after it never run, and a stream without
+    one runs into whatever memory follows it. Vela ends every stream with one STOP and nothing
+    after it (all 2,084 streams of the compile cache, U55/U65/U85): anything else is a truncated
+    or corrupt stream, refused rather than run up to where the words happen to end."""
+    if not commands:
+        return 0, "command stream is empty: no NPU_OP_STOP"
+    for i, cmd in enumerate(commands):
+        if cmd.name == "NPU_OP_STOP":
+            if i == len(commands) - 1:
+                return None
+            nxt = commands[i + 1]
+            return i, (f"{len(commands) - 1 - i} command(s) after NPU_OP_STOP at stream byte {cmd.offset} "
+                       f"(first {nxt.name} at stream byte {nxt.offset}): the NPU stops at the first "
+                       f"STOP; a truncated or corrupt stream")
+    last = commands[-1]
+    end = last.offset + (8 if last.payload is not None else 4)
+    return len(commands) - 1, (f"command stream ends at byte {end} without NPU_OP_STOP (last command "
+                               f"{last.name} at stream byte {last.offset}): a truncated or corrupt stream")
+
+
+def require_stop(commands: list[Command]) -> list[Command]:
+    problem = stop_problem(commands)
+    if problem is not None:
+        raise CommandStreamError(problem[1])
+    return commands

@@ -12,10 +12,17 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
 * weight and scale streams (traced through DMA copies to region 0) do not cut across each other;
 * (an OFM may overwrite a result nothing has read yet: Vela's PAD does, so that is not refused);
 * every result (OFM) is read by a later operation or is part of an output tensor;
-* every output tensor of the ``ethos-u`` op is written completely by the stream.
+* one feature-map read takes no bytes of two results laid out differently in memory (OFM strides
+  by magnitude, layout, element size): the stripes and parts of one tensor share its layout, so a
+  moved or resized access that reaches an older tensor's stale bytes, or bytes a moved or grown
+  OFM wrote over, is refused when that tensor's layout differs (a known gap when it does not);
+* every output tensor of the ``ethos-u`` op is written completely by the stream;
+* every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
+  U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
+  bytes into them. (U85 chain buffers ``CB<n>`` are regions like the others.)
 
 A violation is a ``CommandStreamError`` naming the command (index in the stream and byte offset),
-the operand and the first byte offset at fault. Internal SHRAM (LUTs) is not tracked.
+the operand and the first byte offset at fault.
 """
 
 from __future__ import annotations
@@ -54,7 +61,8 @@ class Violation:
 def _first_unwritten(mask: np.ndarray, where: Where) -> int | None:
     got = mask[where]
     if got.all():
-        return None
+        # a range past the end (a LUT slot beyond SHRAM) holds nothing there
+        return len(mask) if isinstance(where, slice) and where.stop > len(mask) else None
     if isinstance(where, slice):
         return where.start + int(np.argmin(got))
     return int(where.reshape(-1)[int(np.argmin(got.reshape(-1)))])
@@ -62,7 +70,8 @@ def _first_unwritten(mask: np.ndarray, where: Where) -> int | None:
 
 class WrittenBytes:
     """Per region (regions that alias share arrays): which bytes hold data, and which operation
-    wrote each one last (``NO_OP`` for inputs, constants and DMA)."""
+    wrote each one last (``NO_OP`` for inputs, constants and DMA); SHRAM has a mask only (what
+    an operation reads there is a LUT, and only a DMA writes it)."""
 
     def __init__(self, mem: Memory):
         tracked = sum({id(a): a.shape[1] for a in mem.regions.values()}.values())
@@ -81,19 +90,26 @@ class WrittenBytes:
                 seen[key] = (np.full(n, const, dtype=bool), np.full(n, NO_OP, dtype=np.int32),
                              np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32))
             self.masks[index], self.writers[index], self.sources[index] = seen[key]
+        self.shram = np.zeros(mem.shram.shape[1], dtype=bool)
 
     def mark(self, region: int | str, where: Where, writer: int = NO_OP) -> None:
-        if region != SHRAM:
-            self.masks[region][where] = True
-            self.writers[region][where] = writer
-            self.sources[region][where] = -1
+        if region == SHRAM:
+            self.shram[where] = True
+            return
+        self.masks[region][where] = True
+        self.writers[region][where] = writer
+        self.sources[region][where] = -1
+
+    def _mask(self, region: int | str) -> np.ndarray:
+        return self.shram if region == SHRAM else self.masks[region]
 
     def copy(self, src: Access, dst: Access) -> None:
         """A DMA: the destination holds data where the source did, from the same writers."""
-        if dst.region == SHRAM:
-            return
-        if src.region == SHRAM:
-            self.mark(dst.region, dst.where)
+        if SHRAM in (src.region, dst.region):  # a LUT load: only the written state moves
+            self._mask(dst.region)[dst.where] = self._mask(src.region)[src.where]
+            if dst.region != SHRAM:
+                self.writers[dst.region][dst.where] = NO_OP
+                self.sources[dst.region][dst.where] = -1
             return
         for arrays in (self.masks, self.writers, self.sources):
             arrays[dst.region][dst.where] = arrays[src.region][src.where].copy()
@@ -108,13 +124,31 @@ class WrittenBytes:
         return int(src[0]), int(src[-1]) + 1
 
     def unwritten(self, access: Access) -> int | None:
-        if access.region == SHRAM:
-            return None
-        return _first_unwritten(self.masks[access.region], access.where)
+        return _first_unwritten(self._mask(access.region), access.where)
 
     def writers_of(self, access: Access) -> np.ndarray | None:
         """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
         return None if access.region == SHRAM else self.writers[access.region][access.where]
+
+
+def _unwritten_message(a: Access, bad: int) -> str:
+    if a.what.startswith("LUT"):
+        return (f"{a.what} reads {a.region} byte {bad}, which no DMA loaded before it: a LUT used "
+                f"before it is written (a corrupt ACTIVATION, DMA destination or length)")
+    return (f"{a.what} reads region {a.region} byte {bad}, which nothing wrote before it (not an "
+            f"input, constant, DMA or earlier operation): a corrupt address, stride or size")
+
+
+def layout_of(plan) -> tuple | None:
+    """How a plan's OFM lies in memory (region, strides, layout, element size): the stripes and
+    the parts (concatenations, PAD's border) of one tensor share it."""
+    fm = getattr(plan, "ofm", None)
+    if fm is None:
+        return None
+    # by magnitude: Vela's MIRROR_PAD writes the mirrored parts of one tensor with negative strides
+    # (40-bit two's complement)
+    size = [min(s, (1 << 40) - s) for s in (fm.stride_x, fm.stride_y, fm.stride_c)]
+    return (fm.region, *size, fm.layout, fm.bits)
 
 
 def accesses(plan) -> tuple[list[Access], list[Access]]:
@@ -151,6 +185,26 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         if w is not None:
             used[w + 1] = True  # a boolean scatter: faster than np.unique on every access
 
+    layouts = [layout_of(plan) for _i, _c, plan in plans]
+    seen = np.zeros(len(plans) + 1, dtype=bool)  # scratch: the results one access reads
+
+    def mixed_layouts(a: Access) -> tuple[int, int] | None:
+        """Two results of different memory layouts in one feature-map read: the read spans two
+        tensors (a moved or resized access reading stale bytes of an older tensor, or bytes a
+        moved or grown OFM wrote over)."""
+        w = written.writers_of(a)
+        if w is None or not a.what.startswith("IFM"):
+            return None
+        seen[:] = False
+        seen[w.reshape(-1) + 1] = True
+        seen[0] = False
+        found = np.flatnonzero(seen) - 1
+        first = layouts[found[0]] if len(found) else None
+        for p in found[1:]:
+            if layouts[p] != first:
+                return int(found[0]), int(p)
+        return None
+
     constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
     last = None
     for pos, (index, cmd, plan) in enumerate(plans):
@@ -173,10 +227,15 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         for a in reads:
             bad = written.unwritten(a)
             if bad is not None:
+                fault(Violation(index, cmd.offset, cmd.name, _unwritten_message(a, bad)))
+            mixed = mixed_layouts(a)
+            if mixed is not None:
+                (i1, c1, _p1), (i2, c2, _p2) = plans[mixed[0]], plans[mixed[1]]
                 fault(Violation(index, cmd.offset, cmd.name,
-                                f"{a.what} reads region {a.region} byte {bad}, which nothing wrote before "
-                                f"it (not an input, constant, DMA or earlier operation): a corrupt "
-                                f"address, stride or size"))
+                                f"{a.what} reads bytes of two feature maps laid out differently (the OFM of "
+                                f"command {i1} at stream byte {c1.offset} and that of command {i2} at stream "
+                                f"byte {c2.offset}): a corrupt address, stride or size reads another "
+                                f"tensor's bytes"))
             note_read(a)
         for a in writes:
             is_result = a.what == "OFM"

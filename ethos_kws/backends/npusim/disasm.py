@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import ModelError, NotModelledError, UserError
 from ...tflite import load_tflite
-from .commands import decode_stream
+from .commands import decode_stream, stop_problem
 from .container import CUSTOM_CODE, read_ethos_u_op
 from .executor import MAX_COMMANDS
 from .u85.commands import decode_u85_stream
@@ -15,14 +15,18 @@ from .u85.commands import decode_u85_stream
 DECODERS = {"U55": decode_stream, "U65": decode_stream, "U85": decode_u85_stream}
 
 
-def _violations(eop) -> dict[int, list[str]]:
-    """Data-flow violations per command index (see ``dataflow``); a stream that does not even
-    build its plans gets its error on the first command, so disasm still lists it."""
+def _violations(eop, commands) -> dict[int, list[str]]:
+    """Data-flow violations per command index (see ``dataflow``); a stream that does not end in
+    one NPU_OP_STOP gets that on the command at fault, one that does not even build its plans
+    its error on the first command, so disasm still lists it."""
     from .backend import NpuSimBackend, check_stream_dataflow, make_executor
 
-    ex = make_executor(eop.payload)
-    mem = NpuSimBackend._memory(type("Step", (), {"op": eop, "executor": ex})(), 1)
+    problem = stop_problem(commands)
+    if problem is not None:
+        return {problem[0]: [problem[1]]}
     try:
+        ex = make_executor(eop.payload)
+        mem = NpuSimBackend._memory(type("Step", (), {"op": eop, "executor": ex})(), 1)
         ex.prepare(mem)
         found = check_stream_dataflow(eop, ex, mem, stop_at_first=False)
     except UserError as e:
@@ -45,7 +49,7 @@ def disassemble(path) -> list[dict[str, Any]]:
         eop = read_ethos_u_op(model, op)
         cfg = eop.payload.config
         commands = DECODERS[cfg.npu](eop.payload.words, MAX_COMMANDS)
-        violations = _violations(eop)
+        violations = _violations(eop, commands)
         out.append({
             "operator": op.index,
             "config_r": f"0x{cfg.config_word:08x}",

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from ...errors import CommandStreamError, NotModelledError
 from .behaviours import DEFAULT, Behaviours
-from .commands import Command, decode_stream
+from .commands import Command, decode_stream, require_stop
 from .container import CommandPayload
 from .dataflow import Violation, check_dataflow
 from .memory import Memory
@@ -76,7 +76,7 @@ class Executor:
                  max_commands: int = MAX_COMMANDS):
         self.payload = payload
         self.behaviours = behaviours
-        self.commands = decode_stream(payload.words, max_commands)
+        self.commands = require_stop(decode_stream(payload.words, max_commands))
         self._plans: list[tuple[Command, object]] | None = None
         self._indices: list[int] = []  # position of each plan's command in ``commands``
 

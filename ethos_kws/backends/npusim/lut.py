@@ -23,10 +23,24 @@ ENTRIES_16 = 512
 INTERP_BITS = 7
 
 
+# OFM element size -> bytes of one table (256 entries of the OFM type; 512 uint32 for 16 bits)
+TABLE_BYTES = {1: ENTRIES, 2: ENTRIES_16 * 4, 4: ENTRIES * 4}
+
+
+def lut_span(mem: Memory, function: int, ofm_itemsize: int) -> tuple[int, int] | None:
+    """[lo, hi) SHRAM bytes of the table an ACTIVATION function reads with this OFM size (None
+    without a LUT or for a size that has none). The data-flow check refuses a LUT read before a
+    DMA wrote it."""
+    if not LUT_FIRST <= function <= LUT_LAST or ofm_itemsize not in TABLE_BYTES:
+        return None
+    start = mem.lut_base() + (0 if ofm_itemsize == 2 else (function - LUT_FIRST) * LUT_SLOT_BYTES)
+    return start, start + TABLE_BYTES[ofm_itemsize]
+
+
 def _apply_lut16(mem: Memory, slot: int, values: np.ndarray) -> np.ndarray:
     if slot != 0:
         raise CommandStreamError(f"a 16-bit LUT fills all of the LUT memory: TABLE_{slot} is not its start")
-    raw = mem.read_bytes("SHRAM", mem.lut_base(), ENTRIES_16 * 4, "16-bit LUT")
+    raw = mem.read_bytes("SHRAM", mem.lut_base(), TABLE_BYTES[2], "16-bit LUT")
     return interpolate_lut16(raw, values)
 
 

@@ -16,8 +16,9 @@ from ....errors import CommandStreamError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
 from ..behaviours import Behaviours
 from ..featuremap import FeatureMap, FmAccess, write_fm
-from ..lut import LUT_FIRST, LUT_LAST, apply_lut
-from ..memory import Memory
+from ..dataflow import Access
+from ..lut import LUT_FIRST, LUT_LAST, apply_lut, lut_span
+from ..memory import SHRAM, Memory
 from ..registers import RegisterFile
 
 # ACTIVATION [15:12] clip range -> forced (min, max); OFM_PRECISION = the OFM type's range
@@ -169,6 +170,13 @@ class OutputStage:
             raise CommandStreamError("OFM_PRECISION rounding mode 3 is not defined")
         return cls(ofm, rounding, bool(r.field("OFM_PRECISION", "scaling")), function, clip, r.signed("ACTIVATION_MIN"),
                    r.signed("ACTIVATION_MAX"), effective_zero_point(ofm, clip, behaviours), behaviours)
+
+    def lut_reads(self, mem: Memory) -> list[Access]:
+        """The LUT this stage reads, as a data-flow access of SHRAM (none without a LUT)."""
+        span = lut_span(mem, self.function, self.ofm.dtype.itemsize)
+        if span is None:
+            return []
+        return [Access(f"LUT TABLE_{self.function - LUT_FIRST}", SHRAM, slice(*span))]
 
     def type_range(self) -> tuple[int, int]:
         info = np.iinfo(self.ofm.dtype)

@@ -40,6 +40,7 @@ class ConvPlan:
         if self.ifm.bits not in (8, 16):
             raise CommandStreamError(f"{self.op} with a {self.ifm.bits}-bit IFM (the NPU convolves 8 and 16 bit)")
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
+        self.lut = self.out.lut_reads(mem)
         if self.out.global_scale:
             raise NotModelledError(f"{self.op} with global OFM_SCALE (no scale stream) is not modelled")
         self.h, self.w, self.c = ofm_shape(r)
@@ -91,7 +92,7 @@ class ConvPlan:
         for core, _n, w, s, _p in self.streams:
             reads += [Access(f"core {core} weight stream", w[0], slice(w[1], w[1] + w[2])),
                       Access(f"core {core} scale stream", s[0], slice(s[1], s[1] + s[2]))]
-        return reads, [Access("OFM", self.ofm.region, self.ofm_index)]
+        return reads + self.lut, [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _prepare(self, mem: Memory):
         raw = tuple(

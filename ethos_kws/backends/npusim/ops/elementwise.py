@@ -45,6 +45,7 @@ class ElementwisePlan:
         self.ifm = FeatureMap.from_registers(r, "IFM")
         Upscale.from_registers(r, "ELEMENTWISE")  # refuses resampling it does not model
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
+        self.lut = self.out.lut_reads(mem)
         self.h, self.w, self.c = ofm_shape(r)
         self.ifm_index = self.ifm.byte_index(mem, self.h, self.w, self.c)
         self.ofm_index = self.ofm.byte_index(mem, self.h, self.w, self.c)
@@ -90,7 +91,7 @@ class ElementwisePlan:
         reads = [Access("IFM", self.ifm.region, self.ifm_index)]
         if self.ifm2 is not None and self.ifm2_index is not None:
             reads.append(Access("IFM2", self.ifm2.region, self.ifm2_index))
-        return reads, [Access("OFM", self.ofm.region, self.ofm_index)]
+        return reads + self.lut, [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _operands(self, mem: Memory):
         a = np.subtract(self.ifm_io.read(mem), self.ifm_zp, dtype=np.int64)

@@ -26,6 +26,7 @@ class PoolPlan:
         self.ofm = FeatureMap.from_registers(r, "OFM")
         self.ifm = FeatureMap.from_registers(r, "IFM")
         self.out = OutputStage.from_registers(r, self.ofm, behaviours)
+        self.lut = self.out.lut_reads(mem)
         self.h, self.w, self.c = ofm_shape(r)
         self.k = Kernel.from_registers(r)
         if self.k.dilation_x != 1 or self.k.dilation_y != 1:
@@ -49,7 +50,7 @@ class PoolPlan:
         self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
-        return [Access("IFM", self.ifm.region, self.ifm_index)], [Access("OFM", self.ofm.region, self.ofm_index)]
+        return [Access("IFM", self.ifm.region, self.ifm_index)] + self.lut, [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _scaled(self, v: np.ndarray) -> np.ndarray:
         if self._rescale is None:

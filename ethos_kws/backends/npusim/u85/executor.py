@@ -1,6 +1,7 @@
 """The U85 run loop: the U55 executor's structure (sticky registers, plans built once, every
 memory access checked at build time) with U85 decoding, U85 plans and the U85 memories (LUT RAM,
-chain buffers)."""
+chain buffers), and the same data-flow check at load (``dataflow``; LUT RAM and chain buffers are
+regions there)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Callable
 
 from ....errors import CommandStreamError, NotModelledError
 from ..behaviours import DEFAULT, Behaviours
-from ..commands import Command
+from ..commands import Command, require_stop
 from ..container import CommandPayload
+from ..dataflow import Violation, check_dataflow
 from ..executor import MAX_COMMANDS, MAX_OPERATIONS, at_command
 from ..memory import Memory
 from ..registers import RegisterFile
@@ -36,8 +38,9 @@ class U85Executor:
                  max_commands: int = MAX_COMMANDS):
         self.payload = payload
         self.behaviours = behaviours  # the U55 switches that hold on U85 too (see u85/ops)
-        self.commands = decode_u85_stream(payload.words, max_commands)
+        self.commands = require_stop(decode_u85_stream(payload.words, max_commands))
         self._plans: list | None = None
+        self._indices: list[int] = []  # position of each plan's command in ``commands``
         self._regions: dict[str, int] = {}
 
     @property
@@ -59,9 +62,9 @@ class U85Executor:
             return
         acc = self.config.accelerator
         ctx = Context(mem, acc.macs_per_cycle, acc.cores, self.behaviours)
-        plans = []
+        plans, indices = [], []
         r = RegisterFile()
-        for cmd in self.commands:
+        for index, cmd in enumerate(self.commands):
             if cmd.name == "NPU_OP_STOP":
                 break
             if cmd.is_operation:
@@ -70,10 +73,17 @@ class U85Executor:
                 plan = self._plan(cmd, r, ctx)
                 if plan is not None:
                     plans.append((cmd, plan))
+                    indices.append(index)
             else:
                 r.write(cmd)
         self._regions = dict(ctx.regions)
-        self._plans = plans
+        self._indices, self._plans = indices, plans
+
+    def check_dataflow(self, mem: Memory, inputs, outputs, stop_at_first: bool = True) -> list[Violation]:
+        """Every byte read was written first, LUTs included; every output byte is written."""
+        self.prepare(mem)
+        plans = [(i, cmd, plan) for i, (cmd, plan) in zip(self._indices, self._plans)]
+        return check_dataflow(mem, plans, inputs, outputs, stop_at_first)
 
     @property
     def operations(self) -> list[Command]:

@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ....errors import CommandStreamError, InputNotModelledError, NotModelledError
 from ..activation import sigmoid_q15, tanh_q15
+from ..dataflow import Access
 from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
 from ..memory import Memory
@@ -182,6 +183,19 @@ class OutputStage:
         if not ofm.signed and self.act_min < 0:
             self.act_min = r.param("ACTIVATION_MIN")
 
+    def lut_span(self) -> tuple[int, int] | None:
+        """[lo, hi) of the LUT RAM the activation reads (None without a LUT)."""
+        if self.lut16:  # 512 base+slope entries
+            return self.table * 256 * 4, self.table * 256 * 4 + 512 * 4
+        if self.function and self.native is None:
+            return self.table * 256 * self.lut_entry.itemsize, (self.table + 1) * 256 * self.lut_entry.itemsize
+        return None
+
+    def reads(self) -> list[Access]:
+        """The LUT as a data-flow access: it must have been loaded (DMA to the LUT RAM) before."""
+        span = self.lut_span()
+        return [] if span is None else [Access(f"LUT table {self.table}", LUT_REGION, slice(*span))]
+
     def rescale(self, v: np.ndarray, scale=None, shift=None, bound: int | None = None) -> np.ndarray:
         return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
                        self.round_mode, self.dbl_rnd, bound)
@@ -210,12 +224,12 @@ class OutputStage:
         if self.flip is not None:
             v = np.flip(v, axis=1 + self.flip)
         if self.lut16:  # 512 base+slope entries filling the LUT memory, as on U55
-            base = self.table * 256 * 4
-            raw = mem.read_bytes(LUT_REGION, base, 512 * 4, f"16-bit LUT table {self.table}")
+            lo, hi = self.lut_span()
+            raw = mem.read_bytes(LUT_REGION, lo, hi - lo, f"16-bit LUT table {self.table}")
             v = interpolate_lut16(raw, v.astype(np.int64))
         elif self.function and self.native is None:
-            base = self.table * 256 * self.lut_entry.itemsize
-            raw = mem.read_bytes(LUT_REGION, base, 256 * self.lut_entry.itemsize, f"LUT table {self.table}")
+            lo, hi = self.lut_span()
+            raw = mem.read_bytes(LUT_REGION, lo, hi - lo, f"LUT table {self.table}")
             table = np.ascontiguousarray(raw).view(self.lut_entry).astype(np.int64)
             # behaviour switch shared with U55: the index is the clamped value - the type's minimum
             # (+128 for int8), not its raw byte
@@ -303,6 +317,13 @@ class ConvPlan:
         mem.check(sreg, self.scales[1], self.scales[1] + self.scales[2], f"{self.op} scale stream")
         self._key = None
         self._prepared = None
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        reads = [Access("IFM", self.ifm.region, self.ifm_index)]
+        reads += [Access(f"core {core} weight stream", reg, slice(base, base + length))
+                  for core, (reg, base, length) in enumerate(self.weights)]
+        reads.append(Access("scale stream", self.scales[0], slice(self.scales[1], self.scales[1] + self.scales[2])))
+        return reads + self.out.reads(), [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _prepare(self, mem: Memory):
         raw = tuple(mem.read_const(*w, f"{self.op} weights") for w in self.weights)
@@ -413,6 +434,10 @@ class PoolPlan:
                 raise not_modelled(f"POOL ARGMAX_X with OFM_SCALE {(self.out.scale, self.out.shift)} "
                                    f"(only {ARGMAX_SCALE}: the index alone)")
 
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        return ([Access("IFM", self.ifm.region, self.ifm_index)] + self.out.reads(),
+                [Access("OFM", self.ofm.region, self.ofm_index)])
+
     def _valid_counts(self) -> np.ndarray:
         return valid_counts(self.k, self.h, self.w, self.ih, self.iw)
 
@@ -491,6 +516,10 @@ class ElementwisePlan:
         fm = feature_map(r, name, h, w, c, ctx)
         return ("map", fm.byte_index(ctx.mem, h, w, c), fm)
 
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        reads = [Access(fm.name, fm.region, index) for kind, index, fm in self.operands if kind == "map"]
+        return reads + self.out.reads(), [Access("OFM", self.ofm.region, self.ofm_index)]
+
     @staticmethod
     def _read(mem: Memory, operand) -> np.ndarray:
         kind, what, fm = operand
@@ -546,6 +575,8 @@ class ElementwisePlan:
 class DmaPlan:
     """DMA_START, 1-D: region to region, or into the LUT RAM (dst region_mode INTERNAL)."""
 
+    is_copy = True  # dataflow: the destination takes the source's written state
+
     def __init__(self, r: RegisterFile, ctx: Context):
         src, dst = r.param("DMA0_SRC_REGION"), r.param("DMA0_DST_REGION")
         if (src >> 9) & 0x3:
@@ -561,6 +592,10 @@ class DmaPlan:
         mem.check(self.src, self.src_addr, self.src_addr + self.length, "DMA source")
         mem.check(self.dst, self.dst_addr, self.dst_addr + self.length, "DMA destination")
         mem.check_writable(self.dst, "DMA destination")
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        return ([Access("DMA source", self.src, slice(self.src_addr, self.src_addr + self.length))],
+                [Access("DMA destination", self.dst, slice(self.dst_addr, self.dst_addr + self.length))])
 
     def run(self, mem: Memory) -> None:
         src = mem.region(self.src)[:, self.src_addr : self.src_addr + self.length]
@@ -604,6 +639,10 @@ class ResizePlan:
         self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
         self.ny, self.y0, self.fy = _resize_axis(r, "Y", self.h)
         self.nx, self.x0, self.fx = _resize_axis(r, "X", self.w)
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        return ([Access("IFM", self.ifm.region, self.ifm_index)] + self.out.reads(),
+                [Access("OFM", self.ofm.region, self.ofm_index)])
 
     def run(self, mem: Memory) -> None:
         x = read_fm(mem, self.ifm.region, self.ifm_index, self.ifm.dtype).astype(np.int64) - self.ifm.zero_point
