@@ -14,7 +14,9 @@ One row per model; per configuration a cell:
   ok          every element bit exact
   d=N         N elements differ (max LSB in the detail), the diagnosis when parity names one
   stop        the simulator stops with a named error (the reason is in the JSON and with --verbose)
-  -           the compiler does not apply (legacy core on U85) or Vela cannot compile the model
+  vela        Vela fails or crashes compiling for this configuration (not the simulator)
+  -           Vela cannot compile the model (the legacy core's U85 columns are left out: it cannot
+              compile for U85)
 Totals at the end: models bit exact everywhere / wrong somewhere / stopping somewhere.
 """
 
@@ -60,8 +62,8 @@ def parity(model: Path, accels: list[str], count: int, legacy: bool, jobs: int, 
 def cell(row: dict | None) -> tuple[str, str]:
     if row is None:
         return "-", ""
-    if row.get("error"):
-        return "stop", row["error"]
+    if row.get("error"):  # Vela failing (or crashing) on one configuration is not the simulator
+        return ("vela" if str(row["error"]).startswith("CompileError") else "stop"), row["error"]
     if row.get("mismatched_elements", 0) == 0:
         return "ok", ""
     detail = f"max {row.get('max_abs_diff_lsb')} LSB"
@@ -84,12 +86,13 @@ def main(argv=None) -> int:
     accels = [a.name for a in parse_accelerator_list(args.accel)]
     compilers = [c.strip() for c in args.compilers.split(",") if c.strip()]
     models = models_in(args.paths)
-    cols = [(a, c) for c in compilers for a in accels]
     legacy_ok = {a.name for a in parse_accelerator_list(args.accel) if a.legacy_core}
+    cols = [(a, c) for c in compilers for a in accels if c != "legacy" or a in legacy_ok]
     width = max([len(m.stem) for m in models] + [5])
     print(f"{len(models)} models, {len(accels)} configurations, compilers {', '.join(compilers)}")
     print(f"{'model':<{width}} " + " ".join(f"{a + ('/L' if c == 'legacy' else ''):>10}" for a, c in cols))
-    docs, totals = [], {"bit exact everywhere": 0, "wrong somewhere": 0, "stops somewhere": 0, "no result": 0}
+    docs, totals = [], {"bit exact everywhere": 0, "wrong somewhere": 0, "stops somewhere": 0,
+                         "Vela fails somewhere": 0, "no result": 0}
     for m in models:
         cells, notes, any_run = [], [], False
         for compiler in compilers:
@@ -97,8 +100,8 @@ def main(argv=None) -> int:
             doc = parity(m, accs, args.count, compiler == "legacy", args.jobs, args.timeout) if accs else {}
             docs.append({"model": str(m), "compiler": compiler, "parity": doc})
             rows = {r["accel"]: r for r in doc.get("results", [])}
-            for a in accels:
-                if doc.get("error") and a in accs:
+            for a in accs:
+                if doc.get("error"):
                     text, why = "-", f"{compiler}: {doc['error']}"
                 else:
                     text, why = cell(rows.get(a))
@@ -116,6 +119,8 @@ def main(argv=None) -> int:
             totals["wrong somewhere"] += 1
         elif "stop" in cells:
             totals["stops somewhere"] += 1
+        elif "vela" in cells:
+            totals["Vela fails somewhere"] += 1
         else:
             totals["bit exact everywhere"] += 1
         sys.stdout.flush()

@@ -152,9 +152,13 @@ def layout_of(plan) -> tuple | None:
 
 
 def accesses(plan) -> tuple[list[Access], list[Access]]:
-    """(reads, writes) of one plan; a plan without ``accesses`` is not tracked."""
+    """(reads, writes) of one plan. Every operation plan describes its accesses: one that did not
+    would be invisible to the check (its output "never written", its reads unchecked), so a plan
+    without ``accesses`` is a gap of ours, named, never skipped."""
     fn = getattr(plan, "accesses", None)
-    return fn() if fn is not None else ([], [])
+    if fn is None:
+        raise NotModelledError(f"the data-flow check has no access description for {type(plan).__name__}")
+    return fn()
 
 
 def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
