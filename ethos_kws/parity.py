@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .accel import parse_accelerator_list
-from .backends import create_backend
+from .backends import NPU_BACKENDS, create_backend  # noqa: F401 - NPU_BACKENDS re-exported
 from .errors import AcceleratorError, BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
 from .records import check_schema, from_record, metric, to_record, versioned
@@ -36,7 +36,6 @@ from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
 if TYPE_CHECKING:
     from .executors import DaskRunner
 
-NPU_BACKENDS = ("npu-sim", "fvp")
 ORACLE_BACKEND = "cpu"
 # the oracle's kernels and their default: one definition, shared with `vectors` (why: there)
 MAX_VECTORS = 100_000

@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 from ..accel import ACCELERATORS, families, parse_accelerator_list
-from ..model import resolve_model
-from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 from .common import (
     add_command,
     add_executor_group,
@@ -56,7 +54,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # imported here: every command module is imported to build the parser (start-up time)
     from ..executors import dask_address, dask_runner
+    from ..model import resolve_model
+    from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 
     check_jobs(args)
     user_ini = user_ini_of(args)
