@@ -8,9 +8,8 @@ configuration's Vela output in ``<out>/<accel>/``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -95,6 +94,9 @@ def compile_all(
         for i in todo:
             one(i)
     elif todo:
+        from concurrent.futures import ProcessPoolExecutor  # here: a warm run (all cached) starts none
+        from concurrent.futures.process import BrokenProcessPool
+
         import ethosu.vela.vela  # noqa: F401 - imported once here, inherited by forked workers
 
         from .layers import source_ops
@@ -268,11 +270,14 @@ def measure_fvp(
     progress: Callable[[dict[str, Any]], None] | None = None,
     jobs: int | None = 1,
     dask: "DaskRunner | None" = None,
+    user_ini: "UserIni | None" = None,
 ) -> SweepResult:
     """Run each configuration once on a Corstone FVP and put the measurement beside Vela's
     estimate (``vela_over_fvp_cycles``). Each run is a unit of work (``executors.WorkPool``): one
     at a time by default (an FVP is a heavy process), ``jobs`` at once, or spread over the workers
-    of a Dask cluster, each with its own FVP (``fvp``/``runner`` are paths on the worker)."""
+    of a Dask cluster, each with its own FVP (``fvp``/``runner`` are paths on the worker).
+    ``user_ini``: the sweep's ``--config`` ini; it travels as text, so a worker compiles with the
+    very ini the sweep used (``vela_ini_sha256`` in each row says which)."""
     import hashlib
 
     from .executors import work_pool
@@ -280,8 +285,9 @@ def measure_fvp(
     data = Path(result.model.path).read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     name = Path(result.model.path).name
-    units = [(data, sha, name, r.accel, platform, r.system_config, fvp, runner, timeout_s, seed, r.compiler == "legacy")
-             for r in result.results]
+    unit = fvp_measurement_remote if dask is not None else fvp_measurement
+    units = [(data, sha, name, r.accel, platform, r.system_config, fvp, runner, timeout_s, seed, r.compiler == "legacy",
+              user_ini) for r in result.results]
     rows: list[dict[str, Any]] = []
 
     def done(i: int, row: dict[str, Any]) -> None:
@@ -291,17 +297,43 @@ def measure_fvp(
             progress(row)
 
     with work_pool(jobs, dask) as pool:
-        rows = pool.run(fvp_measurement, units, on_done=done)
+        rows = pool.run(unit, units, on_done=done)
     return SweepResult(result.model, result.results, result.out_dir, result.created, result.host, {**result.extra, "fvp": rows})
 
 
 def fvp_measurement(model_bytes: bytes, model_sha256: str, model_name: str, accel: str, platform, system_config, fvp, runner,
-                    timeout_s, seed: int, legacy_core: bool) -> dict[str, Any]:
-    """One FVP run of one configuration: a unit of work (the model comes as bytes)."""
+                    timeout_s, seed: int, legacy_core: bool, user_ini: "UserIni | None" = None) -> dict[str, Any]:
+    """One FVP run of one configuration: a unit of work (the model and the ini come as content)."""
     from .backends import model_file_from_bytes
     from .backends.fvp.measurement import measure
+    from .vela_ini import user_ini_here
 
     m = measure(model_file_from_bytes(model_bytes, model_sha256, model_name), accel, platform=platform,
                 system_config=system_config, fvp=fvp, runner=runner, timeout_s=timeout_s, seed=seed,
-                legacy_core=legacy_core)
+                legacy_core=legacy_core, vela_ini=user_ini_here(user_ini))
     return m.to_dict(outputs=False)
+
+
+# the fields of an FVP row that are paths on the machine that ran it
+FVP_PATH_FIELDS = ("fvp_executable", "runner", "compiled_model")
+
+
+def fvp_measurement_remote(*args) -> dict[str, Any]:
+    """``fvp_measurement`` on a Dask worker: its paths are that machine's, so the row says where
+    it ran (``measured_on``) and each path names its machine (``host:/path``), never to be taken
+    for a path on the client."""
+    import socket
+
+    row = fvp_measurement(*args)
+    where = socket.gethostname()
+    with contextlib.suppress(ImportError, ValueError):
+        from distributed import get_worker
+
+        where = f"{where} (Dask worker {get_worker().address})"
+    host = socket.gethostname()
+    row["measured_on"] = where
+    for key in FVP_PATH_FIELDS:
+        if row.get(key):
+            row[key] = f"{host}:{row[key]}"
+    row["argv"] = [f"{host}:{a}" if os.path.isabs(a) else a for a in row.get("argv") or ()]
+    return row

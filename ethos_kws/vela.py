@@ -449,6 +449,9 @@ def export_result(result: CompileResult, out_dir: Path, *, staging: Path | None 
             if f.name not in ("compile.json", DETAIL_JSON, ENTRY_DIGESTS):  # compile.json: written whole below
                 shutil.copy2(f, tmp / f.name)
         atomic_write_json(tmp / "compile.json", versioned(exported.to_dict()))
+        # made here, for the folder a user opens, not per compile: an exploration's points stay
+        # in the cache and never need it
+        atomic_write_text(tmp / LAYERS_CSV, layers_csv_text(exported.layers))
 
     if staging is not None:
         staging.mkdir(parents=True, exist_ok=True)
@@ -469,7 +472,7 @@ def _run_vela_into_cache(spec: CompileSpec, contained: bool = True) -> CompileRe
 
 
 def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> CompileResult:
-    """Vela's output, layers.csv and the user's ini (when any) in ``out``; the result names them."""
+    """Vela's output and the user's ini (when any) in ``out``; the result names them."""
     user_ini = None
     if spec.user_ini_text:
         user_ini = out / INI_FILE_NAME
@@ -482,9 +485,7 @@ def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> Co
         log = run_vela_contained(argv, log_path, f"{Path(spec.model_path).name} for {spec.accel}")
     else:
         log = run_vela(argv, log_path=log_path)
-    result = parse_vela_output(spec, out, log, key)
-    atomic_write_text(out / LAYERS_CSV, layers_csv_text(result.layers))
-    return result
+    return parse_vela_output(spec, out, log, key)
 
 
 def _finish_entry(result: CompileResult, tmp: Path, entry: Path) -> CompileResult:
@@ -502,10 +503,12 @@ def compile_portable(spec: CompileSpec, model_bytes: bytes, key: str, client_vel
     stores them (``store_portable``). Vela runs in this process: the worker is the containment."""
     if vela_version() != client_vela:
         raise CompileError(f"this worker has Vela {vela_version()}, the client {client_vela}: install the same version")
+    from .backends import model_file_from_bytes
+
+    # the model is kept once per content on this worker (checked against its sha256): every
+    # compile of an exploration reuses that file, and what is parsed from it per process
+    model = model_file_from_bytes(model_bytes, spec.model_sha256, Path(spec.model_path).name)
     with tempfile.TemporaryDirectory(prefix="ethos-kws-remote-") as d:
-        model = Path(d) / "model" / Path(spec.model_path).name
-        model.parent.mkdir()
-        model.write_bytes(model_bytes)
         out = Path(d) / "out"
         out.mkdir()
         result = _compile_into(replace(spec, model_path=str(model)), out, key, contained=False)

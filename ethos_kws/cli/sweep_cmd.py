@@ -89,7 +89,7 @@ def run(args) -> int:
             if args.measure == "fvp":
                 # one FVP at a time here (each is a heavy process); spread over the workers on Dask
                 result = measure_fvp(result, platform=args.platform, fvp=args.fvp, runner=args.runner,
-                                     timeout_s=args.fvp_timeout, jobs=1, dask=dask)
+                                     timeout_s=args.fvp_timeout, jobs=1, dask=dask, user_ini=user_ini)
     finally:
         if bar is not None:
             bar.close()
