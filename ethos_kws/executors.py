@@ -11,7 +11,6 @@ only: Dask's scheduler runs it again on another worker.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ def dask_runner(address: str | None, timeout_s: float = DEFAULT_DASK_TIMEOUT_S) 
         return
     if not timeout_s > 0:
         raise UserError(f"--dask-timeout must be a positive number of seconds, got {timeout_s}")
+    import logging
+
     try:
         from distributed import Client
     except ImportError:

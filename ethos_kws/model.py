@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import math
 import os
 import socket
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -252,6 +249,12 @@ def _download_verified(
     expected_sha256: str,
     progress: Callable[[int, int | None], None] | None,
 ) -> None:
+    # imported here: http, ssl and email cost start-up time every command that only reads a
+    # model would pay
+    import http.client
+    import urllib.error
+    import urllib.request
+
     shown = _short(url)
     deadline = time.monotonic() + timeout_s  # for the whole download, not per socket read
     try:
