@@ -101,10 +101,12 @@ def init_pool_worker(parent_pid: int) -> None:
     """A local worker dies with its parent (a killed run leaves no process behind); a crash is
     reported by the parent in one line, not by faulthandler."""
     import faulthandler
+    import signal
 
     from .vela_worker import die_with_parent
 
     faulthandler.disable()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler, inherited by fork
     die_with_parent(parent_pid)
 
 
