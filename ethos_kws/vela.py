@@ -449,9 +449,6 @@ def export_result(result: CompileResult, out_dir: Path, *, staging: Path | None 
             if f.name not in ("compile.json", DETAIL_JSON, ENTRY_DIGESTS):  # compile.json: written whole below
                 shutil.copy2(f, tmp / f.name)
         atomic_write_json(tmp / "compile.json", versioned(exported.to_dict()))
-        # made here, for the folder a user opens, not per compile: an exploration's points stay
-        # in the cache and never need it
-        atomic_write_text(tmp / LAYERS_CSV, layers_csv_text(exported.layers))
 
     if staging is not None:
         staging.mkdir(parents=True, exist_ok=True)
@@ -472,7 +469,9 @@ def _run_vela_into_cache(spec: CompileSpec, contained: bool = True) -> CompileRe
 
 
 def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> CompileResult:
-    """Vela's output and the user's ini (when any) in ``out``; the result names them."""
+    """Vela's output, layers.csv and the user's ini (when any) in ``out``; the result names them.
+    (layers.csv is made per compile, though an exploration never reads it: a compile's folder,
+    the cache entry for ``compile_model`` without ``out_dir``, promises it.)"""
     user_ini = None
     if spec.user_ini_text:
         user_ini = out / INI_FILE_NAME
@@ -485,7 +484,9 @@ def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> Co
         log = run_vela_contained(argv, log_path, f"{Path(spec.model_path).name} for {spec.accel}")
     else:
         log = run_vela(argv, log_path=log_path)
-    return parse_vela_output(spec, out, log, key)
+    result = parse_vela_output(spec, out, log, key)
+    atomic_write_text(out / LAYERS_CSV, layers_csv_text(result.layers))
+    return result
 
 
 def _finish_entry(result: CompileResult, tmp: Path, entry: Path) -> CompileResult:
