@@ -38,9 +38,22 @@ class DaskRunner:
         # pure=False: two points with equal arguments are still two compiles to run
         return self.client.get_executor(pure=False)
 
+    def warm_up(self) -> None:
+        """Start every worker importing Vela and the compile adapter now, in the background, while
+        this process still prepares its work (a fresh worker spends about a second on it before
+        its first compile). Best effort: a worker that cannot is left to fail its task."""
+        with contextlib.suppress(Exception):
+            self.client.run(_warm_up, wait=False)
+
     def scatter(self, data: bytes):
         """Send ``data`` (a model) to the cluster once; tasks take the returned future."""
         return self.client.scatter(data, hash=True)
+
+
+def _warm_up() -> None:
+    from .vela import _import_vela
+
+    _import_vela()
 
 
 def dask_address(flag: str | None) -> str | None:

@@ -239,6 +239,8 @@ def explore(
         raise UserError("the exploration is empty: every axis needs at least one value")
     if n > MAX_POINTS and not yes:
         raise UserError(f"the exploration has {n:,} points (over {MAX_POINTS:,}); narrow the axes or pass --yes")
+    if dask is not None:
+        dask.warm_up()  # the workers import Vela while the points are made and looked up here
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     points: list[ExplorePoint] = []

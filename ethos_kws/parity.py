@@ -314,6 +314,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     process (``jobs=1``, the default), ``jobs`` local processes, or a Dask cluster.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
+    if dask is not None:
+        dask.warm_up()  # the workers import Vela while the CPU oracle runs here
     model_info = _describe_model(model)
     model_path = Path(model_info["path"])
     oracle_path, accel_names = _compiled_or_original(model_path, accels, reference, legacy_core)

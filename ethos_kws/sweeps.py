@@ -191,6 +191,8 @@ def sweep(
     A given ``system_config``/``memory_mode`` applies to every row: a row it cannot apply to (a
     U55 and a DRAM system config) is a failed row naming the setting, never a silent fallback to
     that row's default; the other rows are still compiled and written."""
+    if dask is not None:
+        dask.warm_up()  # the workers import Vela while the specs are made and looked up here
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     acc_list: list[Accelerator] = parse_accelerator_list(accels)

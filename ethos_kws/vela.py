@@ -489,9 +489,12 @@ def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> Co
     return result
 
 
-def _finish_entry(result: CompileResult, tmp: Path, entry: Path) -> CompileResult:
+def _finish_entry(result: CompileResult, tmp: Path, entry: Path, doc: dict | None = None) -> CompileResult:
+    """``doc``: ``result.to_dict()`` when the caller has it (a worker's compile): not made again."""
     final = replace(result, output_dir=str(entry), compiled_model=str(entry / Path(result.compiled_model).name))
-    doc = versioned(final.to_dict())
+    if doc is None:
+        doc = final.to_dict()
+    doc = versioned({**doc, "output_dir": final.output_dir, "compiled_model": final.compiled_model})
     atomic_write_json(tmp / DETAIL_JSON, versioned({k: doc.pop(k) for k in DETAIL_FIELDS}))
     atomic_write_json(tmp / "compile.json", doc)
     atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
@@ -526,9 +529,16 @@ def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes])
             if Path(name).name != name or name in ("compile.json", DETAIL_JSON, ENTRY_DIGESTS):
                 raise CompileError(f"a worker returned an unexpected file {name!r}")
             (tmp / name).write_bytes(data)
-        result = replace(CompileResult.from_dict(result_doc), model_path=spec.model_path,
-                         vela_ini=spec.user_ini_path or str(vela_ini_path()))
-        final = _finish_entry(result, tmp, entry)
+        # the worker's document, with this machine's paths: read (and so checked) once, and
+        # written as it came rather than serialised again (a client stores every point of an
+        # exploration, while its workers compile)
+        doc = {k: v for k, v in result_doc.items() if k != "schema_version"}
+        doc.update(model_path=spec.model_path, vela_ini=spec.user_ini_path or str(vela_ini_path()))
+        result = CompileResult.from_dict(doc)
+        problem = _type_problem(result)
+        if problem:
+            raise CompileError(f"a worker returned a compile this client cannot read: {problem}")
+        final = _finish_entry(result, tmp, entry, doc)
     return final
 
 
