@@ -170,7 +170,7 @@ def main() -> int:
     print(f"ethos-kws explore, cold (local pool):  {cold:7.2f} s  = {n / cold:6.2f} points/s  (better of "
           f"{cold_1:.2f}, {local_s:.2f} s; {cold_cpu:.1f} CPU s)")
     print(f"ethos-kws explore, warm re-run:        {warm:7.2f} s  (goal <= 1 s; best of "
-          f"{', '.join(f'{w:.2f}' for w in warms)} s; {warm_cpu:.2f} CPU s, what an idle machine would take)")
+          f"{', '.join(f'{w:.2f}' for w in warms)} s; {warm_cpu:.2f} CPU s)")
     print(f"vela CLI serial loop (each point's better of two runs): {len(sample)} points in {vela_s:.2f} s = {1 / vela_per_point:.2f} points/s; "
           f"extrapolated to {n} points: {vela_per_point * n:.1f} s")
     print(f"speed-up, cold points/s:               {vela_per_point * n / cold:6.2f}x  (goal >= 4x)")

@@ -89,7 +89,7 @@ def compile_all(
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     if dask is not None and todo:
-        _compile_on_dask(dask, specs, todo, results, failed, progress, raise_first=errors is None)
+        _compile_on_dask(dask, specs, todo, results, failed, progress, raise_first=errors is None, detail=detail)
     elif len(todo) == 1 or jobs == 1:
         for i in todo:
             one(i)
@@ -131,7 +131,7 @@ def compile_all(
     return [results[i] for i in range(len(specs)) if i in results]
 
 
-def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_first: bool) -> None:
+def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_first: bool, detail: bool = True) -> None:
     """``todo`` on the cluster; each finished compile is stored in this machine's cache."""
     from .errors import CompileError
     from .vela import compile_portable, store_portable, vela_version
@@ -154,7 +154,7 @@ def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_firs
         except Exception as e:  # noqa: BLE001 - a task the cluster gave up on (KilledWorker...)
             raise CompileError(f"Dask could not compile {Path(specs[i].model_path).name} for "
                                f"{specs[i].accel}: {type(e).__name__}: {e}") from None
-        return store_portable(specs[i], doc, files)
+        return store_portable(specs[i], doc, files, detail=detail)
 
     _drain(futures, take, results, failed, progress, raise_first=raise_first)
 

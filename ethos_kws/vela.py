@@ -495,8 +495,10 @@ def _finish_entry(result: CompileResult, tmp: Path, entry: Path, doc: dict | Non
     if doc is None:
         doc = final.to_dict()
     doc = versioned({**doc, "output_dir": final.output_dir, "compiled_model": final.compiled_model})
-    atomic_write_json(tmp / DETAIL_JSON, versioned({k: doc.pop(k) for k in DETAIL_FIELDS}))
-    atomic_write_json(tmp / "compile.json", doc)
+    # compact: json's C encoder (an indented document is encoded in Python, several times slower,
+    # and every point of an exploration writes one); exports write theirs indented
+    atomic_write_json(tmp / DETAIL_JSON, versioned({k: doc.pop(k) for k in DETAIL_FIELDS}), indent=None)
+    atomic_write_json(tmp / "compile.json", doc, indent=None)
     atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
     return final
 
@@ -520,8 +522,10 @@ def compile_portable(spec: CompileSpec, model_bytes: bytes, key: str, client_vel
     return result.to_dict(), files
 
 
-def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes]) -> CompileResult:
-    """Put a worker's compile into this machine's cache; the paths become this machine's."""
+def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes], *, detail: bool = True) -> CompileResult:
+    """Put a worker's compile into this machine's cache; the paths become this machine's.
+    ``detail=False``: the result returned lacks the per-layer lists (``DETAIL_FIELDS``), as
+    ``cached_result(detail=False)``'s; they are stored all the same, and checked when read."""
     key = spec.cache_key()
     entry = compile_cache_dir() / key
     with atomic_dir(entry) as tmp:
@@ -534,7 +538,7 @@ def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes])
         # exploration, while its workers compile)
         doc = {k: v for k, v in result_doc.items() if k != "schema_version"}
         doc.update(model_path=spec.model_path, vela_ini=spec.user_ini_path or str(vela_ini_path()))
-        result = CompileResult.from_dict(doc)
+        result = CompileResult.from_dict(doc if detail else {k: v for k, v in doc.items() if k not in DETAIL_FIELDS})
         problem = _type_problem(result)
         if problem:
             raise CompileError(f"a worker returned a compile this client cannot read: {problem}")
