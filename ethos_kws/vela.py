@@ -497,7 +497,7 @@ def _finish_entry(result: CompileResult, tmp: Path, entry: Path, doc: dict | Non
     doc = versioned({**doc, "output_dir": final.output_dir, "compiled_model": final.compiled_model})
     # compact: json's C encoder (an indented document is encoded in Python, several times slower,
     # and every point of an exploration writes one); exports write theirs indented
-    atomic_write_json(tmp / DETAIL_JSON, versioned({k: doc.pop(k) for k in DETAIL_FIELDS}), indent=None)
+    atomic_write_json(tmp / DETAIL_JSON, versioned({k: doc.pop(k, []) for k in DETAIL_FIELDS}), indent=None)
     atomic_write_json(tmp / "compile.json", doc, indent=None)
     atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
     return final
