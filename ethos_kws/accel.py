@@ -147,8 +147,10 @@ def parse_accelerator_list(spec: str | list[str] | None) -> list[Accelerator]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def vela_ini_path() -> Path:
-    """``ethosu/config_files/Arm/vela.ini`` of the installed Vela."""
+    """``ethosu/config_files/Arm/vela.ini`` of the installed Vela (found once per process: every
+    spec, check and cache key asks, and the installed Vela does not move)."""
     spec = importlib.util.find_spec("ethosu")
     for base in (spec.submodule_search_locations or []) if spec else []:
         path = Path(base).joinpath(*VELA_INI_PARTS)

@@ -72,8 +72,12 @@ class BatchScores:
 def _worker_backend(backend: str, options: tuple, model_sha256: str, model_bytes: bytes):
     """A backend per configuration and process, built once (weights decoded, plans made once)."""
     from .backends import create_backend_from_bytes
+    from .vela_ini import UserIni, user_ini_here
 
-    return create_backend_from_bytes(backend, model_bytes, model_sha256, **dict(options))
+    opts = dict(options)
+    if isinstance(opts.get("vela_ini"), UserIni):  # sent as text: a path on this machine
+        opts["vela_ini"] = user_ini_here(opts["vela_ini"])
+    return create_backend_from_bytes(backend, model_bytes, model_sha256, **opts)
 
 
 def score_batch(runs: Sequence[ModelRun], audio: np.ndarray, names: Sequence[str]) -> BatchScores:
@@ -167,7 +171,11 @@ def build_runs(model_path: Path, model_sha256: str, backends: Sequence[str], acc
     """One run for cpu, one per accelerator for npu-sim (compiled once here, through the Vela
     cache) and fvp. ``options``: the backend options given on the command line."""
     from .backends import backend_options
+    from .vela_ini import UserIni, load_user_ini
 
+    if options.get("vela_ini") is not None and not isinstance(options["vela_ini"], UserIni):
+        # --config travels as text (a worker may not have the file); its content keys the cache
+        options = {**options, "vela_ini": load_user_ini(options["vela_ini"])}
     runs = []
     model_bytes = model_path.read_bytes()
     for b in backends:
@@ -182,9 +190,10 @@ def build_runs(model_path: Path, model_sha256: str, backends: Sequence[str], acc
             if b == "npu-sim":
                 from .backends.npusim.backend import compile_with_vela
 
+                ini = opts.get("vela_ini")
                 compiled = compile_with_vela(model_path, acc, legacy_core=bool(opts.get("legacy_core")),
                                              system_config=opts.get("system_config"),
-                                             memory_mode=opts.get("memory_mode"))
+                                             memory_mode=opts.get("memory_mode"), vela_ini=ini.path if ini else None)
                 data = Path(compiled).read_bytes()
                 sim_opts = tuple(sorted((k, v) for k, v in opts.items() if k == "litert_fc_rounding"))
                 runs.append(ModelRun(f"npu-sim {acc}", "npu-sim", sim_opts,

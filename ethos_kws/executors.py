@@ -11,7 +11,6 @@ only: Dask's scheduler runs it again on another worker.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -39,9 +38,22 @@ class DaskRunner:
         # pure=False: two points with equal arguments are still two compiles to run
         return self.client.get_executor(pure=False)
 
+    def warm_up(self) -> None:
+        """Start every worker importing Vela and the compile adapter now, in the background, while
+        this process still prepares its work (a fresh worker spends about a second on it before
+        its first compile). Best effort: a worker that cannot is left to fail its task."""
+        with contextlib.suppress(Exception):
+            self.client.run(_warm_up, wait=False)
+
     def scatter(self, data: bytes):
         """Send ``data`` (a model) to the cluster once; tasks take the returned future."""
         return self.client.scatter(data, hash=True)
+
+
+def _warm_up() -> None:
+    from .vela import _import_vela
+
+    _import_vela()
 
 
 def dask_address(flag: str | None) -> str | None:
@@ -64,6 +76,8 @@ def dask_runner(address: str | None, timeout_s: float = DEFAULT_DASK_TIMEOUT_S) 
         return
     if not timeout_s > 0:
         raise UserError(f"--dask-timeout must be a positive number of seconds, got {timeout_s}")
+    import logging
+
     try:
         from distributed import Client
     except ImportError:
@@ -100,10 +114,12 @@ def init_pool_worker(parent_pid: int) -> None:
     """A local worker dies with its parent (a killed run leaves no process behind); a crash is
     reported by the parent in one line, not by faulthandler."""
     import faulthandler
+    import signal
 
     from .vela_worker import die_with_parent
 
     faulthandler.disable()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler, inherited by fork
     die_with_parent(parent_pid)
 
 
@@ -144,6 +160,11 @@ class WorkPool:
     A unit is a module-level function and picklable arguments; it gets everything it needs as
     values (model bytes, inputs), never a path on this machine, so a cluster without a shared file
     system works. Results come back to this process, which owns the cache and the output folder.
+
+    A local worker process that dies (killed, out of memory, a crash in native code) costs only
+    the units it took down: they run once more in a fresh pool, and a unit lost again runs alone,
+    where a crash can only be its own (``UnitFailed`` naming it). On Dask, the scheduler runs a
+    dead worker's task again on another worker.
     """
 
     def __init__(self, jobs: int | None = None, dask: DaskRunner | None = None, on_close=None):
@@ -176,23 +197,48 @@ class WorkPool:
         if self.dask is None and self._workers(len(items)) == 1:
             for i, item in enumerate(items):
                 record(i, fn(*item))
+        elif self.dask is not None:
+            self._submit(self.dask.executor(), fn, items, range(len(items)), record)
         else:
-            executor = self.dask.executor() if self.dask is not None else self._local(len(items))
-            futures = {executor.submit(fn, *item): i for i, item in enumerate(items)}
-            name = getattr(fn, "__name__", "unit")
-
-            def take(i, fut):
+            lost = self._submit(self._local(len(items)), fn, items, range(len(items)), record)
+            if lost:  # a worker died: the pool is broken, and every unit it still held is lost
+                self._discard_pool()
+                lost = self._submit(self._local(len(lost)), fn, items, lost, record)
+                self._discard_pool()  # the next run gets a pool of full size again
+            for i in lost:  # lost twice: alone in a fresh process, a crash is this unit's own
                 try:
-                    return fut.result()
-                except EthosKwsError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - BrokenProcessPool, KilledWorker, ...
-                    where = "the Dask cluster" if self.dask is not None else "a local worker process"
-                    raise UnitFailed(f"{name} {i + 1} of {len(items)} failed on {where}: "
-                                     f"{type(e).__name__}: {e}") from None
-
-            drain(futures, take, record)
+                    if self._submit(self._local(1), fn, items, [i], record):
+                        raise UnitFailed(f"{_name(fn)} {i + 1} of {len(items)} failed: the local worker "
+                                         "process running it died (it was run again, alone, and died again)")
+                finally:
+                    self._discard_pool()
         return [results[i] for i in range(len(items))]
+
+    def _submit(self, executor, fn, items, which, record) -> list[int]:
+        """Run ``items[i]`` for i in ``which`` on ``executor``; the units lost with a dead local
+        worker (``BrokenProcessPool``), in order, for the caller to run again."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        futures = {executor.submit(fn, *items[i]): i for i in which}
+        lost: list[int] = []
+
+        def take(i, fut):
+            try:
+                return fut.result()
+            except EthosKwsError:
+                raise
+            except BrokenProcessPool:
+                if self.dask is not None:
+                    raise
+                lost.append(i)
+                return None
+            except Exception as e:  # noqa: BLE001 - KilledWorker, a unit's own bug, ...
+                where = "the Dask cluster" if self.dask is not None else "a local worker process"
+                raise UnitFailed(f"{_name(fn)} {i + 1} of {len(items)} failed on {where}: "
+                                 f"{type(e).__name__}: {e}") from None
+
+        drain(futures, take, record)
+        return sorted(lost)
 
     def _local(self, units: int):
         if self._pool is None:
@@ -202,11 +248,14 @@ class WorkPool:
                                              initializer=init_pool_worker, initargs=(os.getpid(),))
         return self._pool
 
+    def _discard_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def close(self) -> None:
         try:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            self._discard_pool()
         finally:
             if self._on_close is not None:
                 self._on_close, closing = None, self._on_close
@@ -217,6 +266,10 @@ class WorkPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__name__", "unit")
 
 
 @contextlib.contextmanager

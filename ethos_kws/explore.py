@@ -239,6 +239,8 @@ def explore(
         raise UserError("the exploration is empty: every axis needs at least one value")
     if n > MAX_POINTS and not yes:
         raise UserError(f"the exploration has {n:,} points (over {MAX_POINTS:,}); narrow the axes or pass --yes")
+    if dask is not None:
+        dask.warm_up()  # the workers import Vela while the points are made and looked up here
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     points: list[ExplorePoint] = []
@@ -277,9 +279,10 @@ def write_explore(result: ExploreResult, out: Path) -> ExploreResult:
     """explore.json and explore.csv, written whole into ``out`` in one rename. The compiled models
     stay in the compile cache (each point's ``compiled_model``): 96 copies would add nothing."""
     result = replace(result, out_dir=str(out.resolve()))
+    doc = result.to_dict()
     with atomic_dir(out, marker=EXPLORE_JSON) as tmp:
-        atomic_write_json(tmp / EXPLORE_JSON, result.to_dict())
-        atomic_write_text(tmp / EXPLORE_CSV, explore_csv_text(result))
+        atomic_write_json(tmp / EXPLORE_JSON, doc)
+        atomic_write_text(tmp / EXPLORE_CSV, explore_csv_text(result, doc))
     return result
 
 
@@ -287,18 +290,19 @@ POINT_COLUMNS = ("point", "label", "status", "error", "pareto", "meets_budget") 
 EXPLORE_CSV_COLUMNS = POINT_COLUMNS + tuple(c for c in CSV_COLUMNS if c != "config")
 
 
-def explore_csv_text(result: ExploreResult) -> str:
+def explore_csv_text(result: ExploreResult, doc: dict[str, Any] | None = None) -> str:
     """One row per point: the point's axis values and status, then every ``results.csv`` field
-    (empty for a failed point)."""
+    (empty for a failed point). ``doc``: ``result.to_dict()`` when the caller has it already."""
+    docs = [p["result"] for p in doc["points"]] if doc is not None else [None] * len(result.points)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=EXPLORE_CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
-    for p in result.points:
+    for p, d in zip(result.points, docs):
         row = {"point": p.point, "label": p.label(), "status": p.status, "error": p.error, "pareto": p.pareto,
                "meets_budget": "" if p.meets_budget is None else p.meets_budget}
         row.update({f"axis_{a}": getattr(p, a) for a in AXES})
         if p.result is not None:
-            d = p.result.to_dict()
+            d = d if d is not None else p.result.to_dict()
             row.update({c: d.get(c) for c in CSV_COLUMNS if c in d})
             row["model_provenance"] = result.model.provenance
         w.writerow(row)

@@ -99,8 +99,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """``indent=None``: compact, and several times faster (json's C encoder takes no indent)."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(obj, indent=indent, separators=separators, sort_keys=False, default=_json_default) + "\n"
 
 
 def _json_default(o: Any) -> Any:
@@ -117,8 +119,8 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, to_json(obj))
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    return atomic_write_text(path, to_json(obj, indent))
 
 
 def atomic_save_npy(path: str | os.PathLike, array: Any) -> Path:

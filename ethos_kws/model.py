@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import math
 import os
 import socket
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -252,6 +249,12 @@ def _download_verified(
     expected_sha256: str,
     progress: Callable[[int, int | None], None] | None,
 ) -> None:
+    # imported here: http, ssl and email cost start-up time every command that only reads a
+    # model would pay
+    import http.client
+    import urllib.error
+    import urllib.request
+
     shown = _short(url)
     deadline = time.monotonic() + timeout_s  # for the whole download, not per socket read
     try:
@@ -413,6 +416,18 @@ def op_macs(m: TfliteModel, op: OpInfo) -> int:
     return 0
 
 
+def _distinct_values(data: np.ndarray) -> int:
+    """``np.unique(data).size`` (NaNs count as one value) without ``np.unique``, whose first call
+    imports ``numpy.ma``: a noticeable part of every warm command that describes a model."""
+    flat = np.sort(data, axis=None)
+    if flat.size == 0:
+        return 0
+    new = flat[1:] != flat[:-1]
+    if flat.dtype.kind == "f":
+        new &= ~(np.isnan(flat[1:]) & np.isnan(flat[:-1]))
+    return int(np.count_nonzero(new)) + 1
+
+
 def model_info(resolved: ResolvedModel | str | os.PathLike) -> ModelInfo:
     if not isinstance(resolved, ResolvedModel):
         resolved = resolve_model(resolved, allow_fetch=False)
@@ -431,7 +446,7 @@ def model_info(resolved: ResolvedModel | str | os.PathLike) -> ModelInfo:
             continue
         spec = m.tensor_spec(o.inputs[1])
         weights.append(
-            WeightInfo(spec.name, o.opcode, spec.shape, spec.dtype, int(data.size), int(np.unique(data).size))
+            WeightInfo(spec.name, o.opcode, spec.shape, spec.dtype, int(data.size), _distinct_values(data))
         )
     warnings = []
     for kind, specs in (("input", m.input_specs), ("output", m.output_specs)):

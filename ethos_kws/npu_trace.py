@@ -209,12 +209,15 @@ def _vela_layers(compiled: Path) -> list[Any]:
 
     from .layers import parse_layers
 
-    doc = compiled.parent / "compile.json"
-    if doc.is_file():
-        try:
-            return list(json.loads(doc.read_text()).get("layers") or [])
-        except ValueError:
-            pass
+    for name in ("compile.json", "detail.json"):  # a cache entry keeps the layers in detail.json
+        doc = compiled.parent / name
+        if doc.is_file():
+            try:
+                layers = json.loads(doc.read_text()).get("layers")
+            except (ValueError, AttributeError):
+                continue
+            if layers:
+                return list(layers)
     stem = compiled.stem.removesuffix("_vela")
     csv_path = compiled.parent / f"{stem}_per-layer.csv"
     return list(parse_layers(csv_path)) if csv_path.is_file() else []

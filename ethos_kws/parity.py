@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .accel import parse_accelerator_list
-from .backends import create_backend
+from .backends import NPU_BACKENDS, create_backend  # noqa: F401 - NPU_BACKENDS re-exported
 from .errors import AcceleratorError, BackendUnavailable, EthosKwsError, NotModelledError, UserError
 from .fsutil import atomic_write_json
 from .records import check_schema, from_record, metric, to_record, versioned
@@ -36,7 +36,6 @@ from .vectors import DEFAULT_ORACLE, ORACLE_KERNELS
 if TYPE_CHECKING:
     from .executors import DaskRunner
 
-NPU_BACKENDS = ("npu-sim", "fvp")
 ORACLE_BACKEND = "cpu"
 # the oracle's kernels and their default: one definition, shared with `vectors` (why: there)
 MAX_VECTORS = 100_000
@@ -90,6 +89,8 @@ class ConfigParity:
     error: str | None = None  # why the NPU backend failed on this configuration
     # a named cause for the differences that is not the simulator's (``scale_rounding``)
     diagnosis: str | None = None
+    # the Vela ini of the configuration's compile (npu-sim: the client's compile seam's)
+    vela_ini_sha256: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -313,6 +314,8 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     process (``jobs=1``, the default), ``jobs`` local processes, or a Dask cluster.
     """
     check_arguments(npu=npu, vectors=vectors, oracle=oracle, tolerance=tolerance)
+    if dask is not None:
+        dask.warm_up()  # the workers import Vela while the CPU oracle runs here
     model_info = _describe_model(model)
     model_path = Path(model_info["path"])
     oracle_path, accel_names = _compiled_or_original(model_path, accels, reference, legacy_core)
@@ -334,27 +337,55 @@ def run_parity(model, accels: str | Sequence[str] = "all", *, npu: str = "npu-si
     specs = list(cpu.output_specs)
 
     compiler = "legacy" if legacy_core else "regor"
-    if npu == "npu-sim" and len(accel_names) > 1:
-        _compile_first(model_path, accel_names, legacy_core, npu_options or {}, jobs, dask)
+    options = dict(npu_options or {})
+    if options.get("vela_ini") is not None:  # the ini travels as text: a worker may not have the file
+        from .vela_ini import UserIni, load_user_ini
+
+        if not isinstance(options["vela_ini"], UserIni):
+            options["vela_ini"] = load_user_ini(options["vela_ini"])
     data = model_path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    units = [(npu, accel, legacy_core, dict(npu_options or {}), data, sha, model_path.name, vset.inputs, sequence)
-             for accel in accel_names]
+    inis: list[str | None] = [None] * len(accel_names)
+    runs: list = [None] * len(accel_names)  # per configuration: (outputs, host ms, why)
+    if npu == "npu-sim" and oracle_path == model_path:
+        # compiled once, through the compile seam (in parallel, on the local pool or the cluster,
+        # into this machine's cache). A local batch finds its compile in that cache; a Dask worker
+        # has no access to it and gets Vela's output itself, so it compiles nothing again
+        sim = {k: v for k, v in options.items() if k in _SIMULATOR_OPTIONS}
+        units, todo = [], []
+        for k, c in enumerate(_compile_first(model_path, accel_names, legacy_core, options, jobs, dask)):
+            if isinstance(c, EthosKwsError):  # the configuration's result says why, as its batch would
+                runs[k] = (None, 0.0, f"{type(c).__name__}: {c}")
+                continue
+            if dask is not None:
+                blob = Path(c.compiled_model).read_bytes()
+                units.append((npu, accel_names[k], legacy_core, sim, blob, hashlib.sha256(blob).hexdigest(),
+                              Path(c.compiled_model).name, vset.inputs, sequence, True))
+            else:
+                units.append((npu, accel_names[k], legacy_core, options, data, sha, model_path.name, vset.inputs,
+                              sequence))
+            todo.append(k)
+            inis[k] = c.vela_ini_sha256
+    else:
+        units = [(npu, accel, legacy_core, options, data, sha, model_path.name, vset.inputs, sequence)
+                 for accel in accel_names]
+        todo = list(range(len(accel_names)))
     labels = [accel if not legacy_core else f"{accel} (legacy)" for accel in accel_names]
     finished = []
-    tick(labels[0] if labels else "npu", 0, len(units))
+    tick(labels[0] if labels else "npu", 0, len(accel_names))
 
     def done(i, _result):
         finished.append(i)
-        tick(labels[i], len(finished), len(units))
+        tick(labels[todo[i]], len(finished) + len(accel_names) - len(todo), len(accel_names))
 
     from .executors import work_pool
 
     with work_pool(jobs, dask) as pool:
-        runs = pool.run(npu_batch, units, on_done=done)
+        for k, run in zip(todo, pool.run(npu_batch, units, on_done=done)):
+            runs[k] = run
     results = [_config_parity(accel, compiler, run, vset, cpu_outs, cpu_ms / n, specs, tolerance,
-                              oracle_path or model_path)
-               for accel, run in zip(accel_names, runs)]
+                              oracle_path or model_path, ini)
+               for accel, run, ini in zip(accel_names, runs, inis)]
     return ParityReport(model_info, npu, float(tolerance), seed, vectors, vset.clips, tuple(results),
                         oracle=f"{ORACLE_BACKEND} ({oracle})", cpu_total_ms=round(cpu_ms, 3),
                         sequence=sequence)
@@ -391,30 +422,47 @@ def _accel_names(accels: str | Sequence[str]) -> list[str]:
     return [a.name for a in parse_accelerator_list(accels)]
 
 
-def _compile_first(model_path, accels, legacy_core, options, jobs, dask) -> None:
+# npu-sim's options that act on the simulation, not on the compile (the rest: system config, memory
+# mode, ini, are the compile's, applied once by the client's compile seam)
+_SIMULATOR_OPTIONS = ("behaviours", "litert_fc_rounding")
+
+
+def _compile_first(model_path, accels, legacy_core, options, jobs, dask) -> list:
     """Every configuration compiled through the compile seam (in parallel, into this machine's
-    cache) before the NPU batches start: each batch then finds its compile in the cache."""
+    cache) before the NPU batches start: per configuration its ``CompileResult`` or the error."""
     from .sweeps import compile_all
     from .vela import make_spec
-    from .vela_ini import load_user_ini
 
-    ini = load_user_ini(options.get("vela_ini"))
+    ini = options.get("vela_ini")
     specs = [make_spec(model_path, a, system_config=options.get("system_config"),
                        memory_mode=options.get("memory_mode"), legacy_core=legacy_core, user_ini=ini)
              for a in accels]
-    compile_all(specs, jobs=jobs, dask=dask, errors={}, detail=False)  # a failing one is reported by its batch
+    errors: dict[int, EthosKwsError] = {}
+    done = iter(compile_all(specs, jobs=jobs, dask=dask, errors=errors, detail=False))
+    return [errors[k] if k in errors else next(done) for k in range(len(specs))]
 
 
 def npu_batch(npu: str, accel: str, legacy_core: bool, options: dict, model_bytes: bytes, model_sha256: str,
-              model_name: str, inputs: list, sequence: bool) -> tuple[list | None, float, str | None]:
+              model_name: str, inputs: list, sequence: bool,
+              compiled: bool = False) -> tuple[list | None, float, str | None]:
     """One configuration's NPU batch: a unit of work (this process, a local worker or a Dask
-    worker; the model comes as bytes). (outputs, host ms, None), or (None, 0, why) when the backend
-    fails on this configuration; a backend this machine cannot run at all is raised."""
+    worker; the model comes as bytes, and ``compiled``: it is Vela's output, run as it is).
+    (outputs, host ms, None), or (None, 0, why) when the backend fails on this configuration; a
+    backend this machine cannot run at all is raised."""
     from .backends import model_file_from_bytes
 
     try:
-        backend = create_backend(npu, model_file_from_bytes(model_bytes, model_sha256, model_name), accel=accel,
-                                 legacy_core=legacy_core, **options)
+        path = model_file_from_bytes(model_bytes, model_sha256, model_name)
+        if compiled:
+            from .backends.npusim.backend import backend_for_compile
+
+            backend = backend_for_compile(path, accel, legacy_core=legacy_core, **options)
+        else:
+            if options.get("vela_ini") is not None:  # sent as text: a path on this machine
+                from .vela_ini import user_ini_here
+
+                options = {**options, "vela_ini": user_ini_here(options["vela_ini"])}
+            backend = create_backend(npu, path, accel=accel, legacy_core=legacy_core, **options)
         outs, ms = _timed_batch(backend, inputs, sequence)
     except BackendUnavailable:
         raise  # this machine cannot run the backend at all: a usage problem, not a parity result
@@ -425,17 +473,17 @@ def npu_batch(npu: str, accel: str, legacy_core: bool, options: dict, model_byte
 
 
 def _config_parity(accel, compiler, run, vset, cpu_outs, cpu_ms_per_vector, specs, tolerance,
-                   oracle_path) -> ConfigParity:
+                   oracle_path, vela_ini_sha256=None) -> ConfigParity:
     npu_outs, npu_ms, why = run
     if why is not None:
         return ConfigParity(accel, compiler, len(vset.inputs), None, None, None, None, None, None,
-                            round(cpu_ms_per_vector, 4), False, (), why)
+                            round(cpu_ms_per_vector, 4), False, (), why, vela_ini_sha256=vela_ini_sha256)
     figures = compare_outputs(cpu_outs, npu_outs, specs, vset.sources, tolerance, output_steps(oracle_path, specs))
     if figures.get("mismatched_elements"):
         from .scale_rounding import diagnose
 
         figures["diagnosis"] = diagnose(oracle_path, figures.get("max_abs_diff_lsb"))
-    return ConfigParity(accel=accel, compiler=compiler,
+    return ConfigParity(accel=accel, compiler=compiler, vela_ini_sha256=vela_ini_sha256,
                         npu_host_ms=round(npu_ms / len(vset.inputs), 4),
                         cpu_host_ms=round(cpu_ms_per_vector, 4), **figures)
 

@@ -8,9 +8,8 @@ configuration's Vela output in ``<out>/<accel>/``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -90,11 +89,14 @@ def compile_all(
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     if dask is not None and todo:
-        _compile_on_dask(dask, specs, todo, results, failed, progress, raise_first=errors is None)
+        _compile_on_dask(dask, specs, todo, results, failed, progress, raise_first=errors is None, detail=detail)
     elif len(todo) == 1 or jobs == 1:
         for i in todo:
             one(i)
     elif todo:
+        from concurrent.futures import ProcessPoolExecutor  # here: a warm run (all cached) starts none
+        from concurrent.futures.process import BrokenProcessPool
+
         import ethosu.vela.vela  # noqa: F401 - imported once here, inherited by forked workers
 
         from .layers import source_ops
@@ -129,7 +131,7 @@ def compile_all(
     return [results[i] for i in range(len(specs)) if i in results]
 
 
-def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_first: bool) -> None:
+def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_first: bool, detail: bool = True) -> None:
     """``todo`` on the cluster; each finished compile is stored in this machine's cache."""
     from .errors import CompileError
     from .vela import compile_portable, store_portable, vela_version
@@ -152,7 +154,7 @@ def _compile_on_dask(dask, specs, todo, results, failed, progress, *, raise_firs
         except Exception as e:  # noqa: BLE001 - a task the cluster gave up on (KilledWorker...)
             raise CompileError(f"Dask could not compile {Path(specs[i].model_path).name} for "
                                f"{specs[i].accel}: {type(e).__name__}: {e}") from None
-        return store_portable(specs[i], doc, files)
+        return store_portable(specs[i], doc, files, detail=detail)
 
     _drain(futures, take, results, failed, progress, raise_first=raise_first)
 
@@ -189,6 +191,8 @@ def sweep(
     A given ``system_config``/``memory_mode`` applies to every row: a row it cannot apply to (a
     U55 and a DRAM system config) is a failed row naming the setting, never a silent fallback to
     that row's default; the other rows are still compiled and written."""
+    if dask is not None:
+        dask.warm_up()  # the workers import Vela while the specs are made and looked up here
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, allow_synthetic=allow_synthetic)
     info = model_info(resolved)
     acc_list: list[Accelerator] = parse_accelerator_list(accels)
@@ -268,11 +272,14 @@ def measure_fvp(
     progress: Callable[[dict[str, Any]], None] | None = None,
     jobs: int | None = 1,
     dask: "DaskRunner | None" = None,
+    user_ini: "UserIni | None" = None,
 ) -> SweepResult:
     """Run each configuration once on a Corstone FVP and put the measurement beside Vela's
     estimate (``vela_over_fvp_cycles``). Each run is a unit of work (``executors.WorkPool``): one
     at a time by default (an FVP is a heavy process), ``jobs`` at once, or spread over the workers
-    of a Dask cluster, each with its own FVP (``fvp``/``runner`` are paths on the worker)."""
+    of a Dask cluster, each with its own FVP (``fvp``/``runner`` are paths on the worker).
+    ``user_ini``: the sweep's ``--config`` ini; it travels as text, so a worker compiles with the
+    very ini the sweep used (``vela_ini_sha256`` in each row says which)."""
     import hashlib
 
     from .executors import work_pool
@@ -280,8 +287,9 @@ def measure_fvp(
     data = Path(result.model.path).read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     name = Path(result.model.path).name
-    units = [(data, sha, name, r.accel, platform, r.system_config, fvp, runner, timeout_s, seed, r.compiler == "legacy")
-             for r in result.results]
+    unit = fvp_measurement_remote if dask is not None else fvp_measurement
+    units = [(data, sha, name, r.accel, platform, r.system_config, fvp, runner, timeout_s, seed, r.compiler == "legacy",
+              user_ini) for r in result.results]
     rows: list[dict[str, Any]] = []
 
     def done(i: int, row: dict[str, Any]) -> None:
@@ -291,17 +299,43 @@ def measure_fvp(
             progress(row)
 
     with work_pool(jobs, dask) as pool:
-        rows = pool.run(fvp_measurement, units, on_done=done)
+        rows = pool.run(unit, units, on_done=done)
     return SweepResult(result.model, result.results, result.out_dir, result.created, result.host, {**result.extra, "fvp": rows})
 
 
 def fvp_measurement(model_bytes: bytes, model_sha256: str, model_name: str, accel: str, platform, system_config, fvp, runner,
-                    timeout_s, seed: int, legacy_core: bool) -> dict[str, Any]:
-    """One FVP run of one configuration: a unit of work (the model comes as bytes)."""
+                    timeout_s, seed: int, legacy_core: bool, user_ini: "UserIni | None" = None) -> dict[str, Any]:
+    """One FVP run of one configuration: a unit of work (the model and the ini come as content)."""
     from .backends import model_file_from_bytes
     from .backends.fvp.measurement import measure
+    from .vela_ini import user_ini_here
 
     m = measure(model_file_from_bytes(model_bytes, model_sha256, model_name), accel, platform=platform,
                 system_config=system_config, fvp=fvp, runner=runner, timeout_s=timeout_s, seed=seed,
-                legacy_core=legacy_core)
+                legacy_core=legacy_core, vela_ini=user_ini_here(user_ini))
     return m.to_dict(outputs=False)
+
+
+# the fields of an FVP row that are paths on the machine that ran it
+FVP_PATH_FIELDS = ("fvp_executable", "runner", "compiled_model")
+
+
+def fvp_measurement_remote(*args) -> dict[str, Any]:
+    """``fvp_measurement`` on a Dask worker: its paths are that machine's, so the row says where
+    it ran (``measured_on``) and each path names its machine (``host:/path``), never to be taken
+    for a path on the client."""
+    import socket
+
+    row = fvp_measurement(*args)
+    where = socket.gethostname()
+    with contextlib.suppress(ImportError, ValueError):
+        from distributed import get_worker
+
+        where = f"{where} (Dask worker {get_worker().address})"
+    host = socket.gethostname()
+    row["measured_on"] = where
+    for key in FVP_PATH_FIELDS:
+        if row.get(key):
+            row[key] = f"{host}:{row[key]}"
+    row["argv"] = [f"{host}:{a}" if os.path.isabs(a) else a for a in row.get("argv") or ()]
+    return row

@@ -23,20 +23,13 @@ import numpy as np
 
 from .audio import wav_features
 from .backends.base import TensorSpec
-from .backends.cpu import CpuBackend
+from .backends.cpu import DEFAULT_ORACLE, ORACLE_KERNELS, CpuBackend  # noqa: F401 - re-exported
 from .errors import InputDataError, UserError
 from .fsutil import atomic_dir, atomic_save_npy, atomic_write_json
 from .records import check_schema, versioned
 from .inputs import features_to_input, quantized_input_specs, random_inputs
 
 MANIFEST = "manifest.json"
-# The CPU oracle of every command that writes or compares reference outputs (vectors, parity):
-# TFLite Micro's reference kernels, what runs on the Cortex-M next to the NPU. LiteRT 2.x's int8
-# FULLY_CONNECTED rounds once, TFLM and the NPU's TFL rounding mode round twice; on DS-CNN-L, seed
-# 0, vector 32 a logit sits on that tie, so a LiteRT reference would hold an output the NPU never
-# produces. ``ref`` (LiteRT BUILTIN_REF) stays available.
-ORACLE_KERNELS = ("tflm", "ref")
-DEFAULT_ORACLE = "tflm"
 MAX_COUNT = 100_000
 
 

@@ -45,8 +45,9 @@ from .vela_ini import INI_FILE_NAME, UserIni
 OPTIMISE_CHOICES = ("Performance", "Size")
 TENSOR_ALLOCATORS = ("LinearAlloc", "Greedy", "HillClimb")  # Vela 5.2 --tensor-allocator
 DEFAULT_TENSOR_ALLOCATOR = "HillClimb"  # Vela's default
-CACHE_FORMAT = 8  # bump when CompileResult or the cache layout changes (8: legacy compiles before
-# reset_vela_state could carry an earlier compile's state: never reuse them)
+CACHE_FORMAT = 9  # bump when CompileResult or the cache layout changes (8: legacy compiles before
+# reset_vela_state could carry an earlier compile's state: never reuse them; 9: the per-layer lists
+# in their own detail.json)
 KIB = 1024
 LAYERS_CSV = "layers.csv"  # every layer, every cost, written beside Vela's own CSVs
 
@@ -128,25 +129,17 @@ class CompileSpec:
 
     def ini_sha256(self) -> str:
         """Everything Vela reads as configuration: its own ini, then the user's."""
-        h = hashlib.sha256(vela_ini_path().read_bytes())
-        if self.user_ini_text:
-            h.update(b"\0" + self.user_ini_text.encode())
-        return h.hexdigest()
+        return _ini_digest(_vela_ini_stamp(), self.user_ini_text)
 
     def vela_ini_sha256(self) -> str:
-        data = self.user_ini_text.encode() if self.user_ini_text else vela_ini_path().read_bytes()
-        return hashlib.sha256(data).hexdigest()
+        if self.user_ini_text:
+            return _ini_digest(None, self.user_ini_text)
+        return _ini_digest(_vela_ini_stamp(), "")
 
     def ini_parser(self):
-        """Vela's ini and the user's, read as one (as Vela reads them), from the carried text."""
-        import configparser
-
-        cp = configparser.ConfigParser(inline_comment_prefixes=(";",))
-        cp.optionxform = str
-        cp.read_string(vela_ini_path().read_text(), source="vela.ini")
-        if self.user_ini_text:
-            cp.read_string(self.user_ini_text, source=self.user_ini_path or "user.ini")
-        return cp
+        """Vela's ini and the user's, read as one (as Vela reads them), from the carried text.
+        Shared and read-only: do not modify it."""
+        return _ini_parser(_vela_ini_stamp(), self.user_ini_text, self.user_ini_path)
 
     def cache_key(self) -> str:
         key = {
@@ -188,6 +181,36 @@ class CompileSpec:
         if self.tensor_allocator is not None:
             argv += ["--tensor-allocator", self.tensor_allocator]
         return argv
+
+
+def _vela_ini_stamp() -> tuple:
+    """What identifies the content of Vela's own ini (path, mtime, size): the key of the two
+    memos below, so it is read and hashed once per process, not once per spec (a 96-point
+    exploration asks for 96 cache keys)."""
+    path = vela_ini_path()
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=16)
+def _ini_digest(vela_stamp: tuple | None, user_text: str) -> str:
+    """sha256 of Vela's ini (when ``vela_stamp``), then "\0" and the user's ini text (when any)."""
+    h = hashlib.sha256(Path(vela_stamp[0]).read_bytes() if vela_stamp else b"")
+    if user_text:
+        h.update((b"\0" if vela_stamp else b"") + user_text.encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _ini_parser(vela_stamp: tuple, user_text: str, user_path: str):
+    import configparser
+
+    cp = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    cp.optionxform = str
+    cp.read_string(Path(vela_stamp[0]).read_text(), source="vela.ini")
+    if user_text:
+        cp.read_string(user_text, source=user_path or "user.ini")
+    return cp
 
 
 def make_spec(
@@ -240,7 +263,13 @@ ENTRY_DIGESTS = "digests.json"  # sha256 of every other file of a cache entry
 
 
 def entry_digests(folder: Path) -> dict[str, str]:
-    return {f.name: _sha256_file(f) for f in sorted(folder.iterdir()) if f.is_file() and f.name != ENTRY_DIGESTS}
+    return {name: _sha256_file(folder / name) for name in _entry_files(folder)}
+
+
+def _entry_files(folder: Path) -> list[str]:
+    """The names of an entry's files, ``digests.json`` aside (one scandir, no stat per file)."""
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it if e.is_file() and e.name != ENTRY_DIGESTS)
 
 
 def _sha256_file(path: Path) -> str:
@@ -255,8 +284,12 @@ class _CorruptEntry(Exception):
     pass
 
 
-# the per-layer lists of a compile: most of compile.json's size and of the time to read it back
+# the per-layer lists of a compile: most of compile.json's size and of the time to read it back.
+# A cache entry keeps them in DETAIL_JSON, so a caller that only tabulates the totals (explore) reads
+# a few KiB of JSON per entry; the file is still checked against its digest. An exported folder's
+# compile.json holds everything.
 DETAIL_FIELDS = ("layers", "allocations")
+DETAIL_JSON = "detail.json"
 
 
 def _verify_entry(entry: Path, key: str, detail: bool = True) -> CompileResult:
@@ -268,19 +301,32 @@ def _verify_entry(entry: Path, key: str, detail: bool = True) -> CompileResult:
         raise _CorruptEntry(f"no readable {ENTRY_DIGESTS}") from None
     if not isinstance(recorded, dict) or "compile.json" not in recorded:
         raise _CorruptEntry(f"{ENTRY_DIGESTS} does not list the entry's files")
+    parsed = ("compile.json", DETAIL_JSON) if detail else ("compile.json",)
     try:
-        actual = entry_digests(entry)
+        # every file hashed once; the JSON parsed from the very bytes that were hashed
+        names = _entry_files(entry)
+        data = {name: (entry / name).read_bytes() for name in parsed if name in names}
+        actual = {name: hashlib.sha256(data[name]).hexdigest() if name in data else _sha256_file(entry / name)
+                  for name in names}
     except OSError as e:
         raise _CorruptEntry(f"unreadable file ({e.strerror})") from None
     for name in sorted(set(recorded) | set(actual)):
         if recorded.get(name) != actual.get(name):
             what = "missing" if name not in actual else "not recorded" if name not in recorded else "changed"
             raise _CorruptEntry(f"{name} {what}")
+    if DETAIL_JSON not in actual:
+        raise _CorruptEntry(f"{DETAIL_JSON} missing")
     try:
-        doc = json.loads((entry / "compile.json").read_text())
+        doc = json.loads(data["compile.json"])
         check_schema(doc, "compile.json")
-        if not detail and isinstance(doc, dict):  # every file is still checked against its digest
-            doc = {k: v for k, v in doc.items() if k not in DETAIL_FIELDS}
+        if not isinstance(doc, dict) or any(k in doc for k in DETAIL_FIELDS):
+            raise ValueError("per-layer lists outside detail.json")
+        if detail:
+            more = json.loads(data[DETAIL_JSON])
+            check_schema(more, DETAIL_JSON)
+            if not isinstance(more, dict):
+                raise ValueError(DETAIL_JSON)
+            doc.update({k: more[k] for k in DETAIL_FIELDS if k in more})
         result = CompileResult.from_dict(doc)
     except (ValueError, TypeError, KeyError, RecursionError, UserError) as e:
         raise _CorruptEntry(f"compile.json does not describe a compile ({type(e).__name__})") from None
@@ -400,7 +446,7 @@ def export_result(result: CompileResult, out_dir: Path, *, staging: Path | None 
 
     def fill(tmp: Path) -> None:
         for f in src.iterdir():
-            if f.name != "compile.json" and f.name != ENTRY_DIGESTS:
+            if f.name not in ("compile.json", DETAIL_JSON, ENTRY_DIGESTS):  # compile.json: written whole below
                 shutil.copy2(f, tmp / f.name)
         atomic_write_json(tmp / "compile.json", versioned(exported.to_dict()))
 
@@ -423,7 +469,9 @@ def _run_vela_into_cache(spec: CompileSpec, contained: bool = True) -> CompileRe
 
 
 def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> CompileResult:
-    """Vela's output, layers.csv and the user's ini (when any) in ``out``; the result names them."""
+    """Vela's output, layers.csv and the user's ini (when any) in ``out``; the result names them.
+    (layers.csv is made per compile, though an exploration never reads it: a compile's folder,
+    the cache entry for ``compile_model`` without ``out_dir``, promises it.)"""
     user_ini = None
     if spec.user_ini_text:
         user_ini = out / INI_FILE_NAME
@@ -441,9 +489,16 @@ def _compile_into(spec: CompileSpec, out: Path, key: str, contained: bool) -> Co
     return result
 
 
-def _finish_entry(result: CompileResult, tmp: Path, entry: Path) -> CompileResult:
+def _finish_entry(result: CompileResult, tmp: Path, entry: Path, doc: dict | None = None) -> CompileResult:
+    """``doc``: ``result.to_dict()`` when the caller has it (a worker's compile): not made again."""
     final = replace(result, output_dir=str(entry), compiled_model=str(entry / Path(result.compiled_model).name))
-    atomic_write_json(tmp / "compile.json", versioned(final.to_dict()))
+    if doc is None:
+        doc = final.to_dict()
+    doc = versioned({**doc, "output_dir": final.output_dir, "compiled_model": final.compiled_model})
+    # compact: json's C encoder (an indented document is encoded in Python, several times slower,
+    # and every point of an exploration writes one); exports write theirs indented
+    atomic_write_json(tmp / DETAIL_JSON, versioned({k: doc.pop(k, []) for k in DETAIL_FIELDS}), indent=None)
+    atomic_write_json(tmp / "compile.json", doc, indent=None)
     atomic_write_json(tmp / ENTRY_DIGESTS, entry_digests(tmp))
     return final
 
@@ -454,10 +509,12 @@ def compile_portable(spec: CompileSpec, model_bytes: bytes, key: str, client_vel
     stores them (``store_portable``). Vela runs in this process: the worker is the containment."""
     if vela_version() != client_vela:
         raise CompileError(f"this worker has Vela {vela_version()}, the client {client_vela}: install the same version")
+    from .backends import model_file_from_bytes
+
+    # the model is kept once per content on this worker (checked against its sha256): every
+    # compile of an exploration reuses that file, and what is parsed from it per process
+    model = model_file_from_bytes(model_bytes, spec.model_sha256, Path(spec.model_path).name)
     with tempfile.TemporaryDirectory(prefix="ethos-kws-remote-") as d:
-        model = Path(d) / "model" / Path(spec.model_path).name
-        model.parent.mkdir()
-        model.write_bytes(model_bytes)
         out = Path(d) / "out"
         out.mkdir()
         result = _compile_into(replace(spec, model_path=str(model)), out, key, contained=False)
@@ -465,18 +522,27 @@ def compile_portable(spec: CompileSpec, model_bytes: bytes, key: str, client_vel
     return result.to_dict(), files
 
 
-def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes]) -> CompileResult:
-    """Put a worker's compile into this machine's cache; the paths become this machine's."""
+def store_portable(spec: CompileSpec, result_doc: dict, files: dict[str, bytes], *, detail: bool = True) -> CompileResult:
+    """Put a worker's compile into this machine's cache; the paths become this machine's.
+    ``detail=False``: the result returned lacks the per-layer lists (``DETAIL_FIELDS``), as
+    ``cached_result(detail=False)``'s; they are stored all the same, and checked when read."""
     key = spec.cache_key()
     entry = compile_cache_dir() / key
     with atomic_dir(entry) as tmp:
         for name, data in files.items():
-            if Path(name).name != name or name in ("compile.json", ENTRY_DIGESTS):
+            if Path(name).name != name or name in ("compile.json", DETAIL_JSON, ENTRY_DIGESTS):
                 raise CompileError(f"a worker returned an unexpected file {name!r}")
             (tmp / name).write_bytes(data)
-        result = replace(CompileResult.from_dict(result_doc), model_path=spec.model_path,
-                         vela_ini=spec.user_ini_path or str(vela_ini_path()))
-        final = _finish_entry(result, tmp, entry)
+        # the worker's document, with this machine's paths: read (and so checked) once, and
+        # written as it came rather than serialised again (a client stores every point of an
+        # exploration, while its workers compile)
+        doc = {k: v for k, v in result_doc.items() if k != "schema_version"}
+        doc.update(model_path=spec.model_path, vela_ini=spec.user_ini_path or str(vela_ini_path()))
+        result = CompileResult.from_dict(doc if detail else {k: v for k, v in doc.items() if k not in DETAIL_FIELDS})
+        problem = _type_problem(result)
+        if problem:
+            raise CompileError(f"a worker returned a compile this client cannot read: {problem}")
+        final = _finish_entry(result, tmp, entry, doc)
     return final
 
 

@@ -94,3 +94,29 @@ def _check_key(where: str, section: str, kind: str, key: str, value: str) -> Non
                     raise ValueError
             except ValueError:
                 raise bad("a number of bytes >= 0") from None
+
+
+def user_ini_here(ini: UserIni | None) -> str | None:
+    """The path of ``ini`` on this machine, for a unit of work that got the ini as text (a Dask
+    worker shares no file system with the client): the user's own file when it holds that text,
+    else a copy kept once per content in this machine's cache. Its text, hence its sha256 and the
+    compile's cache key, is the client's."""
+    if ini is None:
+        return None
+    try:
+        if Path(ini.path).read_text(encoding="utf-8") == ini.text:
+            return ini.path
+    except (OSError, UnicodeDecodeError):
+        pass
+    from .fsutil import atomic_write_text
+    from .paths import cache_dir
+
+    path = cache_dir() / "unit-inis" / ini.sha256 / (Path(ini.path).name or "user.ini")
+    try:
+        if path.read_text(encoding="utf-8") == ini.text:
+            return str(path)
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, ini.text)
+    return str(path)

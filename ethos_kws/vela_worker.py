@@ -68,6 +68,10 @@ def _serve(conn, parent_pid: int) -> None:
     import faulthandler
 
     faulthandler.disable()  # a crash is reported by the parent, in one line
+    # the CLI's SIGTERM handler (raise Terminated, to clean up on the way out) is the parent's;
+    # inherited by fork, it made this child print a traceback when multiprocessing's exit hook
+    # terminates it. Here SIGTERM just ends the process.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(parent_pid)
     from .vela import run_vela
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -142,15 +143,54 @@ def test_parity_batches_on_local_processes_and_dask_equal_this_process(cluster, 
     accels = "u55-64,u55-256,u65-256"
     here = run_parity(small_model, accels, vectors=4, jobs=1)
     local = run_parity(small_model, accels, vectors=4, jobs=2)
-    monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / "cache2"))  # the workers compile for themselves
+    monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / "cache2"))  # nothing compiled yet on this side
+    worker_entries = _worker_compiles()
     with dask_runner(cluster.scheduler_address) as dask:
         with distributed.get_task_stream(dask.client) as stream:
             remote = run_parity(small_model, accels, vectors=4, dask=dask)
     ran = [t for t in stream.data if t["key"].startswith("npu_batch")]
     assert len(ran) == 3  # one unit per configuration, on the cluster's workers
+    # compiled once per configuration, through the compile seam; the batches compile nothing
+    assert len([t for t in stream.data if t["key"].startswith("compile_portable")]) == 3
+    assert _worker_compiles() == worker_entries
+    assert len(list((tmp_path / "cache2" / "compile").iterdir())) == 3  # the client's cache holds them
     assert [r.accel for r in remote.results] == accels.split(",")
     assert _parity_doc(here) == _parity_doc(local) == _parity_doc(remote)
     assert remote.passed and all(r.bit_exact_fraction == 1.0 for r in remote.results)
+    assert remote.results[0].vela_ini_sha256 and len({r.vela_ini_sha256 for r in remote.results}) == 1
+
+
+def _worker_compiles() -> set[str]:
+    folder = os.path.join(WORKER_CACHE[0], "compile")
+    return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+
+
+def test_a_killed_worker_costs_only_its_parity_batch(cluster, small_model, tmp_path, monkeypatch):
+    """WorkPool on Dask: a worker killed while it holds a batch; the scheduler runs the batch
+    again on another worker, and every configuration's row is the one of a run without a kill."""
+    from ethos_kws.parity import run_parity
+
+    accels = "u55-64,u55-128,u55-256,u65-256"
+    expected = run_parity(small_model, accels, vectors=4, jobs=1)
+    monkeypatch.setenv("ETHOS_KWS_CACHE", str(tmp_path / "cache4"))
+    killed = []
+    with dask_runner(cluster.scheduler_address) as dask:
+        pids = dask.client.run(os.getpid)
+
+        def kill_a_busy_worker(label, done, total) -> None:
+            if killed or not label.startswith("u") or done < 1:
+                return
+            busy = [w for w, keys in dask.client.processing().items()
+                    if any(str(k).startswith("npu_batch") for k in keys)]
+            if busy:  # a worker holding a batch dies; its batch runs again elsewhere
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(busy[0])
+
+        remote = run_parity(small_model, accels, vectors=4, dask=dask, progress=kill_a_busy_worker)
+    assert killed
+    assert [r.accel for r in remote.results] == accels.split(",")
+    assert _parity_doc(remote) == _parity_doc(expected)
+    cluster.wait_for_workers(2, timeout=30)
 
 
 def test_parity_cli_takes_jobs_and_an_unreachable_scheduler_fails_fast(small_model, capsys):
@@ -183,12 +223,42 @@ def test_fvp_runs_spread_over_dask_workers_equal_the_local_runs(cluster, tmp_pat
     with dask_runner(cluster.scheduler_address) as dask:
         with distributed.get_task_stream(dask.client) as stream:
             remote = measure_fvp(result, dask=dask, **opts).extra["fvp"]
-    # each worker ran the model from its own cache (no shared file system needed)
-    assert all(r["argv"][r["argv"].index("--data") + 1].startswith(WORKER_CACHE[0]) for r in remote)
+    # each worker ran the model from its own cache (no shared file system needed), and its paths
+    # say whose they are: never taken for the client's
+    host = socket.gethostname()
+    assert all(r["argv"][r["argv"].index("--data") + 1].startswith(f"{host}:{WORKER_CACHE[0]}") for r in remote)
+    assert all(r["compiled_model"].startswith(f"{host}:{WORKER_CACHE[0]}") and r["runner"].startswith(f"{host}:/")
+               and r["measured_on"].startswith(f"{host} (Dask worker tcp://") for r in remote)
+    assert not any(r.get("measured_on") for r in local) and local[0]["compiled_model"].startswith("/")
     assert len([t for t in stream.data if t["key"].startswith("fvp_measurement")]) == 2
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("fvp_wall_s", "argv", "compiled_model")} for r in rows]  # noqa: E731
+    where = ("fvp_wall_s", "argv", "compiled_model", "fvp_executable", "runner", "measured_on")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in where} for r in rows]  # noqa: E731
     assert [r["accel"] for r in remote] == ["u55-128", "u55-128"]
     assert strip(remote) == strip(local) and remote[0]["npu_active_cycles"] == 680611
+
+
+def test_the_users_ini_reaches_the_workers_as_text(cluster, tmp_path, fvp_logs, int8io_model):
+    """--config on the cluster: the ini's text travels with each FVP run, so a worker without the
+    file compiles with the very ini the sweep used (its sha256 in every row)."""
+    from test_fvp_process import FakeFvp, success_log
+    from test_user_ini import MY_SOC
+
+    from ethos_kws.sweeps import measure_fvp, sweep
+    from ethos_kws.vela_ini import load_user_ini
+
+    ini_path = tmp_path / "client-only" / "my_soc.ini"
+    ini_path.parent.mkdir()
+    ini_path.write_text(MY_SOC)
+    ini = load_user_ini(ini_path)
+    fake = FakeFvp(tmp_path / "test-double")
+    fake.configure(log=success_log(fvp_logs), dump_hex="00" * 12)
+    result = sweep(int8io_model, accels="u55-128", system_config="My_SoC", user_ini=ini, jobs=1)
+    assert result.results[0].vela_ini_sha256 == ini.sha256
+    ini_path.unlink()  # from here on, no file holds the ini: only the text the units carry
+    with dask_runner(cluster.scheduler_address) as dask:
+        rows = measure_fvp(result, dask=dask, fvp=str(fake.path), runner=str(fake.runner), user_ini=ini).extra["fvp"]
+    assert rows[0]["vela_ini_sha256"] == ini.sha256 and rows[0]["system_config"] == "My_SoC"
+    assert rows[0]["core_clock_hz"] == 250e6
 
 
 def test_accuracy_batches_on_local_processes_and_dask_equal_this_process(cluster, tmp_path, audio_dir,

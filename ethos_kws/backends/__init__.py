@@ -23,6 +23,7 @@ BACKENDS: dict[str, str] = {
     "npu-sim": "ethos_kws.backends.npusim:make_backend",
     "fvp": "ethos_kws.backends.fvp:make_backend",
 }
+NPU_BACKENDS = ("npu-sim", "fvp")  # the backends that run Vela's output (parity's --npu)
 
 # a third-party module a backend needs -> how to get it
 _INSTALL_HINTS = {

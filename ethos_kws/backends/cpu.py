@@ -51,6 +51,14 @@ KERNELS: dict[str, KernelChoice] = {
     "xnnpack": KernelChoice("litert", "AUTO", "LiteRT default (XNNPACK delegate)"),
     "tflm": KernelChoice("tflm", None, "TFLite Micro reference kernels (parity oracle)"),
 }
+# The CPU oracle of every command that writes or compares reference outputs (vectors, parity; defined here, beside
+# the kernels, so the command line reads it without importing either):
+# TFLite Micro's reference kernels, what runs on the Cortex-M next to the NPU. LiteRT 2.x's int8
+# FULLY_CONNECTED rounds once, TFLM and the NPU's TFL rounding mode round twice; on DS-CNN-L, seed
+# 0, vector 32 a logit sits on that tie, so a LiteRT reference would hold an output the NPU never
+# produces. ``ref`` (LiteRT BUILTIN_REF) stays available.
+ORACLE_KERNELS = ("tflm", "ref")
+DEFAULT_ORACLE = "tflm"
 _DISTRIBUTIONS = {"litert": "ai-edge-litert", "tflm": "tflite-micro"}
 _INSTALL = {"litert": "pip install ai-edge-litert", "tflm": "pip install tflite-micro (an ethos-kws dependency)"}
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..accel import ACCELERATORS
-from ..cpu_fallback import npu_only_note
-from ..layers import bound_by_summary, flash_streaming_layers, short_name
-from ..vela import LAYERS_CSV, compile_model
-from ..model import resolve_model
 from .common import (add_command, add_model_arg, add_output_group, add_tensor_allocator_arg, add_vela_group,
                      optimise_of, print_json, user_ini_of)
 
@@ -37,6 +33,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # imported here: every command module is imported to build the parser (start-up time)
+    from ..cpu_fallback import npu_only_note
+    from ..layers import bound_by_summary, flash_streaming_layers, short_name
+    from ..model import resolve_model
+    from ..vela import LAYERS_CSV, compile_model
+
     resolved = resolve_model(args.model)
     out = Path(args.out) if args.out else Path("reports") / "compile" / resolved.path.stem / args.accel
     r = compile_model(

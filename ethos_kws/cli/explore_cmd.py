@@ -5,9 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import EthosKwsError
-from ..explore import EXPLORE_CSV, EXPLORE_JSON, explore, parse_axes, parse_budget
-from ..model import resolve_model
 from .common import (
     add_command,
     add_executor_group,
@@ -15,7 +12,6 @@ from .common import (
     add_output_group,
     check_jobs,
     is_terminal,
-    print_json,
     user_ini_of,
 )
 
@@ -51,8 +47,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # imported here, not at the top: every command module is imported to build the parser, and a
+    # warm exploration (every point cached) is dominated by start-up
+    from ..errors import EthosKwsError
     from ..executors import dask_address, dask_runner
-    from ..report.tables import format_explore_table
+    from ..explore import EXPLORE_CSV, EXPLORE_JSON, explore, parse_axes, parse_budget
+    from ..model import resolve_model
 
     check_jobs(args)
     max_time = parse_budget(args.max_time_ms, "--max-time-ms", "ms")
@@ -82,9 +82,11 @@ def run(args) -> int:
             bar.close()
     budget = max_time is not None or max_sram is not None
     ok, chosen = result.ok(), result.within_budget()
-    if args.json:
-        print_json(result.to_dict())
+    if args.json:  # the document just written (serialising 96 points twice is most of a warm run)
+        sys.stdout.write((out / EXPLORE_JSON).read_text())
     else:
+        from ..report.tables import format_explore_table  # pandas: only for the terminal table
+
         failed = [p for p in result.points if p.status != "ok"]
         print(f"{resolved.path.name}: {len(result.points)} points, {len(ok)} compiled, {len(failed)} failed")
         print("\nPareto front (inference time, SRAM, flash+DRAM, MACs/cycle):")

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from ..parity import (
-    DEFAULT_ORACLE,
-    NPU_BACKENDS,
-    ORACLE_KERNELS,
-    REPORT_FILE,
-    ParityReport,
-    run_parity,
-    write_report,
-)
+from ..backends import NPU_BACKENDS
+from ..backends.cpu import DEFAULT_ORACLE, ORACLE_KERNELS
 from .common import (  # noqa: I001
     seed_value,
     add_command,
@@ -28,6 +22,9 @@ from .common import (  # noqa: I001
     is_terminal,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from ..parity import ParityReport
 
 DESCRIPTION = """\
 Run the same inputs through the CPU oracle (TFLite Micro's reference kernels on the original
@@ -77,13 +74,13 @@ def register(sub) -> None:
     add_vela_group(p, accel="list")
     add_fvp_group(p)
     add_executor_group(p)
-    add_output_group(p, out=f"also write DIR/{REPORT_FILE}")
+    add_output_group(p, out="also write DIR/parity.json")
 
 
 def run(args) -> int:
     from ..executors import dask_address, dask_runner
     from ..model import resolve_model
-    from ..parity import check_arguments
+    from ..parity import check_arguments, run_parity, write_report
 
     check_jobs(args)
     address = dask_address(args.dask)

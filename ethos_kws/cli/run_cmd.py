@@ -7,8 +7,6 @@ import dataclasses
 import os
 import sys
 
-import numpy as np
-
 from .common import (  # noqa: I001
     seed_value,
     add_backend_group,
@@ -96,6 +94,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import numpy as np  # here: every command module is imported to build the parser
+
     from ..inputs import load_input_file, quantized_input_specs, random_inputs
     from ..labels import labels_for
 
@@ -144,6 +144,8 @@ def run(args) -> int:
 
 
 def _run_sequence(args, resolved, backend, specs) -> int:
+    import numpy as np
+
     from ..inputs import quantized_input_specs, random_inputs
     from ..labels import labels_for
 
@@ -170,6 +172,8 @@ def _run_sequence(args, resolved, backend, specs) -> int:
 
 
 def _print_human(result, resolved, source: str) -> None:
+    import numpy as np
+
     extra = ", ".join(f"{k} {v}" for k, v in result.extra.items() if isinstance(v, (str, int, float)))
     print(f"{resolved.path.name} on {result.backend}" + (f" ({extra})" if extra else ""))
     print(f"  model     sha256 {result.model_sha256[:16]}... ({resolved.provenance})")

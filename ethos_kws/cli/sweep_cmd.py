@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 from ..accel import ACCELERATORS, families, parse_accelerator_list
-from ..model import resolve_model
-from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 from .common import (
     add_command,
     add_executor_group,
@@ -56,7 +54,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # imported here: every command module is imported to build the parser (start-up time)
     from ..executors import dask_address, dask_runner
+    from ..model import resolve_model
+    from ..sweeps import check_fvp_available, default_out_dir, measure_fvp, sweep, write_sweep
 
     check_jobs(args)
     user_ini = user_ini_of(args)
@@ -88,7 +89,7 @@ def run(args) -> int:
             if args.measure == "fvp":
                 # one FVP at a time here (each is a heavy process); spread over the workers on Dask
                 result = measure_fvp(result, platform=args.platform, fvp=args.fvp, runner=args.runner,
-                                     timeout_s=args.fvp_timeout, jobs=1, dask=dask)
+                                     timeout_s=args.fvp_timeout, jobs=1, dask=dask, user_ini=user_ini)
     finally:
         if bar is not None:
             bar.close()

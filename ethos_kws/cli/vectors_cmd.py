@@ -7,7 +7,7 @@ from .common import seed_value, add_command, add_count_arg, add_model_arg, add_o
 
 def register(sub) -> None:
     from ..backends.cpu import KERNELS
-    from ..vectors import DEFAULT_ORACLE
+    from ..backends.cpu import DEFAULT_ORACLE
 
     p = add_command(
         sub, "vectors",

@@ -6,12 +6,14 @@ raises ``BackendUnavailable`` pointing at ``ethos-kws fvp doctor``.
 
 from __future__ import annotations
 
-from .backend import (
-    FvpBackend,
-    FvpMeasurement,
-    make_backend,
-    measure,
-    vela_over_fvp_cycles,
-)
-
 __all__ = ["FvpBackend", "FvpMeasurement", "make_backend", "measure", "vela_over_fvp_cycles"]
+
+
+def __getattr__(name: str):
+    # on first use: every command's parser reads the target table (``targets``), which must not
+    # pull in the backend and its runner
+    if name in __all__:
+        from . import backend
+
+        return getattr(backend, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

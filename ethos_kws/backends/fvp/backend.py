@@ -197,6 +197,7 @@ class FvpBackend:
             model_sha256=self.model_sha256,
             compiled_model=str(self.compiled.compiled_model),
             vela_cycles_npu=self.compiled.cycles_npu,
+            vela_ini_sha256=self.compiled.vela_ini_sha256,
             vela_over_fvp_cycles=self.compiled.cycles_npu / c.active_cycles,
             argv=run.outcome.argv,
         )

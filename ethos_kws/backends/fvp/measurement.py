@@ -62,6 +62,10 @@ class FvpMeasurement:
     vela_cycles_npu: int | None = metric("Vela estimate", "cycles", short="Vela NPU cycles", default=None)
     vela_over_fvp_cycles: float | None = metric("Vela ÷ FVP", "x", short="Vela/FVP", default=None)
     argv: tuple[str, ...] = field(default_factory=tuple)
+    vela_ini_sha256: str = ""  # the Vela ini the measured model was compiled with (the compile's)
+    # where the run happened when it was not this machine (a Dask worker): the paths above
+    # (fvp_executable, runner, compiled_model, argv) are then that machine's, prefixed with it
+    measured_on: str = ""
 
     inference_time_source: str = "fvp"  # inference_time_ms is the FVP's NPU time (PMU cycles / clock)
 
@@ -94,6 +98,7 @@ def measure(
     timeout_s: float | None = None,
     legacy_core: bool = False,
     seed: int = 0,
+    vela_ini: str | os.PathLike | None = None,
 ) -> FvpMeasurement:
     """Compile ``model_path`` for ``accel`` with the runner's memory mode and measure one inference.
 
@@ -112,6 +117,7 @@ def measure(
         runner=runner,
         timeout_s=timeout_s,
         legacy_core=legacy_core,
+        vela_ini=vela_ini,
     )
     if inputs is None:  # the input `run --backend fvp --seed S` feeds
         specs = list(backend.input_specs)

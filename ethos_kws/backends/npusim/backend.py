@@ -392,9 +392,7 @@ def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, leg
     """Registry factory: run a ``*_vela.tflite`` directly; compile any other model for ``accel``
     (default u55-128) first. These keyword parameters are the backend's options."""
     model = load_tflite(model_path)
-    behaviours = behaviours or DEFAULT
-    if litert_fc_rounding:
-        behaviours = dataclasses.replace(behaviours, litert_fc_rounding=True)
+    behaviours = _behaviours(behaviours, litert_fc_rounding)
     if is_vela_model(model):  # compiled here or elsewhere: it runs on its COP1 header's configuration
         require_simulated_stream(model, str(model_path))
         if legacy_core:
@@ -408,3 +406,18 @@ def make_backend(model_path: str | os.PathLike, *, accel: str | None = None, leg
                                  system_config=system_config, memory_mode=memory_mode, vela_ini=vela_ini)
     return NpuSimBackend(compiled, behaviours, original_model=model, cpu_only_ok=True,
                          extra={"accel": accel, "legacy_core": legacy, "compiled_model": str(compiled)})
+
+
+def _behaviours(behaviours: Behaviours | None, litert_fc_rounding: bool) -> Behaviours:
+    behaviours = behaviours or DEFAULT
+    return dataclasses.replace(behaviours, litert_fc_rounding=True) if litert_fc_rounding else behaviours
+
+
+def backend_for_compile(compiled_path: str | os.PathLike, accel: str, *, legacy_core: bool = False,
+                        behaviours: Behaviours | None = None, litert_fc_rounding: bool = False) -> NpuSimBackend:
+    """The backend ``make_backend`` builds after compiling, for Vela's output of a compile made
+    elsewhere (the client's compile seam, sent to a parity batch on a Dask worker): nothing is
+    compiled again. A model Vela left entirely on the CPU (no ethos-u operator) runs there."""
+    require_simulated(get_accelerator(accel))
+    return NpuSimBackend(compiled_path, _behaviours(behaviours, litert_fc_rounding), cpu_only_ok=True,
+                         extra={"accel": accel, "legacy_core": bool(legacy_core), "compiled_model": str(compiled_path)})
