@@ -144,12 +144,13 @@ def test_case_on_every_configuration(case, root):
     assert not failures, f"{case}: " + "; ".join(failures)
 
 
-def test_stateful_cases_depend_on_history(root):
+@pytest.mark.parametrize("case", ["streaming_kws", "gru_kws"])
+def test_stateful_cases_depend_on_history(root, case):
     """A streaming model's output depends on earlier steps (so the state is really carried), and
     reset() returns to the state after loading."""
-    path = root / "stream.tflite"
-    path.write_bytes(build_case("streaming_kws"))
-    sim = NpuSimBackend(compile_with_vela(path, "u55-128", root / "stream-out"))
+    path = root / f"{case}.tflite"
+    path.write_bytes(build_case(case))
+    sim = NpuSimBackend(compile_with_vela(path, "u55-128", root / f"{case}-out"))
     assert sim.stateful
     x = random_inputs(sim.input_specs, 3, seed=5)
     first = sim.run(x[0]).outputs[0].data

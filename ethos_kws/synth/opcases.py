@@ -364,7 +364,69 @@ def _lstm(seed: int) -> bytes:
     return _finish(g, [x], [y], "UNIDIRECTIONAL_SEQUENCE_LSTM int8")
 
 
+def gru_kws(seed: int = 0, *, features: int = 10, units: int = 16) -> bytes:
+    """A GRU-style streaming KWS cell as converters unroll a GRU: the hidden state h lives in a
+    resource variable (zeroed by a CALL_ONCE initialiser) and each invocation computes
+        z = sigmoid(W_z [x, h]),  r = sigmoid(W_r [x, h]),  n = tanh(W_n [x, r * h]),
+        h' = n + z * (h - n)
+    with FULLY_CONNECTED, LOGISTIC, TANH, MUL, SUB, ADD and CONCATENATION on the NPU and the
+    variable ops on the CPU, then scores = W_o h'. x and h share one quantization (1/128, 0) so
+    the concatenations need no requantization (TFLite Micro requires it)."""
+    rng = np.random.default_rng(seed)
+    F, U, OUT = features, units, 12
+    hq = (1.0 / 128, 0)
+    g = GraphBuilder()
+    g.subgraph("init")
+    h0 = g.tensor("init/handle", (), "resource")
+    zeros = g.const("init/zeros", np.zeros((1, U), np.int8), "int8", *hq)
+    g.op("VAR_HANDLE", [], [h0], sharedName="gru_h")
+    g.op("ASSIGN_VARIABLE", [h0, zeros], [])
+    g.use(0)
+    x = g.activation("x", (1, F), "int8", *hq)
+    handle = g.tensor("handle", (), "resource")
+    h = g.activation("h", (1, U), "int8", *hq)
+
+    def fc(name: str, inp: int, n_in: int, n_out: int, lo_hi) -> int:
+        w = g.const(f"{name}/weights", rng.integers(-127, 128, (n_out, n_in)), "int8",
+                    [float(rng.uniform(0.004, 0.012))], 0)
+        w_scale = float(g.subgraphs[0].tensors[w].quantization.scale[0])
+        b = g.const(f"{name}/bias", rng.integers(-3000, 3000, n_out), "int32", [w_scale * hq[0]], 0)
+        y = g.activation(name, (1, n_out), "int8", lo_hi=lo_hi)
+        g.op("FULLY_CONNECTED", [inp, w, b], [y], version=4)
+        return y
+
+    g.op("CALL_ONCE", [], [], initSubgraphIndex=1)
+    g.op("VAR_HANDLE", [], [handle], sharedName="gru_h")
+    g.op("READ_VARIABLE", [handle], [h])
+    xh = g.activation("xh", (1, F + U), "int8", *hq)
+    g.op("CONCATENATION", [x, h], [xh], axis=1)
+    gates = {}
+    for gate in ("z", "r"):
+        pre = fc(f"{gate}/pre", xh, F + U, U, (-6.0, 6.0))
+        gates[gate] = g.activation(gate, (1, U), "int8", 1.0 / 256, -128)
+        g.op("LOGISTIC", [pre], [gates[gate]])
+    rh = g.activation("r_h", (1, U), "int8", *hq)
+    g.op("MUL", [gates["r"], h], [rh])
+    xrh = g.activation("x_rh", (1, F + U), "int8", *hq)
+    g.op("CONCATENATION", [x, rh], [xrh], axis=1)
+    n_pre = fc("n/pre", xrh, F + U, U, (-3.0, 3.0))
+    n = g.activation("n", (1, U), "int8", *hq)
+    g.op("TANH", [n_pre], [n])
+    d = g.activation("h_minus_n", (1, U), "int8", lo_hi=(-2.0, 2.0))
+    g.op("SUB", [h, n], [d])
+    zd = g.activation("z_d", (1, U), "int8", lo_hi=(-2.0, 2.0))
+    g.op("MUL", [gates["z"], d], [zd])
+    h_new = g.activation("h_new", (1, U), "int8", *hq)
+    g.op("ADD", [n, zd], [h_new])
+    g.op("ASSIGN_VARIABLE", [handle, h_new], [])
+    y = fc("scores", h_new, U, OUT, (-20.0, 20.0))
+    g.inputs, g.outputs = [x], [y]
+    return g.to_bytes("ethos-kws synth GRU-style streaming KWS cell (resource variable, CALL_ONCE)")
+
+
 OP_CASES: dict[str, OpCase] = {
+    "gru_kws": OpCase(("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "CONCATENATION",
+                       "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "SUB", "ADD"), gru_kws, stateful=True),
     "lstm_int8": OpCase(("UNIDIRECTIONAL_SEQUENCE_LSTM",), _lstm, stateful=True),
     "streaming_kws": OpCase(("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE",
                              "CONCATENATION", "STRIDED_SLICE", "CONV_2D"), streaming_kws, stateful=True),
