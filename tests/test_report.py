@@ -230,6 +230,22 @@ def test_parity_errors_and_other_models_are_flagged(doc, tmp_path):
     assert "come from a different model (sha256 000000000000)" in html
 
 
+def test_parity_first_difference_and_diagnosis_in_the_report(doc, tmp_path):
+    parity = {"npu": "npu-sim", "results": [
+        {"accel": "u55-128", "vectors": 4, "bit_exact_fraction": 0.75, "max_abs_diff_lsb": 1.0,
+         "mismatched_elements": 1, "within_tolerance": False, "passed": False,
+         "diagnosis": "consistent with compiler scale rounding in layer 'fc'",
+         "first_differences": [{"vector": 2, "source": "random #2", "output": "Identity", "index": 7,
+                                "cpu": -3, "npu": -2, "diff_lsb": 1.0}]},
+        {"accel": "u65-256", "vectors": 4, "bit_exact_fraction": 1.0, "max_abs_diff_lsb": 0.0,
+         "mismatched_elements": 0, "within_tolerance": True, "passed": True, "first_differences": []},
+    ]}
+    html = (write_report(doc, tmp_path / "diff", parity=parity) / "index.html").read_text()
+    section = html[html.index('id="parity"'):]
+    assert "first differing element" in section
+    assert "random #2, Identity[7]: npu -2 cpu -3 (1.0 LSB); consistent with compiler scale rounding" in section
+
+
 # ---- CLI --------------------------------------------------------------------------------------
 
 

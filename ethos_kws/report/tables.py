@@ -277,6 +277,9 @@ def _fvp_columns() -> dict[str, Column]:
 
 
 PARITY_COLUMNS = _parity_columns()
+# the report adds where each configuration first differs (the terminal table stays narrow)
+PARITY_REPORT_COLUMNS = PARITY_COLUMNS + (Column("first_difference", "first differing element", fmt_text,
+                                                 numeric=False),)
 FVP_COLUMN_SET = _fvp_columns()
 FVP_COLUMNS = tuple(FVP_COLUMN_SET[f] for f in (
     "config", "platform", "npu_active_cycles", "npu_idle_cycles", "npu_total_cycles",
@@ -364,18 +367,30 @@ def _parity_status(row: Mapping[str, Any]) -> str:
     return "n/a" if passed is None else ("pass" if passed else "FAIL")
 
 
+def _first_difference(row: Mapping[str, Any]) -> str:
+    """Where the NPU first disagrees (and the named cause, when parity found one), or empty."""
+    firsts = row.get("first_differences") or []
+    first = firsts[0] if firsts and isinstance(firsts[0], Mapping) else None
+    if first is None:
+        return ""
+    text = (f"{first.get('source', 'vector ' + str(first.get('vector')))}, {first.get('output')}[{first.get('index')}]: "
+            f"npu {first.get('npu')} cpu {first.get('cpu')} ({first.get('diff_lsb')} LSB)")
+    return text + (f"; {row['diagnosis']}" if row.get("diagnosis") else "")
+
+
 def parity_table(run: RunResults) -> Table | None:
     parity = run.parity or {}
     rows = parity.get("results") or []
     if not rows:
         return None
-    rows = [{**r, "status": _parity_status(r)} for r in _matched_rows(run, rows)]
+    rows = [{**r, "status": _parity_status(r), "first_difference": _first_difference(r)}
+            for r in _matched_rows(run, rows)]
     note = "NPU outputs compared with the CPU reference on the same int8 input vectors"
     details = [f"{k}: {parity[k]}" for k in ("npu", "oracle", "tolerance_lsb", "seed") if parity.get(k) is not None]
     if parity.get("clips"):
         details.append(f"clips: {len(parity['clips'])}")
     note += f" ({', '.join(details)})." if details else "."
-    return table_from_rows("Parity per configuration", rows, PARITY_COLUMNS, note)
+    return table_from_rows("Parity per configuration", rows, PARITY_REPORT_COLUMNS, note)
 
 
 def fvp_table(run: RunResults) -> Table | None:
