@@ -99,6 +99,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def unit_input_file(kind: str, sha256: str, name: str, data: bytes) -> Path:
+    """``data`` sent to a unit of work as bytes (a Dask worker shares no file system with the
+    client) as a file on this machine: kept once per content in the cache, at
+    ``kind/<sha256>/<name>``, and written again whenever the file there does not hold ``data``."""
+    from .paths import cache_dir
+
+    path = cache_dir() / kind / sha256 / (Path(name).name or "input")
+    try:
+        if path.read_bytes() == data:
+            return path
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, data)
+
+
 def to_json(obj: Any, indent: int | None = 2) -> str:
     """``indent=None``: compact, and several times faster (json's C encoder takes no indent)."""
     separators = (",", ":") if indent is None else None

@@ -108,15 +108,6 @@ def user_ini_here(ini: UserIni | None) -> str | None:
             return ini.path
     except (OSError, UnicodeDecodeError):
         pass
-    from .fsutil import atomic_write_text
-    from .paths import cache_dir
+    from .fsutil import unit_input_file
 
-    path = cache_dir() / "unit-inis" / ini.sha256 / (Path(ini.path).name or "user.ini")
-    try:
-        if path.read_text(encoding="utf-8") == ini.text:
-            return str(path)
-    except (OSError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, ini.text)
-    return str(path)
+    return str(unit_input_file("unit-inis", ini.sha256, Path(ini.path).name or "user.ini", ini.text.encode("utf-8")))

@@ -93,17 +93,11 @@ def model_file_from_bytes(model_bytes: bytes, model_sha256: str, name: str = "mo
     it) and checked against its sha256 before use."""
     import hashlib
 
-    from ..fsutil import atomic_write_bytes
-    from ..paths import cache_dir
+    from ..fsutil import unit_input_file
 
     if hashlib.sha256(model_bytes).hexdigest() != model_sha256:
         raise BackendUnavailable(f"the model sent to this worker does not match its sha256 {model_sha256[:12]}…")
-    folder = cache_dir() / "unit-models" / model_sha256
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (Path(name).name or "model.tflite")
-    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != model_sha256:
-        atomic_write_bytes(path, model_bytes)
-    return path
+    return unit_input_file("unit-models", model_sha256, Path(name).name or "model.tflite", model_bytes)
 
 
 def create_backend_from_bytes(name: str, model_bytes: bytes, model_sha256: str, **options) -> Backend:

@@ -49,13 +49,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_stale_temporaries_of_dead_processes_are_removed(int8io_model, tmp_path):
+def _run_folder_with_dead_temporaries(tmp_path):
+    """A run folder holding what a write-out killed half way leaves: a dead process's temporary
+    file and folder."""
     dead = subprocess.Popen(["true"])
     dead.wait()
     run = tmp_path / "run"
     run.mkdir()
     (run / f".results.csv.{dead.pid}.k2j3.tmp").write_text("half")
     (run / f".u55-256.{dead.pid}.a1b2.tmp").mkdir()
+    return run
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(int8io_model, tmp_path):
+    run = _run_folder_with_dead_temporaries(tmp_path)
     live = run / f".results.json.{os.getpid()}.zz99.tmp"  # a live process's: left alone
     live.write_text("mine")
     cli("sweep", "--accel", "u55-128", "--model", int8io_model, "--out", run / "inner", rc=0)
@@ -65,12 +72,7 @@ def test_stale_temporaries_of_dead_processes_are_removed(int8io_model, tmp_path)
 def test_stale_temporaries_inside_the_out_folder_are_removed(int8io_model, tmp_path):
     """A write-out killed half way leaves them in the run folder itself: they are not "other
     content" that makes the folder look foreign; the sweep removes them and writes there."""
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / f".results.csv.{dead.pid}.k2j3.tmp").write_text("half")
-    (run / f".u55-256.{dead.pid}.a1b2.tmp").mkdir()
+    run = _run_folder_with_dead_temporaries(tmp_path)
     cli("sweep", "--accel", "u55-128", "--model", int8io_model, "--out", run, rc=0, clean=(tmp_path,))
     assert (run / "results.json").is_file()
 

@@ -362,6 +362,16 @@ ARGMAX_SCALE = (1, 16)
 POOL_NONE = 4
 
 
+def _pool_output(r: RegisterFile, ctx: Context, h: int, w: int, c: int, op: str):
+    """(OFM, output stage, OFM byte index) of a POOL: its scale is global (OFM_SCALE), never a
+    per-channel stream."""
+    ofm = feature_map(r, "OFM", h, w, c, ctx)
+    out = OutputStage(r, ofm, ctx.behaviours)
+    if not out.global_scale:
+        raise not_modelled(f"{op} with a per-channel scale stream")
+    return ofm, out, out.index(ctx.mem, h, w, c)
+
+
 class NullPoolPlan:
     """POOL NONE with ACC_FORMAT acc_input IFM2: regor's NullPool, how U85 copies, rescales,
     transposes or reverses a 32-bit tensor (MemoryCopy, e.g. the parts of an int32 CONCATENATION;
@@ -388,12 +398,8 @@ class NullPoolPlan:
                                f"from a {self.ifm2.bits}-bit IFM2 (modelled: I32 from 32 bits)")
         if self.ifm2.zero_point:
             raise not_modelled("POOL NONE with an IFM2 zero point (Vela writes 0)")
-        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
-        self.out = OutputStage(r, self.ofm, ctx.behaviours)
-        if not self.out.global_scale:
-            raise not_modelled("POOL NONE with a per-channel scale stream")
+        self.ofm, self.out, self.ofm_index = _pool_output(r, ctx, self.h, self.w, self.c, "POOL NONE")
         self.ifm2_index = self.ifm2.byte_index(ctx.mem, self.h, self.w, self.c)
-        self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         # the IFM is not read: only IFM2 (the accumulators) counts for the data-flow check
@@ -424,12 +430,8 @@ class PoolPlan:
         if mode == POOL_REDUCE_SUM and self.c != 1:
             raise not_modelled(f"REDUCE_SUM with OFM depth {self.c}")
         self.ifm = feature_map(r, "IFM", self.ih, self.iw, self.ifm_depth, ctx)
-        self.ofm = feature_map(r, "OFM", self.h, self.w, self.c, ctx)
-        self.out = OutputStage(r, self.ofm, ctx.behaviours)
-        if not self.out.global_scale:
-            raise not_modelled("POOL with a per-channel scale stream")
+        self.ofm, self.out, self.ofm_index = _pool_output(r, ctx, self.h, self.w, self.c, "POOL")
         self.ifm_index = self.ifm.byte_index(ctx.mem, self.ih, self.iw, self.ifm_depth)
-        self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
         self.round_away = ctx.behaviours.padded_avg_round_away
         if mode == POOL_ARGMAX_X:
             k = self.k
