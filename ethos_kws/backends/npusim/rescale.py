@@ -29,7 +29,7 @@ def _fits_int64(v: np.ndarray, m: np.ndarray) -> bool:
     return vmax * mmax < _INT64_SAFE and vmax < _INT64_SAFE // 4
 
 
-def _shift_round(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
+def shift_round(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
     """Round int64 y / 2^s (elementwise 0 <= s <= 63) in the given mode."""
     one = np.int64(1)
     if mode == TRUNCATE:
@@ -52,7 +52,7 @@ def _shift_round(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
 
 def _fast_path(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray | None:
     """In-place versions of the common cases (per-channel shift on the last axis). Same results
-    as ``_shift_round``; returns None when a case is not covered."""
+    as ``shift_round``; returns None when a case is not covered."""
     kernel = _kernel(s, mode)
     if kernel is None:
         return None
@@ -62,8 +62,8 @@ def _fast_path(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray | None:
 
 def _kernel(s: np.ndarray, mode: int, offset: np.ndarray | int = 0):
     """The in-place rounding of ``y + offset`` (int64, owned by the caller) for a per-channel
-    shift ``s`` (scalar or last axis), or None for the cases ``_shift_round`` handles. Same
-    results as ``_shift_round``; ``offset`` is added first (a folded bias term)."""
+    shift ``s`` (scalar or last axis), or None for the cases ``shift_round`` handles. Same
+    results as ``shift_round``; ``offset`` is added first (a folded bias term)."""
     if s.ndim > 1 or np.any(s < 0):
         return None
     one = np.int64(1)
@@ -162,6 +162,19 @@ class Rescale:
         return rescale(x, self.m, self.s, self.mode)
 
 
+def round_terms(shift, mode: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rescale as ``floor((v*M + r) >> shift)``: the rounding term ``r`` of non-negative and
+    of negative values, per channel (``fastscale``'s form), or None for TRUNCATE, whose two terms
+    are a whole unit apart. TFL with ``shift > 31`` rounds half up at bit 31 and then half away
+    from zero, which is one rounding with ``2^(s-1) +- 2^30``; below that it is NATURAL's."""
+    s = np.asarray(shift, dtype=np.int64)
+    if mode == TRUNCATE:
+        return None
+    half = np.where(s > 0, np.left_shift(1, np.maximum(s - 1, 0)), 0)
+    d = np.where(s > 31, 1 << 30, 0) if mode == TFL else np.zeros_like(s)
+    return half + d, half - d
+
+
 def _check_shift(s: np.ndarray) -> None:
     if np.any(s < 0) or np.any(s > 63):
         raise CommandStreamError(f"rescale shift outside 0..63: {s}")
@@ -179,7 +192,7 @@ def rescale(values: np.ndarray, multiplier, shift, mode: int) -> np.ndarray:
         if fast is not None:
             return fast
         s_b = np.broadcast_to(s, y.shape)
-        return _shift_round(y, s_b, mode)
+        return shift_round(y, s_b, mode)
     y = v.astype(object) * m.astype(object)
     s_b = np.broadcast_to(s, y.shape).astype(object)
     out = _shift_round_obj(y, s_b, mode)
@@ -195,7 +208,7 @@ def _shift_round_obj(y: np.ndarray, s: np.ndarray, mode: int) -> np.ndarray:
 
 
 def round_one(y: int, s: int, mode: int) -> int:
-    """Scalar reference of ``_shift_round`` (Python integers, unbounded)."""
+    """Scalar reference of ``shift_round`` (Python integers, unbounded)."""
     if s == 0:
         return y
     if mode == NATURAL:

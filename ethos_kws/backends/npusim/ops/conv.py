@@ -21,12 +21,14 @@ from ..dataflow import Access
 from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
 from ..registers import RegisterFile
-from ..rescale import NATURAL, TFL, Rescale
+from ..fastscale import VerifiedScale
+from ..rescale import NATURAL, TFL, Rescale, round_terms
 from ..scales import decode_scales, interleave
-from .common import Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
+from .common import NATIVE_ACTIVATIONS, Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
 MAX_IM2COL = 1 << 24  # im2col elements per batch item (64 MiB as float32, 128 MiB as float64)
+DEPTHWISE_BLOCK_ELEMENTS = 1 << 16  # accumulators per block of batch items (256 KiB as float32)
 CORE_STREAMS = (("WEIGHT", "SCALE"), ("WEIGHT1", "SCALE1"))
 
 
@@ -125,9 +127,18 @@ class ConvPlan:
         bound = max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
         out_scale = Rescale(interleave(scale) if len(scale) > 1 else scale[0],
                             interleave(shift) if len(shift) > 1 else shift[0], self.rounding, bound, bias_full)
-        prepared = (wmat, out_scale)
+        prepared = (wmat, out_scale, self._verified_scale(out_scale, bias_full, bound, wmat.dtype))
         self._cache_key, self._prepared = raw, prepared
         return prepared
+
+    def _verified_scale(self, out_scale: Rescale, bias, bound: int, ftype) -> VerifiedScale | None:
+        """The float32 output stage, when it can be proven for this operation (see ``fastscale``)."""
+        terms = round_terms(out_scale.s, self.rounding)
+        if ftype != np.float32 or terms is None or self.out.function in NATIVE_ACTIVATIONS:
+            return None
+        m = np.broadcast_to(out_scale.m, (self.c,))
+        s = np.broadcast_to(out_scale.s, (self.c,))
+        return VerifiedScale.build(m, s, bias, *terms, self.out.zero_point, *self.out.clamp, bound)
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
         if self.upscale.active:
@@ -136,9 +147,12 @@ class ConvPlan:
         return self.padded.read(mem, ftype)
 
     def run(self, mem: Memory) -> None:
-        wmat, out_scale = self._prepare(mem)
+        wmat, out_scale, verified = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
         acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
+        if verified is not None:
+            self.out.write(mem, self.ofm_io, verified.apply(acc))
+            return
         step = self.out.finish_in_place
         if step is not None and out_scale.always_int64:  # the output stage joins the rescale's blocks
             self.out.write(mem, self.ofm_io, out_scale.apply(acc, then=step))
@@ -176,9 +190,10 @@ def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):
 
 
 def weight_matrix(wfull: np.ndarray, depthwise: bool, ftype) -> np.ndarray:
-    """OHWI weights as the matmul operand: [C, kh, kw] (depthwise) or rows (cin, kh, kw) x C."""
+    """OHWI weights as the matmul operand: [kh, kw, C] (depthwise: each tap's weights contiguous,
+    as the per-tap multiply reads them) or rows (cin, kh, kw) x C."""
     if depthwise:
-        return wfull[..., 0].astype(ftype)
+        return np.ascontiguousarray(wfull[..., 0].transpose(1, 2, 0)).astype(ftype)
     c = wfull.shape[0]
     return np.ascontiguousarray(wfull.transpose(3, 1, 2, 0).reshape(-1, c)).astype(ftype)
 
@@ -203,14 +218,19 @@ def accumulate(xp: np.ndarray, wmat: np.ndarray, k, h: int, w: int, c: int, ifm_
     ws = slice(None, (w - 1) * k.stride_x + 1, k.stride_x)
     if depthwise:
         acc = np.empty((b, h, w, c), dtype=wmat.dtype)
-        tap = np.empty_like(acc)
-        for i in range(k.height):
-            for j in range(k.width):
-                oy, ox = i * k.dilation_y, j * k.dilation_x
-                # the first tap starts the sum; float sums of integers are exact in any order
-                np.multiply(xp[:, oy:, ox:][:, hs, ws], wmat[:, i, j], out=acc if i == j == 0 else tap)
-                if i or j:
-                    acc += tap
+        # a few batch items at a time: the sum and the tap stay in the cache across the taps
+        step = max(1, DEPTHWISE_BLOCK_ELEMENTS // (h * w * c))
+        tap = np.empty((min(step, b), h, w, c), dtype=wmat.dtype)
+        for first in range(0, b, step):
+            x, a = xp[first : first + step], acc[first : first + step]
+            t = tap[: a.shape[0]]
+            for i in range(k.height):
+                for j in range(k.width):
+                    oy, ox = i * k.dilation_y, j * k.dilation_x
+                    # the first tap starts the sum; float sums of integers are exact in any order
+                    np.multiply(x[:, oy:, ox:][:, hs, ws], wmat[i, j], out=a if i == j == 0 else t)
+                    if i or j:
+                        a += t
     elif k.height == k.width == 1:
         cols = xp[:, hs, ws].reshape(-1, ifm_depth)
         acc = (cols @ wmat).reshape(b, h, w, c)

@@ -10,6 +10,7 @@ the 32-bit OP_SCALAR operand, the U85 weight and scale streams, and the LUT RAM.
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -24,7 +25,8 @@ from ..ops.common import Kernel, valid_counts
 from ..ops.conv import MAX_IM2COL, MAX_MACS, PaddedIfm, accumulate, float_type, weight_matrix
 from ..registers import RegisterFile
 from . import isa
-from .rescale import DOUBLE_SYMMETRIC, NATURAL, rescale
+from ..fastscale import VerifiedScale
+from .rescale import DOUBLE_SYMMETRIC, NATURAL, Scaler, rescale, round_terms
 from .weights import DEPTH_FIRST, DEPTHWISE, PART_KERNEL, U85WeightParams, decode_weights, ofm_ublock
 
 STORAGE_CHAINED, STORAGE_NONE = 2, 3
@@ -197,18 +199,30 @@ class OutputStage:
         return [] if span is None else [Access(f"LUT table {self.table}", LUT_REGION, slice(*span))]
 
     def rescale(self, v: np.ndarray, scale=None, shift=None, bound: int | None = None) -> np.ndarray:
+        if scale is None and shift is None:
+            return self._scaler(v, bound)
         return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
                        self.round_mode, self.dbl_rnd, bound)
 
-    def finish(self, v: np.ndarray) -> np.ndarray:
-        if self.native is not None:
-            v = self.native(v.astype(np.int64) if v.dtype == object else v)
-        v = v + self.zero_point
+    @cached_property
+    def _scaler(self) -> Scaler:
+        """OFM_SCALE's rescale, checked once (at the first run: a bad shift is an error there)."""
+        return Scaler(self.scale, self.shift, self.round_mode, self.dbl_rnd)
+
+    def clamp(self) -> tuple[int, int]:
+        """The range ``finish`` clips to: the LUT's input type or the OFM's, and ACTIVATION_MIN/MAX."""
         info = np.iinfo(self.lut_in if self.function and self.native is None and not self.lut16
                         else self.ofm.dtype)
         lo, hi = int(info.min), int(info.max)
         if not self.clip_none:
             lo, hi = max(lo, self.act_min), min(hi, self.act_max)
+        return lo, hi
+
+    def finish(self, v: np.ndarray) -> np.ndarray:
+        if self.native is not None:
+            v = self.native(v.astype(np.int64) if v.dtype == object else v)
+        v = v + self.zero_point
+        lo, hi = self.clamp()
         if v.dtype == object:
             v = np.clip(v, lo, hi).astype(np.int64)
         return np.clip(v, lo, hi)
@@ -338,14 +352,27 @@ class ConvPlan:
         # |acc + bias| <= max|x| * sum|w| + max|bias|: known here, so rescale need not measure it
         bound = (max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
                  + int(np.abs(bias).max(initial=0)))
-        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift, bound)
+        raw_bound = bound - int(np.abs(bias).max(initial=0))
+        verified = self._verified_scale(bias, scale, shift, raw_bound) if ftype == np.float32 else None
+        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift, bound, verified)
         self._key = (raw, sraw)
         return self._prepared
 
+    def _verified_scale(self, bias, scale, shift, raw_bound: int) -> VerifiedScale | None:
+        """The float32 output stage, when it can be proven for this operation (see ``fastscale``)."""
+        out = self.out
+        terms = round_terms(shift, out.round_mode, out.dbl_rnd)
+        if terms is None or out.native is not None:
+            return None
+        return VerifiedScale.build(scale, shift, bias, *terms, out.zero_point, *out.clamp(), raw_bound)
+
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift, bound = self._prepare(mem)
+        wmat, bias, scale, shift, bound, verified = self._prepare(mem)
         xp = self.padded.read(mem, wmat.dtype)
         acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
+        if verified is not None:
+            self.out.write(mem, self.ofm_io, verified.apply(acc))
+            return
         acc = np.add(acc, bias, dtype=np.int64, casting="unsafe")  # the float sums are exact integers
         v = self.out.rescale(acc, scale, shift, bound)
         self.out.write(mem, self.ofm_io, self.out.finish(v))
@@ -534,14 +561,19 @@ class ElementwisePlan:
             return np.full((1, 1, 1, 1), what, dtype=np.int64)
         return read_fm(mem, fm.region, what, fm.dtype).astype(np.int64) - fm.zero_point
 
+    @cached_property
+    def _ifm_scalers(self) -> tuple[Scaler, Scaler]:
+        """IFM_SCALE and IFM2_SCALE (rounding: DOUBLE_SYMMETRIC unless the register says NATURAL)."""
+        return tuple(Scaler(sc[0], sc[1], DOUBLE_SYMMETRIC if sc[3] == 0 else NATURAL, sc[2])
+                     for sc in (self.ifm_scale, self.ifm2_scale))
+
     def run(self, mem: Memory) -> None:
         a = self._read(mem, self.operands[0])
         b = self._read(mem, self.operands[1]) if len(self.operands) > 1 else None
         name = isa.ELEMENTWISE_MODE[self.mode]
-        s1, s2, out = self.ifm_scale, self.ifm2_scale, self.out
+        out = self.out
         if name in ("ADD", "SUB"):
-            sa = rescale(a, s1[0], s1[1], DOUBLE_SYMMETRIC if s1[3] == 0 else NATURAL, s1[2])
-            sb = rescale(b, s2[0], s2[1], DOUBLE_SYMMETRIC if s2[3] == 0 else NATURAL, s2[2])
+            sa, sb = self._ifm_scalers[0](a), self._ifm_scalers[1](b)
             v = out.rescale(sa + sb if name == "ADD" else sa - sb)
         elif name == "MUL":
             # the U55 behaviour holds on U85 too: a 32-bit MUL applies only OFM_SCALE's shift
@@ -561,8 +593,7 @@ class ElementwisePlan:
         elif name == "LRELU":
             # Regor's U85 LRELU: IFM_SCALE scales the non-negative elements, IFM2_SCALE (alpha
             # times that) the negative ones; OFM_SCALE follows as for every op (unit here)
-            pos = rescale(a, s1[0], s1[1], DOUBLE_SYMMETRIC if s1[3] == 0 else NATURAL, s1[2])
-            neg = rescale(a, s2[0], s2[1], DOUBLE_SYMMETRIC if s2[3] == 0 else NATURAL, s2[2])
+            pos, neg = self._ifm_scalers[0](a), self._ifm_scalers[1](a)
             v = out.rescale(np.where(a < 0, neg, pos))
         elif name == "CLZ":
             u = (a & 0xFFFFFFFF).astype(np.uint64)

@@ -38,6 +38,63 @@ def _round_term(v, s, mode: int, dbl: int):
     raise CommandStreamError(f"rounding mode {mode} is not defined")
 
 
+def _term_pair(s: np.ndarray, mode: int, dbl_rnd: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_round_term`` of a non-negative and of a negative product, per shift."""
+    return _round_term(np.int64(0), s, mode, dbl_rnd), _round_term(np.int64(-1), s, mode, dbl_rnd)
+
+
+def round_terms(shift, mode: int, dbl_rnd: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_round_term`` for non-negative and for negative values, per channel (``fastscale``'s
+    form), or None for TRUNCATE_TO_ZERO, whose two terms are a whole unit apart."""
+    if mode == TRUNCATE_TO_ZERO or mode not in range(6) or not 0 <= dbl_rnd <= 30:
+        return None
+    s = np.asarray(shift, dtype=np.int64)
+    hi, lo = _term_pair(s, mode, dbl_rnd)
+    return np.broadcast_to(hi, s.shape), np.broadcast_to(lo, s.shape)
+
+
+def _check(m: np.ndarray, s: np.ndarray, dbl_rnd: int) -> None:
+    if np.any(s < 0) or np.any(s > 63) or np.any(m < 0):
+        raise CommandStreamError("rescale with a shift outside 0..63 or a negative scale")
+    if not 0 <= dbl_rnd <= 30:
+        raise CommandStreamError(f"dbl_rnd {dbl_rnd} outside 0..30")
+
+
+class Scaler:
+    """``rescale`` by one scale and shift (an operation's global OFM_SCALE or IFM scales), with
+    the checks and rounding terms worked out once, when the plan is built: a small elementwise
+    or pooling operation then costs a few numpy calls instead of twenty."""
+
+    def __init__(self, scale, shift, mode: int, dbl_rnd: int = 0):
+        self.m = np.asarray(scale, dtype=np.int64)
+        self.s = np.asarray(shift, dtype=np.int64)
+        _check(self.m, self.s, dbl_rnd)
+        if mode not in range(6):
+            raise CommandStreamError(f"rounding mode {mode} is not defined")
+        self.mode, self.dbl_rnd = mode, dbl_rnd
+        self.mmax = max(int(self.m.max(initial=0)) if self.m.size else 0, 1)
+        hi, lo = _term_pair(self.s, mode, dbl_rnd)
+        self.hi, self.gap = np.asarray(hi), np.asarray(hi - lo)
+        self.signed = bool(np.any(self.gap))
+        # TRUNCATE_TO_ZERO's 2^s - 1 leaves int64 at the top shifts: those keep rescale's path
+        self.int64 = not (mode == TRUNCATE_TO_ZERO and np.any(self.s >= 62))
+
+    def __call__(self, values, bound: int | None = None) -> np.ndarray:
+        v = np.asarray(values)
+        vmax = bound if bound is not None else int(np.abs(v).max(initial=0)) if v.size and v.dtype != object else None
+        if vmax is None or vmax * self.mmax >= _SAFE or v.ndim < self.s.ndim or not self.int64:
+            return rescale(values, self.m, self.s, self.mode, self.dbl_rnd, bound)
+        y = np.multiply(v, self.m, dtype=np.int64, casting="unsafe")
+        if self.signed:
+            neg = y < 0  # the product's sign picks the rounding term
+            y += self.hi
+            np.subtract(y, self.gap, out=y, where=neg)
+        else:
+            y += self.hi
+        y >>= self.s
+        return y
+
+
 def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0, bound: int | None = None) -> np.ndarray:
     """``(values * scale + round) >> shift``; scale/shift broadcast (per channel = last axis).
 
@@ -47,10 +104,7 @@ def rescale(values, scale, shift, mode: int, dbl_rnd: int = 0, bound: int | None
     v = np.asarray(values)
     m = np.asarray(scale, dtype=np.int64)
     s = np.asarray(shift, dtype=np.int64)
-    if np.any(s < 0) or np.any(s > 63) or np.any(m < 0):
-        raise CommandStreamError("rescale with a shift outside 0..63 or a negative scale")
-    if not 0 <= dbl_rnd <= 30:
-        raise CommandStreamError(f"dbl_rnd {dbl_rnd} outside 0..30")
+    _check(m, s, dbl_rnd)
     # bound: max|values| when the caller knows it (a convolution's accumulator bound)
     vmax = bound if bound is not None else int(np.abs(v).max(initial=0)) if v.size else 0
     mmax = int(m.max(initial=0)) if m.size else 0
