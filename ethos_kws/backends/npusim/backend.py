@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -238,11 +239,11 @@ class NpuSimBackend:
                 if isinstance(s, cpu_side.Segment) and s.stateful:
                     s.interpreter.reset()
 
-    @property
+    @cached_property
     def input_specs(self) -> list[TensorSpec]:
-        return self.model.input_specs
+        return self.model.input_specs  # read from the flatbuffer once: run_batch checks every item
 
-    @property
+    @cached_property
     def output_specs(self) -> list[TensorSpec]:
         return self.model.output_specs
 
