@@ -110,6 +110,6 @@ def test_cases_it_cannot_prove_keep_the_integer_path():
     assert VerifiedScale.build(m, s, b, *terms, 0, 5, 4, 100) is None  # crossed clamp bounds
     assert VerifiedScale.build(m, np.full(4, 2), b, *u55.round_terms(np.full(4, 2), u55.TFL), 0, -128, 127,
                                1 << 22) is None  # outputs far beyond float32's exact fractions
-    near31 = np.full(4, 35)  # TFL's two rounding terms 2^-4 apart: a sixteenth would be recomputed
+    near31 = np.full(4, 33)  # TFL's two rounding terms 2^-2 apart: a quarter would be recomputed
     assert VerifiedScale.build(m >> 6, near31, b, *u55.round_terms(near31, u55.TFL), 0, -128, 127, 1 << 10) is None
     assert VerifiedScale.build(m, s, b, *terms, 0, -128, 127, 1 << 20) is not None

@@ -24,7 +24,9 @@ from fractions import Fraction
 import numpy as np
 
 U = 2.0 ** -24  # float32 unit roundoff
-MAX_FLAGGED_WIDTH = 1.0 / 32  # rounding gap + 2 eps: about this fraction of elements is recomputed
+MAX_FLAGGED_WIDTH = 1.0 / 8  # rounding gap + 2 eps: about this fraction of elements is recomputed
+# (the int64 recomputation of a flagged element costs about what the whole integer path costs for
+# five elements)
 MAX_MAGNITUDE = float(1 << 22)
 CHUNK_ELEMENTS = 1 << 16  # rows per block: three float32 blocks of this size stay in L2  # |q| below this: float32 floor and q - floor(q) are exact
 
