@@ -5,7 +5,8 @@ the IFM, larger kernels on an im2col window view); DEPTHWISE sums one shifted mu
 tap. The IFM zero point is folded into the bias (sum((x - zp) * w) = sum(x * w) - zp * sum(w)) and
 padding holds the zero point. The float type is chosen per operation from the accumulator bound
 max|x| * sum|w|: float32 when it stays below 2^24, float64 below 2^53 (exact either way), else the
-operation stops with CommandStreamError; the exact integer sum is then rescaled in int64.
+operation stops with CommandStreamError. The output stage then runs in float32 where ``fastscale``
+can prove each element exact (its near-ties recomputed in int64), else in int64 (``rescale``).
 """
 
 from __future__ import annotations
