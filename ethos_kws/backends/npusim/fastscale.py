@@ -37,6 +37,8 @@ class VerifiedScale:
 
     def __init__(self, a, b, threshold: float, lo: int, hi: int, exact: tuple):
         self.a, self.b, self.threshold, self.lo, self.hi = a, b, np.float32(threshold), lo, hi
+        # the clamp as float32 scalars: np.clip with Python ints looks up the type's limits per call
+        self._lo, self._hi = np.float32(lo), np.float32(hi)
         self._exact = exact  # per channel: multiplier, shift, bias, both rounding terms; zero point
 
     @classmethod
@@ -98,7 +100,7 @@ class VerifiedScale:
             f += self.b
             np.floor(f, out=o)
             f -= o  # the fraction, in [0, 1)
-            np.clip(o, self.lo, self.hi, out=o)
+            np.clip(o, self._lo, self._hi, out=o)
             flagged = f >= self.threshold
             if flagged.any():
                 found.append(np.flatnonzero(flagged) + first * channels)

@@ -208,7 +208,8 @@ class OutputStage:
             if lo > hi:
                 v[...] = hi
             else:
-                np.clip(v, lo, hi, out=v)
+                np.clip(v, lo64, hi64, out=v)
+        lo64, hi64 = np.int64(lo), np.int64(hi)  # numpy scalars: np.clip looks up no type limits
         return step
 
     def finish(self, values: np.ndarray, owned: bool = False) -> np.ndarray:
@@ -231,7 +232,7 @@ class OutputStage:
             v[...] = hi
             return v
         if v.size > CLIP_UFUNC_SIZE:
-            np.clip(v, lo, hi, out=v)  # one pass; its call costs more than two ufuncs on small maps
+            np.clip(v, np.int64(lo), np.int64(hi), out=v)  # one pass (numpy scalars: no limit lookup)
         else:
             np.maximum(v, lo, out=v)
             np.minimum(v, hi, out=v)

@@ -209,6 +209,7 @@ class OutputStage:
         """OFM_SCALE's rescale, checked once (at the first run: a bad shift is an error there)."""
         return Scaler(self.scale, self.shift, self.round_mode, self.dbl_rnd)
 
+    @cached_property
     def clamp(self) -> tuple[int, int]:
         """The range ``finish`` clips to: the LUT's input type or the OFM's, and ACTIVATION_MIN/MAX."""
         info = np.iinfo(self.lut_in if self.function and self.native is None and not self.lut16
@@ -222,10 +223,10 @@ class OutputStage:
         if self.native is not None:
             v = self.native(v.astype(np.int64) if v.dtype == object else v)
         v = v + self.zero_point
-        lo, hi = self.clamp()
+        lo, hi = self.clamp
         if v.dtype == object:
             v = np.clip(v, lo, hi).astype(np.int64)
-        return np.clip(v, lo, hi)
+        return np.clip(v, np.int64(lo), np.int64(hi))  # numpy scalars: no type-limit lookup per call
 
     def index(self, mem: Memory, h: int, w: int, c: int) -> np.ndarray:
         """Byte index of the stored OFM: the op's (h, w, c) in the order the OFM is written."""
@@ -364,7 +365,7 @@ class ConvPlan:
         terms = round_terms(shift, out.round_mode, out.dbl_rnd)
         if terms is None or out.native is not None:
             return None
-        return VerifiedScale.build(scale, shift, bias, *terms, out.zero_point, *out.clamp(), raw_bound)
+        return VerifiedScale.build(scale, shift, bias, *terms, out.zero_point, *out.clamp, raw_bound)
 
     def run(self, mem: Memory) -> None:
         wmat, bias, scale, shift, bound, verified = self._prepare(mem)
