@@ -23,6 +23,7 @@ from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..fastscale import VerifiedScale
+from ..kernels import IntegerStage
 from ..rescale import NATURAL, TFL, Rescale, round_terms
 from ..scales import decode_scales, interleave
 from .common import NATIVE_ACTIVATIONS, Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
@@ -128,18 +129,19 @@ class ConvPlan:
         bound = max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
         out_scale = Rescale(interleave(scale) if len(scale) > 1 else scale[0],
                             interleave(shift) if len(shift) > 1 else shift[0], self.rounding, bound, bias_full)
-        prepared = (wmat, out_scale, self._verified_scale(out_scale, bias_full, bound, wmat.dtype))
+        prepared = (wmat, out_scale, self._fast_stage(out_scale, bias_full, bound, wmat.dtype))
         self._cache_key, self._prepared = raw, prepared
         return prepared
 
-    def _verified_scale(self, out_scale: Rescale, bias, bound: int, ftype) -> VerifiedScale | None:
-        """The float32 output stage, when it can be proven for this operation (see ``fastscale``)."""
+    def _fast_stage(self, out_scale: Rescale, bias, bound: int, ftype) -> IntegerStage | VerifiedScale | None:
+        """The compiled output stage or else the float32 one, when it applies (see ``kernels``,
+        ``fastscale``); None: the numpy int64 path."""
         terms = round_terms(out_scale.s, self.rounding)
-        if ftype != np.float32 or terms is None or self.out.function in NATIVE_ACTIVATIONS:
+        if terms is None or self.out.function in NATIVE_ACTIVATIONS:
             return None
         m = np.broadcast_to(out_scale.m, (self.c,))
         s = np.broadcast_to(out_scale.s, (self.c,))
-        return VerifiedScale.build(m, s, bias, *terms, self.out.zero_point, *self.out.clamp, bound)
+        return fast_stage(m, s, bias, terms, self.out.zero_point, self.out.clamp, bound, ftype, self.ofm.dtype)
 
     def _padded_ifm(self, mem: Memory, ftype) -> np.ndarray:
         if self.upscale.active:
@@ -148,12 +150,13 @@ class ConvPlan:
         return self.padded.read(mem, ftype)
 
     def run(self, mem: Memory) -> None:
-        wmat, out_scale, verified = self._prepare(mem)
+        wmat, out_scale, fast = self._prepare(mem)
         xp = self._padded_ifm(mem, wmat.dtype)
-        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
-        if verified is not None:
-            self.out.write(mem, self.ofm_io, verified.apply(acc))
+        if fast is not None:
+            self.out.write(mem, self.ofm_io, run_fast(fast, xp, wmat, self.k, self.h, self.w, self.c,
+                                                      self.ifm_depth, self.depthwise))
             return
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
         step = self.out.finish_in_place
         if step is not None and out_scale.always_int64:  # the output stage joins the rescale's blocks
             self.out.write(mem, self.ofm_io, out_scale.apply(acc, then=step))
@@ -178,6 +181,22 @@ class PaddedIfm:
             xp = self._buf = np.full(shape, self.zero_point, dtype=ftype)
         self.io.read_into(mem, xp[:, k.pad_top : k.pad_top + self.ih, k.pad_left : k.pad_left + self.iw])
         return xp
+
+
+def fast_stage(m, s, bias, terms, zero_point: int, clamp: tuple[int, int], bound: int, ftype, dtype):
+    """A convolution's output stage: compiled (exact int64, ``kernels``), else float32 proven per
+    element (``fastscale``, float32 accumulators only), else None (the numpy int64 path)."""
+    stage = IntegerStage.build(m, s, bias, *terms, zero_point, *clamp, bound, dtype)
+    if stage is None and ftype == np.float32:
+        stage = VerifiedScale.build(m, s, bias, *terms, zero_point, *clamp, bound)
+    return stage
+
+
+def run_fast(stage, xp, wmat, k, h: int, w: int, c: int, ifm_depth: int, depthwise: bool) -> np.ndarray:
+    """Accumulate and apply a ``fast_stage``: depthwise fused into the compiled stage's kernel."""
+    if depthwise and isinstance(stage, IntegerStage):
+        return stage.depthwise(xp, wmat, k, h, w)
+    return stage.apply(accumulate(xp, wmat, k, h, w, c, ifm_depth, depthwise, exact=False))
 
 
 def float_type(w64: np.ndarray, ifm_lo: int, ifm_hi: int, op: str):

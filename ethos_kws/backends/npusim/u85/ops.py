@@ -22,10 +22,9 @@ from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
 from ..memory import Memory
 from ..ops.common import Kernel, valid_counts
-from ..ops.conv import MAX_IM2COL, MAX_MACS, PaddedIfm, accumulate, float_type, weight_matrix
+from ..ops.conv import MAX_IM2COL, MAX_MACS, PaddedIfm, accumulate, fast_stage, float_type, run_fast, weight_matrix
 from ..registers import RegisterFile
 from . import isa
-from ..fastscale import VerifiedScale
 from .rescale import DOUBLE_SYMMETRIC, NATURAL, Scaler, rescale, round_terms
 from .weights import DEPTH_FIRST, DEPTHWISE, PART_KERNEL, U85WeightParams, decode_weights, ofm_ublock
 
@@ -354,26 +353,27 @@ class ConvPlan:
         bound = (max(abs(self.ifm_lo), abs(self.ifm_hi)) * int(np.abs(w64).sum(axis=(1, 2, 3)).max(initial=0))
                  + int(np.abs(bias).max(initial=0)))
         raw_bound = bound - int(np.abs(bias).max(initial=0))
-        verified = self._verified_scale(bias, scale, shift, raw_bound) if ftype == np.float32 else None
-        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift, bound, verified)
+        fast = self._fast_stage(bias, scale, shift, raw_bound, ftype)
+        self._prepared = (weight_matrix(wfull, self.depthwise, ftype), bias, scale, shift, bound, fast)
         self._key = (raw, sraw)
         return self._prepared
 
-    def _verified_scale(self, bias, scale, shift, raw_bound: int) -> VerifiedScale | None:
-        """The float32 output stage, when it can be proven for this operation (see ``fastscale``)."""
+    def _fast_stage(self, bias, scale, shift, raw_bound: int, ftype):
+        """The compiled or float32 output stage, when it applies (``conv.fast_stage``)."""
         out = self.out
         terms = round_terms(shift, out.round_mode, out.dbl_rnd)
         if terms is None or out.native is not None:
             return None
-        return VerifiedScale.build(scale, shift, bias, *terms, out.zero_point, *out.clamp, raw_bound)
+        return fast_stage(scale, shift, bias, terms, out.zero_point, out.clamp, raw_bound, ftype, self.ofm.dtype)
 
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift, bound, verified = self._prepare(mem)
+        wmat, bias, scale, shift, bound, fast = self._prepare(mem)
         xp = self.padded.read(mem, wmat.dtype)
-        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
-        if verified is not None:
-            self.out.write(mem, self.ofm_io, verified.apply(acc))
+        if fast is not None:
+            self.out.write(mem, self.ofm_io, run_fast(fast, xp, wmat, self.k, self.h, self.w, self.c,
+                                                      self.ifm_depth, self.depthwise))
             return
+        acc = accumulate(xp, wmat, self.k, self.h, self.w, self.c, self.ifm_depth, self.depthwise, exact=False)
         acc = np.add(acc, bias, dtype=np.int64, casting="unsafe")  # the float sums are exact integers
         v = self.out.rescale(acc, scale, shift, bound)
         self.out.write(mem, self.ofm_io, self.out.finish(v))

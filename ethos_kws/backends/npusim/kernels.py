@@ -1,0 +1,116 @@
+"""Compiled inner loops (numba): a convolution's integer output stage in one pass, and depthwise
+accumulation fused with it.
+
+The output stage of a convolution is, per element and channel,
+``clip(zp + (((v + b) * M + r) >> S), lo, hi)`` with ``r`` the rounding term of the product's sign
+(every rounding mode of U55, U65 and U85 but truncation toward zero fits that form: see
+``round_terms`` in ``rescale`` and ``u85.rescale``). In numpy that is about nine passes over the map
+and an int64 temporary the size of it; compiled it is one pass in the same int64 arithmetic,
+written straight into the OFM's element type, so nothing is approximated and nothing needs a proof
+beyond the int64 range, which ``IntegerStage.build`` checks from the operation's static
+accumulator bound. Depthwise accumulation (a few taps per output) reads the padded IFM once per
+tap with the sum in registers, instead of one numpy pass per tap.
+
+The kernels are compiled on first use and cached on disk by numba. Without numba (not installed,
+or a platform it does not support) ``IntegerStage.build`` returns None and the numpy paths run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # numba is a dependency; a platform without it keeps the numpy paths
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = None
+
+INT64_SAFE = 1 << 62  # |(v + b) * M| + |r| below this: no int64 overflow in any step
+
+
+def _jit(fn):
+    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn) if numba is not None else None
+
+
+def _stage(acc, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
+    """out[i, c] = clip(zp + (((acc[i, c] + bias[c]) * m[c] + r) >> s[c]), lo, hi); acc holds
+    exact integers (int or float), r = r_lo[c] for a negative product, else r_hi[c]."""
+    rows, channels = acc.shape
+    for i in range(rows):
+        for c in range(channels):
+            y = (np.int64(acc[i, c]) + bias[c]) * m[c]
+            y += r_lo[c] if y < 0 else r_hi[c]
+            y = (y >> s[c]) + zp
+            out[i, c] = min(max(y, lo), hi)
+
+
+def _depthwise(xp, w, sy, sx, dy, dx, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
+    """Depthwise accumulation over the padded IFM ``xp`` (batch, H, W, C) with per-tap weights
+    ``w`` (kh, kw, C), exact in xp's float type, then ``_stage`` per output element."""
+    batch, height, width, channels = out.shape
+    kh, kw = w.shape[0], w.shape[1]
+    acc = np.empty(channels, dtype=xp.dtype)
+    for b in range(batch):
+        for y in range(height):
+            for x in range(width):
+                acc[:] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        row = xp[b, y * sy + i * dy, x * sx + j * dx]
+                        tap = w[i, j]
+                        for c in range(channels):
+                            acc[c] += row[c] * tap[c]
+                for c in range(channels):
+                    v = (np.int64(acc[c]) + bias[c]) * m[c]
+                    v += r_lo[c] if v < 0 else r_hi[c]
+                    v = (v >> s[c]) + zp
+                    out[b, y, x, c] = min(max(v, lo), hi)
+
+
+_STAGE = _jit(_stage)
+_DEPTHWISE = _jit(_depthwise)
+
+
+class IntegerStage:
+    """One operation's output stage, compiled (see the module docstring). Build with ``build``,
+    which returns None when numba is missing or the int64 range cannot be proven."""
+
+    def __init__(self, params: tuple, dtype: np.dtype):
+        self._params = params  # bias, multiplier, shift, both rounding terms, zero point, lo, hi
+        self.dtype = np.dtype(dtype)
+
+    @classmethod
+    def build(cls, multiplier, shift, bias, round_hi, round_lo, zero_point: int, lo: int, hi: int,
+              bound: int, dtype) -> IntegerStage | None:
+        """Per-channel ``multiplier``, ``shift``, ``bias``, the rounding terms of a non-negative and
+        of a negative product, the OFM zero point, the clamp ``[lo, hi]``, ``bound`` >= ``|v|``
+        and the OFM element type (the results' type when the clamp lies inside its range, else
+        int64: a LUT's input range may differ; crossed bounds give ``hi``, as ``np.clip``)."""
+        if _STAGE is None:
+            return None
+        channels = np.shape(bias)
+        m, s, rh, rl, b = (np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.int64), channels))
+                           for x in (multiplier, shift, round_hi, round_lo, bias))
+        info = np.iinfo(dtype)
+        if not (info.min <= lo <= info.max and info.min <= hi <= info.max):
+            dtype = np.int64
+        if np.any(s < 0) or np.any(s > 63) or np.any(m < 0):
+            return None
+        top = (int(bound) + int(np.abs(b).max(initial=0))) * int(m.max(initial=0))
+        if top + max(int(np.abs(rh).max(initial=0)), int(np.abs(rl).max(initial=0))) >= INT64_SAFE:
+            return None
+        return cls((b, m, s, rh, rl, np.int64(zero_point), np.int64(lo), np.int64(hi)), dtype)
+
+    def apply(self, acc: np.ndarray) -> np.ndarray:
+        """``acc``: accumulators (..., channels), exact integers. Returns the OFM values."""
+        channels = acc.shape[-1]
+        rows = np.ascontiguousarray(acc).reshape(-1, channels)
+        out = np.empty(acc.shape, dtype=self.dtype)
+        _STAGE(rows, *self._params, out.reshape(-1, channels))
+        return out
+
+    def depthwise(self, xp: np.ndarray, w: np.ndarray, k, h: int, width: int) -> np.ndarray:
+        """Depthwise convolution of the padded IFM ``xp`` (batch, H, W, C; float, exact integers)
+        by per-tap weights ``w`` (kh, kw, C, same type), then this output stage."""
+        out = np.empty((xp.shape[0], h, width, w.shape[2]), dtype=self.dtype)
+        _DEPTHWISE(xp, w, k.stride_y, k.stride_x, k.dilation_y, k.dilation_x, *self._params, out)
+        return out
