@@ -23,6 +23,7 @@ from .ops.dma import DmaPlan
 from .ops.elementwise import ElementwisePlan
 from .ops.pool import PoolPlan
 from .registers import RegisterFile
+from .stripes import schedule
 
 MAX_COMMANDS = 1 << 20
 MAX_OPERATIONS = 1 << 16  # bounds run time: a real network has hundreds or a few thousand
@@ -78,6 +79,7 @@ class Executor:
         self.behaviours = behaviours
         self.commands = require_stop(decode_stream(payload.words, max_commands))
         self._plans: list[tuple[Command, object]] | None = None
+        self._steps: list = []  # how run() executes the plans (``stripes.schedule``)
         self._indices: list[int] = []  # position of each plan's command in ``commands``
 
     @property
@@ -106,6 +108,7 @@ class Executor:
         if self._plans is None:
             self._indices = []
             self._plans = self._build(mem)
+            self._steps = schedule([plan for _cmd, plan in self._plans])
 
     def check_dataflow(self, mem: Memory, inputs, outputs, stop_at_first: bool = True) -> list[Violation]:
         """Every byte read was written first; every output byte is written (see ``dataflow``)."""
@@ -119,8 +122,17 @@ class Executor:
 
     def run(self, mem: Memory, trace: Callable[[Command], None] | None = None) -> None:
         self.prepare(mem)
-        for cmd, plan in self._plans:
-            if trace:
-                trace(cmd)
+        run_steps(self._plans, self._steps, mem, trace)
+
+
+def run_steps(plans: list, steps: list, mem: Memory, trace: Callable[[Command], None] | None) -> None:
+    """The schedule (``stripes``), or with a trace every plan on its own, each named in errors."""
+    if trace is None:
+        for (cmd, _plan), step in zip(plans, steps):
             with at_command(cmd):
-                plan.run(mem)
+                step(mem)
+        return
+    for cmd, plan in plans:
+        trace(cmd)
+        with at_command(cmd):
+            plan.run(mem)

@@ -100,6 +100,17 @@ class IntegerStage:
             return None
         return cls((b, m, s, rh, rl, np.int64(zero_point), np.int64(lo), np.int64(hi)), dtype)
 
+    @classmethod
+    def concat(cls, stages: list) -> IntegerStage | None:
+        """The stages of channel ranges side by side (a layer's stripes), or None when they are not
+        all compiled stages with the same zero point, clamp and type."""
+        first = stages[0]
+        if not all(isinstance(s, IntegerStage) and s.dtype == first.dtype and s._params[5:] == first._params[5:]
+                   for s in stages):
+            return None
+        per_channel = tuple(np.concatenate([s._params[k] for s in stages]) for k in range(5))
+        return cls(per_channel + first._params[5:], first.dtype)
+
     def apply(self, acc: np.ndarray) -> np.ndarray:
         """``acc``: accumulators (..., channels), exact integers. Returns the OFM values."""
         channels = acc.shape[-1]

@@ -26,7 +26,7 @@ from ..fastscale import VerifiedScale
 from ..kernels import IntegerStage
 from ..rescale import NATURAL, TFL, Rescale, round_terms
 from ..scales import decode_scales, interleave
-from .common import NATIVE_ACTIVATIONS, Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
+from .common import ACT_NONE, NATIVE_ACTIVATIONS, Kernel, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 MAX_MACS = 1 << 31  # per operation and batch item; bounds run time for corrupt registers
 MAX_IM2COL = 1 << 24  # im2col elements per batch item (64 MiB as float32, 128 MiB as float64)
@@ -149,9 +149,17 @@ class ConvPlan:
             return pad_ifm(self.upscale.apply(x, self.ih, self.iw, self.ifm_zp), self.k, self.ifm_zp)
         return self.padded.read(mem, ftype)
 
-    def run(self, mem: Memory) -> None:
-        wmat, out_scale, fast = self._prepare(mem)
-        xp = self._padded_ifm(mem, wmat.dtype)
+    # the three steps of a run, apart so that ``stripes`` can run a layer's stripes as one matmul
+    def operands(self, mem: Memory):
+        """Weights and output stage, decoded from the streams as they are now (cached)."""
+        return self._prepare(mem)
+
+    def read_ifm(self, mem: Memory, operands) -> np.ndarray:
+        return self._padded_ifm(mem, operands[0].dtype)
+
+    def compute(self, mem: Memory, xp: np.ndarray, operands) -> None:
+        """Accumulate over the padded IFM and write the OFM."""
+        wmat, out_scale, fast = operands
         if fast is not None:
             self.out.write(mem, self.ofm_io, run_fast(fast, xp, wmat, self.k, self.h, self.w, self.c,
                                                       self.ifm_depth, self.depthwise))
@@ -162,6 +170,18 @@ class ConvPlan:
             self.out.write(mem, self.ofm_io, out_scale.apply(acc, then=step))
         else:
             self.out.write(mem, self.ofm_io, self.out.finish(out_scale.apply(acc), owned=True))
+
+    def run(self, mem: Memory) -> None:
+        operands = self.operands(mem)
+        self.compute(mem, self.read_ifm(mem, operands), operands)
+
+    def stripe_key(self) -> tuple | None:
+        """What the stripes of one layer share (``stripes``), or None: a CONV whose output stage
+        reads nothing at write time (no LUT, no native activation)."""
+        if self.depthwise or self.out.function != ACT_NONE:
+            return None
+        return ("U55", self.ifm.region, self.ifm.dtype, self.ifm_zp, self.k, self.upscale, self.h, self.w,
+                self.ifm_depth, self.out.zero_point, self.out.clamp, self.ofm.dtype)
 
 
 class PaddedIfm:

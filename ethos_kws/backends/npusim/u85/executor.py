@@ -12,9 +12,10 @@ from ..behaviours import DEFAULT, Behaviours
 from ..commands import Command, require_stop
 from ..container import CommandPayload
 from ..dataflow import Violation, check_dataflow
-from ..executor import MAX_COMMANDS, MAX_OPERATIONS, at_command
+from ..executor import MAX_COMMANDS, MAX_OPERATIONS, at_command, run_steps
 from ..memory import Memory
 from ..registers import RegisterFile
+from ..stripes import schedule
 from . import isa
 from .commands import decode_u85_stream
 from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, ResizePlan, ensure_regions, not_modelled, pool_plan
@@ -40,6 +41,7 @@ class U85Executor:
         self.behaviours = behaviours  # the U55 switches that hold on U85 too (see u85/ops)
         self.commands = require_stop(decode_u85_stream(payload.words, max_commands))
         self._plans: list | None = None
+        self._steps: list = []
         self._indices: list[int] = []  # position of each plan's command in ``commands``
         self._regions: dict[str, int] = {}
 
@@ -78,6 +80,7 @@ class U85Executor:
                 r.write(cmd)
         self._regions = dict(ctx.regions)
         self._indices, self._plans = indices, plans
+        self._steps = schedule([plan for _cmd, plan in plans])
 
     def check_dataflow(self, mem: Memory, inputs, outputs, stop_at_first: bool = True) -> list[Violation]:
         """Every byte read was written first, LUTs included; every output byte is written."""
@@ -92,8 +95,4 @@ class U85Executor:
     def run(self, mem: Memory, trace: Callable[[Command], None] | None = None) -> None:
         self.prepare(mem)
         ensure_regions(mem, self._regions)
-        for cmd, plan in self._plans:
-            if trace:
-                trace(cmd)
-            with at_command(cmd):
-                plan.run(mem)
+        run_steps(self._plans, self._steps, mem, trace)

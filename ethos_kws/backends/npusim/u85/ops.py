@@ -366,9 +366,30 @@ class ConvPlan:
             return None
         return fast_stage(scale, shift, bias, terms, out.zero_point, out.clamp, raw_bound, ftype, self.ofm.dtype)
 
+    # the three steps of a run, apart so that ``stripes`` can run a layer's stripes as one matmul
+    def operands(self, mem: Memory):
+        """Weights, scales and output stage, decoded from the streams as they are now (cached)."""
+        return self._prepare(mem)
+
+    def read_ifm(self, mem: Memory, operands) -> np.ndarray:
+        return self.padded.read(mem, operands[0].dtype)
+
+    def stripe_key(self) -> tuple | None:
+        """What the stripes of one layer share (``stripes``), or None: a CONV whose output stage
+        reads nothing at write time (no LUT), written in the natural order."""
+        out = self.out
+        if self.depthwise or out.function or out.axes != IDENTITY_ORDER or out.flip is not None:
+            return None
+        return ("U85", self.ifm.region, self.ifm.dtype, self.ifm.zero_point, self.k, self.h, self.w,
+                self.ifm_depth, out.zero_point, out.clamp, self.ofm.dtype)
+
     def run(self, mem: Memory) -> None:
-        wmat, bias, scale, shift, bound, fast = self._prepare(mem)
-        xp = self.padded.read(mem, wmat.dtype)
+        operands = self.operands(mem)
+        self.compute(mem, self.read_ifm(mem, operands), operands)
+
+    def compute(self, mem: Memory, xp: np.ndarray, operands) -> None:
+        """Accumulate over the padded IFM and write the OFM."""
+        wmat, bias, scale, shift, bound, fast = operands
         if fast is not None:
             self.out.write(mem, self.ofm_io, run_fast(fast, xp, wmat, self.k, self.h, self.w, self.c,
                                                       self.ifm_depth, self.depthwise))
