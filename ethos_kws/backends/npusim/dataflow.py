@@ -11,11 +11,18 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   operation); a DMA copies the written state with the bytes (it may move alignment padding);
 * weight and scale streams (traced through DMA copies to region 0) do not cut across each other;
 * (an OFM may overwrite a result nothing has read yet: Vela's PAD does, so that is not refused);
-* every result (OFM) is read by a later operation or is part of an output tensor;
+* every result (OFM) is read by a later operation or is part of an output tensor (but a
+  shorter last row stripe, which Vela computes even when a VALID consumer needs fewer rows);
 * one feature-map read takes no bytes of two results laid out differently in memory (OFM strides
   by magnitude, layout, element size): the stripes and parts of one tensor share its layout, so a
   moved or resized access that reaches an older tensor's stale bytes, or bytes a moved or grown
   OFM wrote over, is refused when that tensor's layout differs (a known gap when it does not);
+* a feature-map read sees each result it takes bytes from as one block of the tensor it reads
+  (``Tensors``): with the result's geometry, every byte at one fixed offset of the read's
+  coordinates; no two overlapping blocks one of which was computed from the other (two versions
+  of a layer: bytes a shrunk or moved OFM left stale); no element wider than the writer's; no
+  rows or columns collapsed onto one byte (a zero or lost stride);
+* nothing writes region 0 (read-only constant data);
 * every output tensor of the ``ethos-u`` op is written completely by the stream;
 * every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
   U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
