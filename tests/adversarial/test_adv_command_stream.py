@@ -180,6 +180,16 @@ def _command_at(commands, byte: int):
 
 
 FUZZ_ACCELS = ("u55-128", "u85-256")
+UNDETECTABLE = {
+    # IFM_BASE0 of a softmax Newton-Raphson step moved from one 1x1x1 int32 intermediate (192) to
+    # another (64), same layout, complete and still live (a later op reads it): the stream then
+    # computes with another well-formed tensor, i.e. it is another valid network
+    ("u55-128", 484144, 7),
+    # the opcode of an IFM2_SCALE write turned into IFM_STRIDE_C = 1 for an NHWC IFM, where the
+    # hardware ignores STRIDE_C: no access changes; only the lost scale write (an accepted value:
+    # IFM2 keeps the previous op's scale) changes the output
+    ("u85-256", 499316, 5),
+}
 STREAM_FLIPS, OTHER_FLIPS = 120, 30  # per configuration: 300 cases in all
 CASE_SECONDS = 10  # one case slower than this is a hang
 
@@ -267,7 +277,7 @@ def test_fuzz_compiled_models(fuzz_models, compiled, tmp_path):
             problems.append(f"{accel}: worker exit {proc.returncode} at case {k} (flip {flip}): {stderr[-1500:]}")
             continue
         tally: collections.Counter = collections.Counter()
-        wrong = []
+        wrong, wrong_at = [], []
         for k, (pos, bit, kind, reg) in enumerate(plan[accel]):
             got, secs = done[k]["got"], done[k]["seconds"]
             if got.startswith("exception"):
@@ -277,21 +287,22 @@ def test_fuzz_compiled_models(fuzz_models, compiled, tmp_path):
             tally[(kind, got if not got.startswith("exception") else "exception")] += 1
             if got == "changed" and kind in ("address/stride/size", "opcode"):
                 wrong.append(f"{kind} flip at file byte {pos} bit {bit} ({reg})")
+                wrong_at.append((pos, bit))
         structural = sum(n for (kind, _), n in tally.items() if kind in ("address/stride/size", "opcode"))
         accepted = tally[("accepted value", "changed")] + tally[("other buffers", "changed")]
         report.append(f"{accel}: {len(plan[accel])} flips, {accepted} accepted-value/other flips changed "
                       f"the output, {len(wrong)} of {structural} structural flips silently wrong")
         report += [f"  {key[0]:<20} {key[1]:<13} {tally[key]}" for key in sorted(tally)]
         report += [f"    silently wrong: {w}" for w in wrong]
-        # KNOWN GAP (issue 10 item 3): a moved IFM base or a shrunk OFM of one stripe can still
-        # read stale bytes a correct stream wrote earlier, and a moved OFM can overwrite bytes
-        # still to be read, when the tensors involved share one memory layout (the data-flow check
-        # sees written bytes and their writers' layouts, not which tensor they belong to; retiring
-        # a result once read and partly overwritten refuses valid streams: Vela's rolling stripe
-        # buffers keep halo rows of such a result). Measured 3 of about 100 structural flips per
-        # configuration (seed 10), bounded at 10% so it cannot grow; the goal is zero.
-        if len(wrong) > max(2, structural // 10):
-            problems.append(f"{accel}: {len(wrong)} structural flips ran silently wrong: {wrong}")
+        # Structural flips no data-flow check can see, by (configuration, file byte, bit) of seed
+        # 10; every other silently wrong structural flip fails the test. Measured before the
+        # placement rules of ``dataflow.Tensors``: 3 + 3 silently wrong on seed 10; now these 2.
+        unseen = [w for w, (pos, bit) in zip(wrong, wrong_at) if (accel, pos, bit) not in UNDETECTABLE]
+        # other seeds are not all measured: a small bound, so that a gap shows without failing
+        # every new seed at once
+        bound = 0 if FUZZ_SEED == 10 else max(1, structural // 50)
+        if len(unseen) > bound:
+            problems.append(f"{accel}: {len(unseen)} structural flips ran silently wrong: {unseen}")
     print(f"\nfuzz of the compiled models (seed {FUZZ_SEED}, {time.monotonic() - t0:.1f} s):", *report, sep="\n")
     assert not problems, "\n".join(problems)
 
@@ -372,3 +383,37 @@ def test_generated_model_moved_base(softmax_compiled, tmp_path, reg, nth, delta)
     with pytest.raises(CommandStreamError, match=DATAFLOW) as info:
         NpuSimBackend(f, warm_up=False)
     assert "command " in str(info.value) and "stream byte" in str(info.value)
+
+
+# ---- valid streams: the data-flow check refuses none ----------------------------------------------
+
+VALID_STREAMS = [  # (model, accelerator, compile options): the cases each rule was checked against
+    ("op:pad_int8", "u55-128", {"legacy_core": True}),  # PAD: border, then interior over it
+    ("op:mirror_pad_int8", "u55-128", {}),  # negative strides
+    ("op:concatenation_int8", "u85-256", {}),
+    ("op:resize_bilinear_int8", "u55-32", {"legacy_core": True}),  # tiles with equal bases
+    ("op:transpose_int8", "u55-128", {}),
+    ("op:add_broadcast_int8", "u85-256", {}),
+    ("op:softmax_int16", "u65-512", {}),
+    ("rnd:51", "u55-64", {"arena_cache_size": 8192, "optimise": "Size"}),  # an unread last stripe
+    ("rnd:7", "u85-512", {"arena_cache_size": 16384}),
+    ("big:103", "u55-128", {"arena_cache_size": 16384, "optimise": "Size"}),
+    ("big:111", "u85-256", {"arena_cache_size": 16384}),
+    ("big:120", "u55-64", {"legacy_core": True, "arena_cache_size": 8192}),
+]
+
+
+def test_valid_streams_pass_the_dataflow_check(tmp_path):
+    from valid_streams import big_net, random_net
+
+    from ethos_kws.synth import opcases
+    from ethos_kws.vela import compile_model
+
+    for name, accel, options in VALID_STREAMS:
+        kind, arg = name.split(":")
+        data = {"op": lambda: opcases.OP_CASES[arg].build(0), "rnd": lambda: random_net(int(arg)),
+                "big": lambda: big_net(int(arg))}[kind]()
+        src = tmp_path / f"{kind}_{arg}.tflite"
+        src.write_bytes(data)
+        compiled = compile_model(src, accel, **options).compiled_model
+        NpuSimBackend(compiled, warm_up=False)  # raises CommandStreamError on a refusal

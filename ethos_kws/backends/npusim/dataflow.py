@@ -11,11 +11,18 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   operation); a DMA copies the written state with the bytes (it may move alignment padding);
 * weight and scale streams (traced through DMA copies to region 0) do not cut across each other;
 * (an OFM may overwrite a result nothing has read yet: Vela's PAD does, so that is not refused);
-* every result (OFM) is read by a later operation or is part of an output tensor;
+* every result (OFM) is read by a later operation or is part of an output tensor (but a
+  shorter last row stripe, which Vela computes even when a VALID consumer needs fewer rows);
 * one feature-map read takes no bytes of two results laid out differently in memory (OFM strides
   by magnitude, layout, element size): the stripes and parts of one tensor share its layout, so a
   moved or resized access that reaches an older tensor's stale bytes, or bytes a moved or grown
   OFM wrote over, is refused when that tensor's layout differs (a known gap when it does not);
+* a feature-map read sees each result it takes bytes from as one block of the tensor it reads
+  (``Tensors``): with the result's geometry, every byte at one fixed offset of the read's
+  coordinates; no two overlapping blocks one of which was computed from the other (two versions
+  of a layer: bytes a shrunk or moved OFM left stale); no element wider than the writer's; no
+  rows or columns collapsed onto one byte (a zero or lost stride);
+* nothing writes region 0 (read-only constant data);
 * every output tensor of the ``ethos-u`` op is written completely by the stream;
 * every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
   U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
@@ -33,11 +40,40 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import CommandStreamError, NotModelledError
+from .featuremap import NHWC
 from .memory import READ_ONLY_REGION, SHRAM, Memory
 
 Where = np.ndarray | slice  # byte offsets (any shape) or a [lo, hi) range
 NO_OP = -1
 MAX_TRACKED_BYTES = 1 << 27  # 128 MiB of regions (a KWS arena is well under 1 MiB)
+# element_keys: y, x, c in 20-bit fields (a dimension is at most 2^16), the byte in 3 bits; the
+# difference of two keys then decodes to one (dy, dx, dc, db) and back
+KEY_FIELD, KEY_BYTE = 20, 3
+
+
+def element_keys(where: Where) -> np.ndarray | int:
+    """Per byte of a feature-map access ``[h, w, c]`` or ``[h, w, c, esize]``: its element's
+    (y, x, c) and the byte within it, packed into one int64 (-1 for a plain byte range)."""
+    if not isinstance(where, np.ndarray) or where.ndim not in (3, 4):
+        return -1
+    h, w, c = where.shape[:3]
+    y = np.arange(h, dtype=np.int64)[:, None, None] << (2 * KEY_FIELD + KEY_BYTE)
+    x = np.arange(w, dtype=np.int64)[None, :, None] << (KEY_FIELD + KEY_BYTE)
+    k = y + x + (np.arange(c, dtype=np.int64)[None, None, :] << KEY_BYTE)
+    if where.ndim == 4:
+        k = k[..., None] + np.arange(where.shape[3], dtype=np.int64)
+    return np.broadcast_to(k, where.shape)
+
+
+def split_key_delta(d: int) -> tuple[int, int, int, int]:
+    """(dy, dx, dc, db) of the difference of two ``element_keys``."""
+    db = (d + 4) % 8 - 4
+    d = (d - db) >> KEY_BYTE
+    half = 1 << (KEY_FIELD - 1)
+    dc = (d + half) % (1 << KEY_FIELD) - half
+    d = (d - dc) >> KEY_FIELD
+    dx = (d + half) % (1 << KEY_FIELD) - half
+    return (d - dx) >> KEY_FIELD, dx, dc, db
 
 
 @dataclass(frozen=True)
@@ -81,15 +117,19 @@ class WrittenBytes:
         self.masks: dict[int, np.ndarray] = {}
         self.writers: dict[int, np.ndarray] = {}
         self.sources: dict[int, np.ndarray] = {}  # the region 0 byte each byte was copied from, or -1
-        seen: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # the OFM element (and byte of it) each byte holds, packed by ``element_keys``: which part
+        # of its writer's result it is
+        self.keys: dict[int, np.ndarray] = {}
+        seen: dict[int, tuple[np.ndarray, ...]] = {}
         for index, array in mem.regions.items():
             key = id(array)
             if key not in seen:
                 n = array.shape[1]
                 const = index == READ_ONLY_REGION
                 seen[key] = (np.full(n, const, dtype=bool), np.full(n, NO_OP, dtype=np.int32),
-                             np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32))
-            self.masks[index], self.writers[index], self.sources[index] = seen[key]
+                             np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32),
+                             np.full(n, -1, dtype=np.int64))
+            self.masks[index], self.writers[index], self.sources[index], self.keys[index] = seen[key]
         self.shram = np.zeros(mem.shram.shape[1], dtype=bool)
 
     def mark(self, region: int | str, where: Where, writer: int = NO_OP) -> None:
@@ -99,6 +139,7 @@ class WrittenBytes:
         self.masks[region][where] = True
         self.writers[region][where] = writer
         self.sources[region][where] = -1
+        self.keys[region][where] = element_keys(where) if writer != NO_OP else -1
 
     def _mask(self, region: int | str) -> np.ndarray:
         return self.shram if region == SHRAM else self.masks[region]
@@ -110,8 +151,9 @@ class WrittenBytes:
             if dst.region != SHRAM:
                 self.writers[dst.region][dst.where] = NO_OP
                 self.sources[dst.region][dst.where] = -1
+                self.keys[dst.region][dst.where] = -1
             return
-        for arrays in (self.masks, self.writers, self.sources):
+        for arrays in (self.masks, self.writers, self.sources, self.keys):
             arrays[dst.region][dst.where] = arrays[src.region][src.where].copy()
 
     def constant_block(self, access: Access) -> tuple[int, int] | None:
@@ -125,6 +167,9 @@ class WrittenBytes:
 
     def unwritten(self, access: Access) -> int | None:
         return _first_unwritten(self._mask(access.region), access.where)
+
+    def keys_of(self, access: Access) -> np.ndarray:
+        return self.keys[access.region][access.where]
 
     def writers_of(self, access: Access) -> np.ndarray | None:
         """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
@@ -149,6 +194,124 @@ def layout_of(plan) -> tuple | None:
     # (40-bit two's complement)
     size = [min(s, (1 << 40) - s) for s in (fm.stride_x, fm.stride_y, fm.stride_c)]
     return (fm.region, *size, fm.layout, fm.bits)
+
+
+def _operand(plan, what: str):
+    """The feature map (registers) behind a plan's IFM, IFM2 or OFM access, if it has one (U85's
+    ELEMENTWISE keeps its inputs as ``operands``)."""
+    if what not in ("IFM", "IFM2", "OFM"):
+        return None
+    fm = getattr(plan, what.lower(), None)
+    if fm is None:
+        fm = next((f for kind, _index, f in getattr(plan, "operands", ()) if kind == "map" and f.name == what), None)
+    return fm
+
+
+def _tensor_access(a: Access) -> bool:
+    return isinstance(a.where, np.ndarray) and a.where.ndim in (3, 4)
+
+
+def _collapsed_axis(a: Access, fm) -> str | None:
+    """The axis of a feature-map read whose neighbouring elements in one tile share one byte (a
+    zero STRIDE_Y or STRIDE_X, or a lost stride write): one row or column read for all. (Across
+    tiles it is valid: Vela's legacy core replicates edge rows for RESIZE with tile bases equal.)"""
+    if fm is None or not _tensor_access(a):
+        return None
+    tail = (0,) * (a.where.ndim - 3)
+    h, w = a.where.shape[:2]
+    first = a.where[(0, 0, 0) + tail]
+    if h > 1 and fm.height0 > 1 and a.where[(1, 0, 0) + tail] == first:
+        return "rows"
+    if w > 1 and fm.width0 > 1 and a.where[(0, 1, 0) + tail] == first:
+        return "columns"
+    return None
+
+
+class Tensors:
+    """Which tensor each result (OFM) belongs to, judged where feature maps are read.
+
+    Per result: the geometry its OFM addresses elements with, its element size, its shape and
+    the results it was computed from (ancestry, as a bit set). Per written byte ``WrittenBytes``
+    keeps which element of which result it holds. A read with the geometry of a result it takes
+    bytes from sees that result as one block of the tensor: every byte at one fixed offset of
+    the read's coordinates (a stripe, a depth slice, a concatenated part). A moved base, a
+    changed stride or size breaks that offset; and two blocks at overlapping offsets, one
+    computed from the other, are two versions of a layer (bytes a shrunk or moved OFM left
+    stale), never one tensor: Vela's stripes of one tensor are computed from its input, not
+    from each other."""
+
+    def __init__(self, n: int):
+        self.geometry = np.full(n + 1, -1, dtype=np.int64)  # [pos + 1], -1: not comparable
+        self.bits = np.zeros(n + 1, dtype=np.int64)
+        self.shape = np.zeros((n + 1, 3), dtype=np.int64)
+        self.ancestors = [0] * (n + 1)  # bit p + 1: computed (transitively) from result p
+        self._ids: dict[tuple, int] = {}
+        self._offset = np.zeros(n + 1, dtype=np.int64)  # scratch: one key offset per result
+        self._seen = np.zeros(n + 1, dtype=bool)  # scratch: the results one read takes
+
+    def geometry_id(self, fm, shape: tuple[int, ...]) -> int:
+        """Equal ids address equal (y, x, c) alike: region, layout, element size and the strides
+        the layout uses. An access across tiles is piecewise: never comparable."""
+        if fm is None or len(shape) < 3 or fm.height0 < shape[0] or fm.width0 < shape[1]:
+            return -1
+        key = (fm.region, fm.layout, fm.bits, fm.stride_y, fm.stride_x if fm.layout == NHWC else fm.stride_c)
+        return self._ids.setdefault(key, len(self._ids))
+
+    def present(self, w: np.ndarray) -> np.ndarray:
+        """The results (positions) among writers ``w``."""
+        self._seen[:] = False
+        self._seen[w.reshape(-1) + 1] = True
+        self._seen[0] = False
+        return np.flatnonzero(self._seen) - 1
+
+    def ancestry(self, results: Iterable[int]) -> int:
+        bits = 0
+        for p in results:
+            bits |= self.ancestors[p + 1] | (1 << (p + 1))
+        return bits
+
+    def wrote(self, pos: int, fm, a: Access, ancestry: int) -> None:
+        self.ancestors[pos + 1] = ancestry
+        if fm is None or not _tensor_access(a):
+            return
+        self.geometry[pos + 1] = self.geometry_id(fm, a.where.shape)
+        self.bits[pos + 1] = fm.bits
+        self.shape[pos + 1] = a.where.shape[:3]
+
+    def narrower_writer(self, fm, results: np.ndarray) -> int | None:
+        """A result whose elements are narrower than the read's: a wide read of bytes written as
+        8-bit elements (Vela narrows, e.g. an int32 read as int8 bytes, never widens)."""
+        if fm is None or not results.size:
+            return None
+        narrow = results[(self.bits[results + 1] > 0) & (self.bits[results + 1] < fm.bits)]
+        return int(narrow[0]) if narrow.size else None
+
+    def misplaced(self, fm, a: Access, w: np.ndarray, keys: np.ndarray) -> tuple[str, int, int] | None:
+        """("offset", result, -1): a result whose bytes lie at different offsets of the read's
+        coordinates; ("stale", older, newer): two overlapping blocks, newer computed from older."""
+        g = self.geometry_id(fm, a.where.shape)
+        if g < 0:
+            return None
+        same = self.geometry[w + 1] == g
+        if not same.any():
+            return None
+        ws = w[same]
+        delta = keys[same] - element_keys(a.where)[same]
+        self._offset[ws + 1] = delta
+        bad = self._offset[ws + 1] != delta
+        if bad.any():
+            return "offset", int(ws[int(np.argmax(bad))]), -1
+        group = self.present(ws)
+        if len(group) < 2:
+            return None
+        lo = -np.array([split_key_delta(int(self._offset[p + 1]))[:3] for p in group], dtype=np.int64)
+        hi = lo + self.shape[group + 1]
+        overlap = ((lo[:, None] < hi[None, :]) & (lo[None, :] < hi[:, None])).all(axis=2)
+        for i, j in zip(*np.nonzero(np.triu(overlap, 1))):
+            older, newer = int(group[i]), int(group[j])  # group is in stream order
+            if self.ancestors[newer + 1] >> (older + 1) & 1:
+                return "stale", older, newer
+        return None
 
 
 def accesses(plan) -> tuple[list[Access], list[Access]]:
@@ -209,6 +372,37 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 return int(found[0]), int(p)
         return None
 
+    tensors = Tensors(len(plans))
+
+    def command_at(p: int) -> str:
+        i, c, _plan = plans[p]
+        return f"command {i} at stream byte {c.offset}"
+
+    def tensor_fault(a: Access, fm) -> str | None:
+        """The rules of ``Tensors`` for one feature-map read (None: it reads one tensor)."""
+        axis = _collapsed_axis(a, fm)
+        if axis is not None:
+            return (f"{a.what} reads all its {axis} from the same bytes (a zero or unset stride): a "
+                    f"corrupt stride or a lost register write")
+        w = written.writers_of(a)
+        if w is None or not _tensor_access(a):
+            return None
+        narrow = tensors.narrower_writer(fm, tensors.present(w))
+        if narrow is not None:
+            return (f"{a.what} reads {fm.bits}-bit elements from bytes the OFM of {command_at(narrow)} wrote "
+                    f"as {int(tensors.bits[narrow + 1])}-bit elements: a corrupt address or precision "
+                    f"reads another tensor")
+        bad = tensors.misplaced(fm, a, w, written.keys_of(a))
+        if bad is None:
+            return None
+        kind, p, q = bad
+        if kind == "offset":
+            return (f"{a.what} takes the bytes of the OFM of {command_at(p)} at shifting positions (not one "
+                    f"block of the tensor it reads): a corrupt address, stride or size")
+        return (f"{a.what} reads, for overlapping elements, the OFM of {command_at(p)} and that of "
+                f"{command_at(q)}, computed from it: two versions of a layer (stale bytes a corrupt OFM "
+                f"address or size left)")
+
     constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
     last = None
     for pos, (index, cmd, plan) in enumerate(plans):
@@ -224,10 +418,16 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                                 f"directly or by DMA): a corrupt base address or length"))
             else:
                 constants.append((*block, index, cmd, a.what))
+        for a in writes:
+            if a.region == READ_ONLY_REGION:
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"{a.what} writes region {READ_ONLY_REGION} (read-only constant data): a "
+                                f"corrupt region"))
         if getattr(plan, "is_copy", False):  # a copy: may move padding too; the data keeps its state
             written.copy(reads[0], writes[0])
             note_read(reads[0])
             continue
+        sources: set[int] = set()  # the results this operation is computed from
         for a in reads:
             bad = written.unwritten(a)
             if bad is not None:
@@ -240,7 +440,15 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                                 f"command {i1} at stream byte {c1.offset} and that of command {i2} at stream "
                                 f"byte {c2.offset}): a corrupt address, stride or size reads another "
                                 f"tensor's bytes"))
+            if a.what.startswith("IFM"):
+                message = tensor_fault(a, _operand(plan, a.what))
+                if message is not None:
+                    fault(Violation(index, cmd.offset, cmd.name, message))
+            w = written.writers_of(a)
+            if w is not None:
+                sources.update(tensors.present(w).tolist())
             note_read(a)
+        ancestry = tensors.ancestry(sources)
         for a in writes:
             is_result = a.what == "OFM"
             # An OFM overwriting a result nobody read yet is not refused: valid streams do it (Vela's
@@ -249,6 +457,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             written.mark(a.region, a.where, pos if is_result else NO_OP)
             if is_result:
                 results[pos] = (index, cmd, a)
+                tensors.wrote(pos, _operand(plan, "OFM"), a, ancestry)
         last = (index, cmd)
     for name, lo, hi in outputs:
         out = Access("output", 1, slice(lo, hi))
@@ -277,8 +486,20 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             lo0, hi0 = lo, hi
     # A result nothing reads: Vela emits no dead operation, so its OFM address is wrong (or the
     # address its consumer reads from is).
+    def remainder_stripe(pos: int) -> bool:
+        """The last, shorter row stripe of a striped layer whose consumer needs fewer rows (a VALID
+        pool of an odd height): Vela computes it all the same (seen: u55-64, an 8 KiB arena)."""
+        g = tensors.geometry[pos + 1]
+        earlier = [q for q in results if q < pos and type(plans[q][2]) is type(plans[pos][2])]
+        if g < 0 or not earlier:
+            return False
+        q = earlier[-1]
+        shape, prev = tensors.shape[pos + 1], tensors.shape[q + 1]
+        return bool(used[q + 1] and tensors.geometry[q + 1] == g and (prev[1:] == shape[1:]).all()
+                    and prev[0] > shape[0])
+
     for pos, (index, cmd, a) in results.items():
-        if not used[pos + 1]:
+        if not used[pos + 1] and not remainder_stripe(pos):
             first = a.where.start if isinstance(a.where, slice) else int(a.where.min())
             fault(Violation(index, cmd.offset, cmd.name,
                             f"OFM written at region {a.region} byte {first} is never read by a later "
