@@ -28,7 +28,12 @@ INT64_SAFE = 1 << 62  # |(v + b) * M| + |r| below this: no int64 overflow in any
 
 
 def _jit(fn):
-    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn) if numba is not None else None
+    if numba is None:
+        return None
+    try:
+        return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
+    except RuntimeError:  # no writable cache location (read-only install and home): compile per process
+        return numba.njit(nogil=True, boundscheck=False)(fn)
 
 
 def _stage(acc, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
