@@ -5,8 +5,10 @@ the IFM, larger kernels on an im2col window view); DEPTHWISE sums one shifted mu
 tap. The IFM zero point is folded into the bias (sum((x - zp) * w) = sum(x * w) - zp * sum(w)) and
 padding holds the zero point. The float type is chosen per operation from the accumulator bound
 max|x| * sum|w|: float32 when it stays below 2^24, float64 below 2^53 (exact either way), else the
-operation stops with CommandStreamError. The output stage then runs in float32 where ``fastscale``
-can prove each element exact (its near-ties recomputed in int64), else in int64 (``rescale``).
+operation stops with CommandStreamError. The output stage then runs compiled in exact int64
+(``kernels``, with depthwise accumulation fused in), else in float32 where ``fastscale`` can prove
+each element exact (its near-ties recomputed in int64), else in numpy int64 (``rescale``). The
+stripes of one layer may run as one matmul (``stripes``).
 """
 
 from __future__ import annotations
