@@ -36,21 +36,29 @@ def _jit(fn):
         return numba.njit(nogil=True, boundscheck=False)(fn)
 
 
+def _one(v, bias, m, s, r_hi, r_lo, zp, lo, hi):
+    """clip(zp + (((v + bias) * m + r) >> s), lo, hi) of one exact-integer accumulator, r = r_lo
+    for a negative product, else r_hi (inlined into the loops below)."""
+    y = (np.int64(v) + bias) * m
+    y += r_lo if y < 0 else r_hi
+    y = (y >> s) + zp
+    return min(max(y, lo), hi)
+
+
+_ONE = numba.njit(inline="always", nogil=True)(_one) if numba is not None else None
+
+
 def _stage(acc, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
-    """out[i, c] = clip(zp + (((acc[i, c] + bias[c]) * m[c] + r) >> s[c]), lo, hi); acc holds
-    exact integers (int or float), r = r_lo[c] for a negative product, else r_hi[c]."""
+    """out[i, c] = ``_one`` of acc[i, c] with channel c's parameters (acc: int or float)."""
     rows, channels = acc.shape
     for i in range(rows):
         for c in range(channels):
-            y = (np.int64(acc[i, c]) + bias[c]) * m[c]
-            y += r_lo[c] if y < 0 else r_hi[c]
-            y = (y >> s[c]) + zp
-            out[i, c] = min(max(y, lo), hi)
+            out[i, c] = _ONE(acc[i, c], bias[c], m[c], s[c], r_hi[c], r_lo[c], zp, lo, hi)
 
 
 def _depthwise(xp, w, sy, sx, dy, dx, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
     """Depthwise accumulation over the padded IFM ``xp`` (batch, H, W, C) with per-tap weights
-    ``w`` (kh, kw, C), exact in xp's float type, then ``_stage`` per output element."""
+    ``w`` (kh, kw, C), exact in xp's float type, then ``_one`` per output element."""
     batch, height, width, channels = out.shape
     kh, kw = w.shape[0], w.shape[1]
     acc = np.empty(channels, dtype=xp.dtype)
@@ -65,10 +73,7 @@ def _depthwise(xp, w, sy, sx, dy, dx, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
                         for c in range(channels):
                             acc[c] += row[c] * tap[c]
                 for c in range(channels):
-                    v = (np.int64(acc[c]) + bias[c]) * m[c]
-                    v += r_lo[c] if v < 0 else r_hi[c]
-                    v = (v >> s[c]) + zp
-                    out[b, y, x, c] = min(max(v, lo), hi)
+                    out[b, y, x, c] = _ONE(acc[c], bias[c], m[c], s[c], r_hi[c], r_lo[c], zp, lo, hi)
 
 
 _STAGE = _jit(_stage)

@@ -65,10 +65,13 @@ def _end(where) -> int:
     return int(np.max(where)) + 1 if np.size(where) else 0
 
 
-def _member_of(first, plan) -> bool:
+def _stripe_key(plan):
     key = getattr(plan, "stripe_key", None)
-    return (key is not None and key() is not None and key() == first.stripe_key()
-            and np.array_equal(plan.ifm_index, first.ifm_index))
+    return None if key is None else key()
+
+
+def _member_of(first, key, plan) -> bool:
+    return _stripe_key(plan) == key and np.array_equal(plan.ifm_index, first.ifm_index)
 
 
 def _groups(plans: list) -> list[list[int]]:
@@ -76,8 +79,8 @@ def _groups(plans: list) -> list[list[int]]:
     groups, i = [], 0
     while i < len(plans):
         first = plans[i]
-        key = getattr(first, "stripe_key", None)
-        if key is None or key() is None:
+        key = _stripe_key(first)
+        if key is None:
             i += 1
             continue
         ifm, ofms = _Masks(), _Masks()
@@ -90,7 +93,7 @@ def _groups(plans: list) -> list[list[int]]:
         group = [i]
         for j in range(i + 1, len(plans)):
             plan = plans[j]
-            member = _member_of(first, plan)
+            member = _member_of(first, key, plan)
             if not member and not getattr(plan, "is_copy", False):
                 break
             reads, writes = plan.accesses()
