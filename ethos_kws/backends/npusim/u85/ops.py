@@ -200,6 +200,8 @@ class OutputStage:
     def rescale(self, v: np.ndarray, scale=None, shift=None, bound: int | None = None) -> np.ndarray:
         if scale is None and shift is None:
             return self._scaler(v, bound)
+        if scale == 1 and shift is None:  # a 32-bit MUL: OFM_SCALE's shift alone, on every run
+            return self._shift_only(v, bound)
         return rescale(v, self.scale if scale is None else scale, self.shift if shift is None else shift,
                        self.round_mode, self.dbl_rnd, bound)
 
@@ -207,6 +209,11 @@ class OutputStage:
     def _scaler(self) -> Scaler:
         """OFM_SCALE's rescale, checked once (at the first run: a bad shift is an error there)."""
         return Scaler(self.scale, self.shift, self.round_mode, self.dbl_rnd)
+
+    @cached_property
+    def _shift_only(self) -> Scaler:
+        """OFM_SCALE's shift and rounding with a unit scale, checked once."""
+        return Scaler(1, self.shift, self.round_mode, self.dbl_rnd)
 
     @cached_property
     def clamp(self) -> tuple[int, int]:
@@ -557,6 +564,7 @@ class ElementwisePlan:
         if name == "DIV" and any(fm.bits != 32 for _k, _w, fm in self.operands):
             raise not_modelled("ELEMENTWISE DIV of 8- or 16-bit operands (modelled: int32 DIV)")
         self.ofm_index = self.out.index(ctx.mem, self.h, self.w, self.c)
+        self.ofm_io = FmAccess(self.ofm.region, self.ofm_index, self.ofm.dtype)
         self.mul32_shift_only = self.ofm.bits == 32 and ctx.behaviours.mul32_shift_only
 
     def _operand(self, r: RegisterFile, ctx: Context, name: str):
@@ -570,10 +578,10 @@ class ElementwisePlan:
         w = 1 if bc & BROADCAST_W else self.w
         c = 1 if bc & BROADCAST_C else self.c
         fm = feature_map(r, name, h, w, c, ctx)
-        return ("map", fm.byte_index(ctx.mem, h, w, c), fm)
+        return ("map", FmAccess(fm.region, fm.byte_index(ctx.mem, h, w, c), fm.dtype), fm)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
-        reads = [Access(fm.name, fm.region, index) for kind, index, fm in self.operands if kind == "map"]
+        reads = [Access(fm.name, fm.region, io.index) for kind, io, fm in self.operands if kind == "map"]
         return reads + self.out.reads(), [Access("OFM", self.ofm.region, self.ofm_index)]
 
     @staticmethod
@@ -581,7 +589,7 @@ class ElementwisePlan:
         kind, what, fm = operand
         if kind == "scalar":
             return np.full((1, 1, 1, 1), what, dtype=np.int64)
-        return read_fm(mem, fm.region, what, fm.dtype).astype(np.int64) - fm.zero_point
+        return np.subtract(what.read(mem), fm.zero_point, dtype=np.int64)
 
     @cached_property
     def _ifm_scalers(self) -> tuple[Scaler, Scaler]:
@@ -629,7 +637,7 @@ class ElementwisePlan:
         else:  # SHL
             v = a << np.clip(b, 0, 31)
         v = np.broadcast_to(v, (v.shape[0], self.h, self.w, self.c))
-        out.write(mem, self.ofm_index, out.finish(v))
+        out.write(mem, self.ofm_io, out.finish(v))
 
 
 class DmaPlan:
