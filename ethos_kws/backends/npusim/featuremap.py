@@ -253,7 +253,9 @@ class FmAccess:
             write_fm(mem, self.region, self.index, values, self.dtype)
             return
         mem.check_writable(self.region, "OFM")
-        values = np.broadcast_to(values, (views[0][1].shape[0],) + self.index.shape)
+        full = (views[0][1].shape[0],) + self.index.shape
+        if values.shape != full:
+            values = np.broadcast_to(values, full)
         for cs, v in views:
             # the assignment converts to the 8-bit type (the values are in its range)
             v[...] = values[..., cs].reshape(v.shape)
