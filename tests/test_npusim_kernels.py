@@ -101,3 +101,46 @@ def test_depthwise_matches_accumulate_then_rescale(stride, dilation):
     got = stage.depthwise(xp, wt, k, h, w)
     acc = accumulate(xp, wt, k, h, w, c, c, True, exact=True)
     np.testing.assert_array_equal(got, _u55_reference(m, s, b, u55.TFL, -5, -128, 127)(acc))
+
+
+def _scalar_values(rng, m: int, s: int, n: int = 3000) -> np.ndarray:
+    """int64 values of an elementwise result: random over int32 products, and on and next to the
+    rounding ties of ``v * m / 2^s``."""
+    top = min(1 << 40, (1 << 61) // m)  # products within int64: beyond, the stage declines (below)
+    v = rng.integers(-top, top, n)
+    k = rng.integers(-(1 << 20), 1 << 20, n) + 0.5
+    ties = np.round(k * np.ldexp(1.0, s) / m).astype(np.int64) + rng.integers(-2, 3, n)
+    return np.concatenate([v, ties, [0, 1, -1]]).astype(np.int64)
+
+
+@pytest.mark.parametrize("family, mode, dbl_rnd", [
+    ("u55", u55.TFL, 0), ("u55", u55.NATURAL, 0),
+    ("u85", u85.DOUBLE_SYMMETRIC, 0), ("u85", u85.DOUBLE_SYMMETRIC, 4), ("u85", u85.NATURAL, 0),
+    ("u85", u85.DOUBLE_ASYMMETRIC, 2), ("u85", u85.SYMMETRIC, 0), ("u85", u85.TRUNCATE_TO_LOWER, 0)])
+@pytest.mark.parametrize("m, s", [(1, 0), (1, 5), (1 << 30, 31), (1518500250, 38), (23456, 20)])
+def test_scalar_stage_matches_rescale_then_clamp(family, mode, dbl_rnd, m, s):
+    """The elementwise output stage: one scale, int64 values, 32-bit and 8-bit clamps."""
+    rng = np.random.default_rng(m % 997 + s + mode)
+    v = _scalar_values(rng, m, s)
+    terms = u55.round_terms(s, mode) if family == "u55" else u85.round_terms(s, mode, dbl_rnd)
+    for zp, lo, hi in ((0, -(1 << 31), (1 << 31) - 1), (-5, -128, 127), (3, 10, -10)):
+        stage = kernels.ScalarStage.build(m, s, int(terms[0]), int(terms[1]), zp, lo, hi)
+        got = stage.apply(v.reshape(1, 1, -1, 3))
+        y = u55.rescale(v, m, s, mode) if family == "u55" else u85.rescale(v, m, s, mode, dbl_rnd)
+        assert got.dtype == np.int64 and got.shape == (1, 1, v.size // 3, 3)
+        np.testing.assert_array_equal(got.reshape(-1), np.clip(y.astype(np.int64) + zp, lo, hi))
+
+
+def test_scalar_stage_declines_what_int64_cannot_hold():
+    """A product beyond int64 (an int32 MUL rescaled by a 31-bit multiplier) and non-int64 input
+    go back to the exact path (None); a bad shift builds no stage."""
+    stage = kernels.ScalarStage.build(1 << 30, 40, *(int(t) for t in u55.round_terms(40, u55.TFL)), 0, -128, 127)
+    assert stage.apply(np.array([1 << 32], dtype=np.int64)) is not None
+    assert stage.apply(np.array([3, 1 << 33, 5], dtype=np.int64)) is None
+    assert stage.apply(np.array([-(1 << 33)], dtype=np.int64)) is None
+    assert stage.apply(np.array([7], dtype=object)) is None
+    unit = kernels.ScalarStage.build(1, 62, 1 << 61, 1 << 61, 0, -128, 127)
+    assert unit.apply(np.array([-(1 << 62), 1 << 62], dtype=np.int64)) is not None
+    assert unit.apply(np.array([np.iinfo(np.int64).min], dtype=np.int64)) is None
+    assert kernels.ScalarStage.build(1, 64, 0, 0, 0, -128, 127) is None
+    assert kernels.ScalarStage.build(-1, 3, 4, 4, 0, -128, 127) is None

@@ -76,8 +76,21 @@ def _depthwise(xp, w, sy, sx, dy, dx, bias, m, s, r_hi, r_lo, zp, lo, hi, out):
                     out[b, y, x, c] = _ONE(acc[c], bias[c], m[c], s[c], r_hi[c], r_lo[c], zp, lo, hi)
 
 
+def _checked(v, m, s, r_hi, r_lo, zp, lo, hi, limit, out):
+    """out[i] = ``_one`` of v[i] with one scale for the whole map while ``|v[i]| <= limit`` (the
+    product and its rounding term then stay in int64); False, out incomplete, at the first value
+    beyond it."""
+    for i in range(v.shape[0]):
+        x = v[i]
+        if x < -limit or x > limit:
+            return False
+        out[i] = _ONE(x, 0, m, s, r_hi, r_lo, zp, lo, hi)
+    return True
+
+
 _STAGE = _jit(_stage)
 _DEPTHWISE = _jit(_depthwise)
+_CHECKED = _jit(_checked)
 
 
 class IntegerStage:
@@ -135,3 +148,37 @@ class IntegerStage:
         out = np.empty((xp.shape[0], h, width, w.shape[2]), dtype=self.dtype)
         _DEPTHWISE(xp, w, k.stride_y, k.stride_x, k.dilation_y, k.dilation_x, *self._params, out)
         return out
+
+
+class ScalarStage:
+    """The output stage of an elementwise operation, whose OFM_SCALE is one multiplier and shift:
+    ``_one`` of each int64 value in one compiled call, where numpy takes about ten calls on maps
+    of a few elements (Vela's softmax is two dozen of them). The int64 range is checked per value,
+    as the values are not bounded when the plan is built: ``apply`` returns None when one could
+    leave it, and the caller's exact path (Python integers) runs instead."""
+
+    def __init__(self, params: tuple):
+        self._params = params  # multiplier, shift, both rounding terms, zero point, lo, hi, limit
+
+    @classmethod
+    def build(cls, multiplier: int, shift: int, round_hi: int, round_lo: int, zero_point: int,
+              lo: int, hi: int) -> ScalarStage | None:
+        """None without numba or for a scale the exact path refuses (it names the error)."""
+        m, s = int(multiplier), int(shift)
+        if _CHECKED is None or not 0 <= s <= 63 or m < 0:
+            return None
+        # |v| * m + |r| <= 2^63 - 1: no step of ``_one`` overflows
+        limit = ((1 << 63) - 1 - max(abs(int(round_hi)), abs(int(round_lo)))) // max(m, 1)
+        if limit < 0:
+            return None
+        return cls(tuple(np.int64(x) for x in (m, s, round_hi, round_lo, zero_point, lo, hi, limit)))
+
+    def apply(self, v: np.ndarray) -> np.ndarray | None:
+        """The finished OFM values (int64, v's shape), or None (v is not int64 or leaves the range)."""
+        if v.dtype != np.int64:
+            return None
+        flat = np.ascontiguousarray(v).reshape(-1)
+        out = np.empty(flat.shape, dtype=np.int64)
+        if not _CHECKED(flat, *self._params, out):
+            return None
+        return out.reshape(v.shape)

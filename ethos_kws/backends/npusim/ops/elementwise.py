@@ -18,9 +18,10 @@ from ..commands import decode_fields
 from ..dataflow import Access
 from ..featuremap import FeatureMap, FmAccess
 from ..memory import Memory
+from ..kernels import ScalarStage
 from ..registers import RegisterFile
-from ..rescale import NATURAL, TRUNCATE, Rescale
-from .common import OutputStage, Upscale, effective_zero_point, ofm_shape
+from ..rescale import NATURAL, TRUNCATE, Rescale, round_terms
+from .common import NATIVE_ACTIVATIONS, OutputStage, Upscale, effective_zero_point, ofm_shape
 
 UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
 # Which scale registers each mode reads (Vela's generate_scaling_for_elementwise): ADD/SUB
@@ -130,25 +131,48 @@ class ElementwisePlan:
             return scale(a), b << unscaled
         return a << unscaled, scale(b)
 
+    def _stage(self, multiplier: int, shift: int) -> ScalarStage | None:
+        """OFM_SCALE, zero point and clamp compiled (``kernels.ScalarStage``), made when first used;
+        None where the numpy path runs (a native activation, TRUNCATE rounding, no numba)."""
+        key = ("stage", multiplier, shift)
+        if key not in self._rescales:
+            out = self.out
+            terms = None if out.function in NATIVE_ACTIVATIONS else round_terms(shift, out.rounding)
+            self._rescales[key] = None if terms is None else ScalarStage.build(
+                multiplier, shift, int(terms[0]), int(terms[1]), out.zero_point, *out.clamp)
+        return self._rescales[key]
+
+    def _scaled(self, x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+        """OFM_SCALE's rescale of x and the output stage: compiled in one call when it applies."""
+        stage = self._stage(multiplier, shift)
+        v = None if stage is None else stage.apply(x)
+        if v is None:
+            v = self.out.finish(self._scale(multiplier, shift, self.out.rounding).apply(x), owned=True)
+        return v
+
     def run(self, mem: Memory) -> None:
         a, b = self._operands(mem)
         m, out = self.mode, self.out
-        if m in (Mode.ADD, Mode.SUB):
-            sa, sb = self._scaled_add_operands(a, b)
-            v = self._scale(*self.ofm_scale, out.rounding).apply(sa + sb if m is Mode.ADD else sa - sb)
-        elif m is Mode.MUL:
-            prod = a * b
+        full = (mem.batch, self.h, self.w, self.c)
+        if m in (Mode.ADD, Mode.SUB, Mode.MUL, Mode.ABS):  # rescaled by OFM_SCALE
             mult, shift = self.ofm_scale
-            # Vela: "32 bit Mul op do not scale the value" (its squared difference multiplies by
-            # a constant multiplier instead); the IFM's precision decides, not the OFM's
-            if self.ifm.bits == 32 and self.behaviours.mul32_shift_only:
-                mult = 1
-            v = self._scale(mult, shift, out.rounding).apply(prod)
-        elif m in (Mode.MIN, Mode.MAX):
+            if m is Mode.MUL:
+                x = a * b
+                # Vela: "32 bit Mul op do not scale the value" (its squared difference multiplies
+                # by a constant multiplier instead); the IFM's precision decides, not the OFM's
+                if self.ifm.bits == 32 and self.behaviours.mul32_shift_only:
+                    mult = 1
+            elif m is Mode.ABS:
+                x = np.abs(a)
+            else:
+                sa, sb = self._scaled_add_operands(a, b)
+                x = sa + sb if m is Mode.ADD else sa - sb
+            v = self._scaled(x, mult, shift)
+            out.write(mem, self.ofm_io, v if v.shape == full else np.broadcast_to(v, full))
+            return
+        if m in (Mode.MIN, Mode.MAX):
             v = np.minimum(a, b) if m is Mode.MIN else np.maximum(a, b)
             v = np.broadcast_to(v, np.broadcast_shapes(a.shape, b.shape))
-        elif m is Mode.ABS:
-            v = self._scale(*self.ofm_scale, out.rounding).apply(np.abs(a))
         elif m is Mode.LRELU:
             if self.behaviours.lrelu_alpha_in_ofm_scale:
                 v = np.where(a < 0, self._scale(*self.ofm_scale, out.rounding).apply(a), a)
@@ -172,7 +196,6 @@ class ElementwisePlan:
         else:  # SHL
             sh = np.clip(b, 0, 31)
             v = a << sh
-        full = (v.shape[0], self.h, self.w, self.c)
         if v.shape == full:
             out.write(mem, self.ofm_io, out.finish(v, owned=True))
         else:

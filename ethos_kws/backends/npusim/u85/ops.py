@@ -20,6 +20,7 @@ from ..activation import sigmoid_q15, tanh_q15
 from ..dataflow import Access
 from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
+from ..kernels import ScalarStage
 from ..memory import Memory
 from ..ops.common import Kernel, valid_counts
 from ..ops.conv import MAX_IM2COL, MAX_MACS, PaddedIfm, accumulate, fast_stage, float_type, run_fast, weight_matrix
@@ -209,6 +210,23 @@ class OutputStage:
     def _scaler(self) -> Scaler:
         """OFM_SCALE's rescale, checked once (at the first run: a bad shift is an error there)."""
         return Scaler(self.scale, self.shift, self.round_mode, self.dbl_rnd)
+
+    def finish_rescaled(self, v: np.ndarray, shift_only: bool = False) -> np.ndarray:
+        """``finish(rescale(v))`` with OFM_SCALE (its shift alone for ``shift_only``): compiled in
+        one call (``kernels.ScalarStage``) where it applies, else through numpy."""
+        stage = self._stages[shift_only]
+        y = None if stage is None else stage.apply(v)
+        return y if y is not None else self.finish(self.rescale(v, 1 if shift_only else None))
+
+    @cached_property
+    def _stages(self) -> tuple[ScalarStage | None, ScalarStage | None]:
+        """The compiled stage with OFM_SCALE and with its shift alone; None where numpy runs (a
+        native activation, TRUNCATE_TO_ZERO, no numba)."""
+        terms = None if self.native is not None else round_terms(self.shift, self.round_mode, self.dbl_rnd)
+        if terms is None:
+            return None, None
+        return tuple(ScalarStage.build(m, self.shift, int(terms[0]), int(terms[1]), self.zero_point, *self.clamp)
+                     for m in (self.scale, 1))
 
     @cached_property
     def _shift_only(self) -> Scaler:
@@ -592,52 +610,63 @@ class ElementwisePlan:
         return np.subtract(what.read(mem), fm.zero_point, dtype=np.int64)
 
     @cached_property
+    def _ifm_unit(self) -> tuple[bool, bool]:
+        """IFM_SCALE, IFM2_SCALE multiply by 1 and shift by 0 (with a defined dbl_rnd, which
+        ``Scaler`` checks): every rounding leaves the value."""
+        return tuple(sc[:2] == (1, 0) and 0 <= sc[2] <= 30 for sc in (self.ifm_scale, self.ifm2_scale))
+
+    @cached_property
     def _ifm_scalers(self) -> tuple[Scaler, Scaler]:
         """IFM_SCALE and IFM2_SCALE (rounding: DOUBLE_SYMMETRIC unless the register says NATURAL)."""
         return tuple(Scaler(sc[0], sc[1], DOUBLE_SYMMETRIC if sc[3] == 0 else NATURAL, sc[2])
                      for sc in (self.ifm_scale, self.ifm2_scale))
+
+    def _rescaled(self, a: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, bool]:
+        """The value OFM_SCALE rescales and whether its multiplier is forced to 1 (modes that rescale)."""
+        name = isa.ELEMENTWISE_MODE[self.mode]
+        if name in ("ADD", "SUB"):
+            sa, sb = (x if unit else scaler(x) for x, scaler, unit in zip((a, b), self._ifm_scalers, self._ifm_unit))
+            return (sa + sb if name == "ADD" else sa - sb), False
+        if name == "MUL":
+            # the U55 behaviour holds on U85 too: a 32-bit MUL applies only OFM_SCALE's shift
+            # (Vela programs 2^30 >> 31 for TFLite's rounding doubling high multiply)
+            return a * b, self.mul32_shift_only
+        if name in ("MIN", "MAX"):
+            return (np.minimum(a, b) if name == "MIN" else np.maximum(a, b)), False
+        if name == "DIV":
+            # int32 DIV (TFLite's, TOSA's INTDIV): the quotient truncated toward zero
+            if not np.all(b):
+                raise InputNotModelledError("ELEMENTWISE DIV by zero is not modelled by npu-sim for Ethos-U85 "
+                                            "(what the hardware returns is not known)")
+            q = np.abs(a) // np.abs(b)
+            return np.where((a < 0) != (b < 0), -q, q), False
+        if name == "ABS":
+            return np.abs(a), False
+        # LRELU, Regor's U85 one: IFM_SCALE scales the non-negative elements, IFM2_SCALE (alpha
+        # times that) the negative ones; OFM_SCALE follows as for every op (unit here)
+        pos, neg = self._ifm_scalers[0](a), self._ifm_scalers[1](a)
+        return np.where(a < 0, neg, pos), False
 
     def run(self, mem: Memory) -> None:
         a = self._read(mem, self.operands[0])
         b = self._read(mem, self.operands[1]) if len(self.operands) > 1 else None
         name = isa.ELEMENTWISE_MODE[self.mode]
         out = self.out
-        if name in ("ADD", "SUB"):
-            sa, sb = self._ifm_scalers[0](a), self._ifm_scalers[1](b)
-            v = out.rescale(sa + sb if name == "ADD" else sa - sb)
-        elif name == "MUL":
-            # the U55 behaviour holds on U85 too: a 32-bit MUL applies only OFM_SCALE's shift
-            # (Vela programs 2^30 >> 31 for TFLite's rounding doubling high multiply)
-            v = out.rescale(a * b, 1 if self.mul32_shift_only else None)
-        elif name in ("MIN", "MAX"):
-            v = out.rescale(np.minimum(a, b) if name == "MIN" else np.maximum(a, b))
-        elif name == "DIV":
-            # int32 DIV (TFLite's, TOSA's INTDIV): the quotient truncated toward zero
-            if not np.all(b):
-                raise InputNotModelledError("ELEMENTWISE DIV by zero is not modelled by npu-sim for Ethos-U85 "
-                                            "(what the hardware returns is not known)")
-            q = np.abs(a) // np.abs(b)
-            v = out.rescale(np.where((a < 0) != (b < 0), -q, q))
-        elif name == "ABS":
-            v = out.rescale(np.abs(a))
-        elif name == "LRELU":
-            # Regor's U85 LRELU: IFM_SCALE scales the non-negative elements, IFM2_SCALE (alpha
-            # times that) the negative ones; OFM_SCALE follows as for every op (unit here)
-            pos, neg = self._ifm_scalers[0](a), self._ifm_scalers[1](a)
-            v = out.rescale(np.where(a < 0, neg, pos))
-        elif name == "CLZ":
+        if name == "CLZ":
             u = (a & 0xFFFFFFFF).astype(np.uint64)
             nbits = np.zeros(u.shape, dtype=np.int64)
             for s in range(32):
                 nbits = np.where(u >> np.uint64(s) != 0, s + 1, nbits)
-            v = 32 - nbits
+            v = out.finish(32 - nbits)
         elif name == "SHR":
-            v = rescale(a, 1, np.broadcast_to(np.clip(b, 0, 31), np.broadcast_shapes(a.shape, b.shape)),
-                        out.round_mode, out.dbl_rnd)
-        else:  # SHL
-            v = a << np.clip(b, 0, 31)
-        v = np.broadcast_to(v, (v.shape[0], self.h, self.w, self.c))
-        out.write(mem, self.ofm_io, out.finish(v))
+            v = out.finish(rescale(a, 1, np.broadcast_to(np.clip(b, 0, 31), np.broadcast_shapes(a.shape, b.shape)),
+                                   out.round_mode, out.dbl_rnd))
+        elif name == "SHL":
+            v = out.finish(a << np.clip(b, 0, 31))
+        else:
+            v = out.finish_rescaled(*self._rescaled(a, b))
+        full = (v.shape[0], self.h, self.w, self.c)
+        out.write(mem, self.ofm_io, v if v.shape == full else np.broadcast_to(v, full))
 
 
 class DmaPlan:
