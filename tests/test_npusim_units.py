@@ -180,3 +180,35 @@ def test_fields_come_from_vela_tables():
     cmds = decode_stream(np.array([0x0001_0005, 0x0026_4024, 0xFC0FC0FE, 0xFFFF_0000], dtype=np.uint32), 10)
     assert [c.name for c in cmds] == ["NPU_OP_POOL", "NPU_SET_OFM_SCALE", "NPU_OP_STOP"]
     assert cmds[1].payload == 0xFC0FC0FE and cmds[1].param & 0x3F == 38
+
+
+def test_count_leading_zeros_of_every_bit_length():
+    """ELEMENTWISE CLZ (U55, U65 and U85 share it): every power of two and its neighbours, random
+    32-bit patterns, negative int32 values, against Python's bit_length."""
+    from ethos_kws.backends.npusim.ops.common import count_leading_zeros
+
+    powers = [1 << k for k in range(33)]
+    values = sorted({p + d for p in powers for d in (-1, 0, 1)} - {1 << 32, (1 << 32) + 1})
+    rng = np.random.default_rng(7)
+    v = np.concatenate([np.array(values, dtype=np.int64), rng.integers(-(1 << 31), 1 << 32, 20000)])
+    expected = [32 - (x & 0xFFFFFFFF).bit_length() for x in v.tolist()]
+    assert count_leading_zeros(v).tolist() == expected
+
+
+def test_const_reads_keep_read_only_streams_and_reread_writable_ones():
+    """``ConstReads``: a stream in region 0 is read once per read-only buffer; one in a writable
+    region is read on every run (a DMA may have rewritten it); other read-only bytes are read again."""
+    from ethos_kws.backends.npusim.memory import ConstReads
+
+    flash = bytes(range(64))
+    mem = Memory.create(1, flash, 64, 64, True, 0)
+    reads = ConstReads()
+    assert reads.read(mem, 0, 8, 4, "w") == flash[8:12]
+    mem.regions[1][0, :4] = [9, 9, 9, 9]
+    assert reads.read(mem, 1, 0, 4, "w") == bytes([9] * 4)
+    mem.regions[1][0, :4] = [7, 7, 7, 7]
+    assert reads.read(mem, 1, 0, 4, "w") == bytes([7] * 4)
+    other = bytes(reversed(range(64)))
+    assert reads.read(Memory.create(1, other, 64, 64, True, 0), 0, 8, 4, "w") == other[8:12]
+    with pytest.raises(CommandStreamError):
+        reads.read(mem, 0, 62, 4, "w")

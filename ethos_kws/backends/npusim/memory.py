@@ -26,6 +26,7 @@ class Memory:
     regions: dict[int, np.ndarray]
     shram: np.ndarray
     batch: int
+    read_only_source: object = None  # the bytes region 0 was made from (``ConstReads``)
 
     @classmethod
     def create(cls, batch: int, read_only: bytes, scratch_bytes: int, fast_bytes: int,
@@ -39,7 +40,7 @@ class Memory:
         scratch = np.zeros((batch, scratch_bytes), dtype=np.uint8)
         fast = scratch if fast_is_scratch else np.zeros((batch, fast_bytes), dtype=np.uint8)
         return cls({READ_ONLY_REGION: ro, 1: scratch, 2: fast},
-                   np.zeros((batch, max(shram_bytes, LUT_BYTES)), dtype=np.uint8), batch)
+                   np.zeros((batch, max(shram_bytes, LUT_BYTES)), dtype=np.uint8), batch, read_only)
 
     def region(self, index: int | str) -> np.ndarray:
         if index == SHRAM:
@@ -79,3 +80,24 @@ class Memory:
 
     def lut_base(self) -> int:
         return self.shram.shape[1] - LUT_BYTES
+
+
+class ConstReads:
+    """A plan's reads of its weight and scale streams (``Memory.read_const``), with the streams
+    left in read-only region 0 read once: they are bytes of the same immutable object on every
+    run, which is checked, so a plan run on other memory reads them again. Streams in a writable
+    region are read on every run, as a DMA or an operation may have changed them."""
+
+    def __init__(self):
+        self._source: object = None
+        self._fixed: dict[tuple[int, int], bytes] = {}
+
+    def read(self, mem: Memory, index: int | str, offset: int, length: int, what: str) -> bytes:
+        if index != READ_ONLY_REGION or mem.read_only_source is None:
+            return mem.read_const(index, offset, length, what)
+        if mem.read_only_source is not self._source:
+            self._source, self._fixed = mem.read_only_source, {}
+        data = self._fixed.get((offset, length))
+        if data is None:
+            data = self._fixed[(offset, length)] = mem.read_const(index, offset, length, what)
+        return data

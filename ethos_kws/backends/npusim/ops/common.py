@@ -124,6 +124,12 @@ def valid_counts(k: Kernel, h: int, w: int, ih: int, iw: int) -> np.ndarray:
     return (ny[:, None] * nx[None, :])[None, :, :, None].astype(np.int64)
 
 
+def count_leading_zeros(a: np.ndarray) -> np.ndarray:
+    """ELEMENTWISE CLZ: the leading zero bits of each value's 32-bit pattern (int64 in, int64
+    out; 32 for 0). The bit length is frexp's exponent, exact for every uint32 in float64."""
+    return 32 - np.frexp((a & 0xFFFFFFFF).astype(np.float64))[1].astype(np.int64)
+
+
 def check_unmodelled(r: RegisterFile) -> None:
     """Registers whose non-default values change results in ways npu-sim does not model."""
     if r.param("ACC_FORMAT") & 0x3 == AccFormat.FP_S5_10.value:

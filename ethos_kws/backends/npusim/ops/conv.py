@@ -22,7 +22,7 @@ from ..behaviours import Behaviours
 from ..container import NpuConfig
 from ..dataflow import Access
 from ..featuremap import FeatureMap, FmAccess
-from ..memory import Memory
+from ..memory import ConstReads, Memory
 from ..registers import RegisterFile
 from ..fastscale import VerifiedScale
 from ..kernels import IntegerStage
@@ -91,6 +91,7 @@ class ConvPlan:
             self.streams.append((core, channels, w, s, params))
         self._cache_key: tuple | None = None
         self._prepared = None
+        self._const = ConstReads()
         self.padded = PaddedIfm(self.ifm_io, self.k, self.ih, self.iw, self.ifm_depth, self.ifm_zp)
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
@@ -102,8 +103,8 @@ class ConvPlan:
 
     def _prepare(self, mem: Memory):
         raw = tuple(
-            (mem.read_const(w[0], w[1], w[2], f"{self.op} weights"),
-             mem.read_const(s[0], s[1], s[2], f"{self.op} scales"))
+            (self._const.read(mem, w[0], w[1], w[2], f"{self.op} weights"),
+             self._const.read(mem, s[0], s[1], s[2], f"{self.op} scales"))
             for _core, _n, w, s, _p in self.streams
         )
         if raw == self._cache_key:

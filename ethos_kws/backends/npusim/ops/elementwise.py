@@ -21,7 +21,7 @@ from ..memory import Memory
 from ..kernels import ScalarStage
 from ..registers import RegisterFile
 from ..rescale import NATURAL, TRUNCATE, Rescale, round_terms
-from .common import NATIVE_ACTIVATIONS, OutputStage, Upscale, effective_zero_point, ofm_shape
+from .common import NATIVE_ACTIVATIONS, OutputStage, Upscale, count_leading_zeros, effective_zero_point, ofm_shape
 
 UNARY = (Mode.LRELU, Mode.ABS, Mode.CLZ)
 # Which scale registers each mode reads (Vela's generate_scaling_for_elementwise): ADD/SUB
@@ -180,10 +180,7 @@ class ElementwisePlan:
                 neg = self._scale(*self.opa, out.rounding).apply(a)
                 v = self._scale(*self.ofm_scale, out.rounding).apply(np.where(a < 0, neg, a))
         elif m is Mode.CLZ:
-            # the bit length of the 32-bit pattern: frexp's exponent, exact for every uint32 in
-            # float64 (frexp(0) gives 0)
-            nbits = np.frexp((a & 0xFFFFFFFF).astype(np.float64))[1]
-            v = 32 - nbits.astype(np.int64)
+            v = count_leading_zeros(a)
         elif m is Mode.SHR:
             sh = np.clip(b, 0, 31)
             if out.rounding == NATURAL:

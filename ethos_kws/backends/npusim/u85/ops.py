@@ -21,8 +21,8 @@ from ..dataflow import Access
 from ..lut import interpolate_lut16
 from ..featuremap import NHWC, FeatureMap, FmAccess, read_fm, write_fm
 from ..kernels import ScalarStage
-from ..memory import Memory
-from ..ops.common import Kernel, valid_counts
+from ..memory import ConstReads, Memory
+from ..ops.common import Kernel, count_leading_zeros, valid_counts
 from ..ops.conv import MAX_IM2COL, MAX_MACS, PaddedIfm, accumulate, fast_stage, float_type, run_fast, weight_matrix
 from ..registers import RegisterFile
 from . import isa
@@ -356,6 +356,7 @@ class ConvPlan:
         mem.check(sreg, self.scales[1], self.scales[1] + self.scales[2], f"{self.op} scale stream")
         self._key = None
         self._prepared = None
+        self._const = ConstReads()
 
     def accesses(self) -> tuple[list[Access], list[Access]]:
         reads = [Access("IFM", self.ifm.region, self.ifm_index)]
@@ -365,8 +366,8 @@ class ConvPlan:
         return reads + self.out.reads(), [Access("OFM", self.ofm.region, self.ofm_index)]
 
     def _prepare(self, mem: Memory):
-        raw = tuple(mem.read_const(*w, f"{self.op} weights") for w in self.weights)
-        sraw = mem.read_const(*self.scales, f"{self.op} scales")
+        raw = tuple(self._const.read(mem, *w, f"{self.op} weights") for w in self.weights)
+        sraw = self._const.read(mem, *self.scales, f"{self.op} scales")
         if (raw, sraw) == self._key:
             return self._prepared
         wfull = decode_weights(list(raw), self.params)
@@ -653,11 +654,7 @@ class ElementwisePlan:
         name = isa.ELEMENTWISE_MODE[self.mode]
         out = self.out
         if name == "CLZ":
-            u = (a & 0xFFFFFFFF).astype(np.uint64)
-            nbits = np.zeros(u.shape, dtype=np.int64)
-            for s in range(32):
-                nbits = np.where(u >> np.uint64(s) != 0, s + 1, nbits)
-            v = out.finish(32 - nbits)
+            v = out.finish(count_leading_zeros(a))
         elif name == "SHR":
             v = out.finish(rescale(a, 1, np.broadcast_to(np.clip(b, 0, 31), np.broadcast_shapes(a.shape, b.shape)),
                                    out.round_mode, out.dbl_rnd))
