@@ -60,7 +60,7 @@ class ElementwisePlan:
         if mode in UNSCALED and self.ofm_scale != UNIT_SCALE:
             raise NotModelledError(f"ELEMENTWISE {mode.name} with OFM_SCALE {self.ofm_scale} "
                                    f"(multiplier, shift) is not modelled")
-        self._rescales: dict[tuple[int, int, int], Rescale] = {}
+        self._rescales: dict[tuple, Rescale | ScalarStage | None] = {}  # made when first used
         self.ifm2 = None
         self.reversed = False
         if mode not in UNARY:
@@ -70,6 +70,9 @@ class ElementwisePlan:
             self.ifm2_zp = effective_zero_point(self.ifm2, self.out.clip_range, behaviours)
             if bc["broadcast_scalar"]:
                 self.scalar = r.signed("IFM2_SCALAR") if self.ifm2.signed else r.param("IFM2_SCALAR")
+                # the operand as every run uses it, made once (read-only: no step may change it)
+                self._scalar_operand = np.full((1, 1, 1, 1), self.scalar - self.ifm2_zp, dtype=np.int64)
+                self._scalar_operand.flags.writeable = False
                 self.ifm2_index = None
             else:
                 self.scalar = None
@@ -99,7 +102,7 @@ class ElementwisePlan:
         if self.ifm2 is None:
             return a, None
         if self.ifm2_index is None:
-            b = np.full((1, 1, 1, 1), self.scalar, dtype=np.int64) - self.ifm2_zp
+            b = self._scalar_operand
         else:
             b = np.subtract(self.ifm2_io.read(mem), self.ifm2_zp,
                             dtype=np.int64)
