@@ -16,7 +16,6 @@ from ..executor import MAX_COMMANDS, MAX_OPERATIONS, at_command, run_steps
 from ..memory import Memory
 from ..registers import RegisterFile
 from ..stripes import schedule
-from . import isa
 from .commands import decode_u85_stream
 from .ops import Context, ConvPlan, DmaPlan, ElementwisePlan, ResizePlan, ensure_regions, not_modelled, pool_plan
 
