@@ -36,6 +36,17 @@ def _jit(fn):
         return numba.njit(nogil=True, boundscheck=False)(fn)
 
 
+def kernel_or_python(fn):
+    """``fn`` compiled (numba), or ``fn`` itself where numba is missing: for integer logic that is
+    exact either way and only slower in Python (the MLW structure walk)."""
+    return _jit(fn) or fn
+
+
+def inline_kernel(fn):
+    """A helper inlined into compiled callers (``fn`` itself without numba)."""
+    return numba.njit(inline="always", nogil=True)(fn) if numba is not None else fn
+
+
 def _one(v, bias, m, s, r_hi, r_lo, zp, lo, hi):
     """clip(zp + (((v + bias) * m + r) >> s), lo, hi) of one exact-integer accumulator, r = r_lo
     for a negative product, else r_hi (inlined into the loops below)."""
@@ -45,7 +56,7 @@ def _one(v, bias, m, s, r_hi, r_lo, zp, lo, hi):
     return min(max(y, lo), hi)
 
 
-_ONE = numba.njit(inline="always", nogil=True)(_one) if numba is not None else None
+_ONE = inline_kernel(_one) if numba is not None else None
 
 
 def _stage(acc, bias, m, s, r_hi, r_lo, zp, lo, hi, out):

@@ -37,6 +37,8 @@ import numpy as np
 from ethos_kws.accel import accelerator_for
 from ethos_kws.errors import AcceleratorError, CommandStreamError
 
+from .kernels import inline_kernel, kernel_or_python
+
 try:  # the codec ships with ethos-u-vela; without it no stream can be decoded
     from ethosu import mlw_codec
 except ImportError:  # pragma: no cover - ethos-u-vela is a hard dependency of the project
@@ -192,7 +194,9 @@ def _check_mlw_structure(stream: bytes, expected: int) -> None:
     # window[i] = the 32 bits starting at byte i: any field (<= 15 bits) at any bit offset is one
     # list lookup, a shift and a mask. Fields are read LSB first, as the codec writes them.
     raw = np.frombuffer(bytes(stream) + bytes(4), dtype=np.uint8).astype(np.uint32)
-    window = (raw[:-3] | raw[1:-2] << 8 | raw[2:-1] << 16 | raw[3:] << 24).tolist()
+    words = raw[:-3] | raw[1:-2] << 8 | raw[2:-1] << 16 | raw[3:] << 24
+    window = words.tolist()  # the headers, read here
+    chunks_window = words.astype(np.int64)  # the chunks, read by the compiled walk
     pos = 0
     total_bound = 0
     palsize = palbits = 0
@@ -227,10 +231,12 @@ def _check_mlw_structure(stream: bytes, expected: int) -> None:
             uncompressed = wdiv == _WDIV_UNCOMPRESSED
             if uncompressed:
                 wdiv = (palsize - 1).bit_length() if palsize > 0 else palbits
-            pos, zeros_bound = _walk_chunks(
-                window, pos, n_bits, n_values, n_values + new_palette, wdiv, uncompressed,
+            pos, zeros_bound, overrun = _WALK_CHUNKS(
+                chunks_window, pos, n_bits, n_values, n_values + new_palette, wdiv, uncompressed,
                 trunc, zdiv if use_zero_run else -1,
             )  # fmt: skip
+            if overrun >= 0:
+                raise _Overrun(overrun)
             total_bound += n_values + zeros_bound
             if total_bound > cap:
                 raise CommandStreamError(
@@ -254,8 +260,22 @@ def _field(window: list, pos: int, n: int, n_bits: int) -> int:
     return window[pos >> 3] >> (pos & 7) & ((1 << n) - 1)
 
 
+def _popcount(x: int) -> int:
+    """Set bits of a non-negative int (``int.bit_count``, which the compiled walk has not)."""
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+_POPCOUNT = inline_kernel(_popcount)
+
+
 def _walk_chunks(window, pos, n_bits, n_values, z_values, wdiv, uncompressed, trunc, zdiv):
-    """One slice's chunks: returns (bit position after it, upper bound of its zero-run total).
+    """One slice's chunks: returns (bit position after it, upper bound of its zero-run total, the
+    bit position of an overrun or -1). Compiled (a DS-CNN-L load walked half a million chunks in
+    Python); ``window`` is the int64 array of ``_check_mlw_structure``.
 
     zdiv < 0: no zero runs. Each chunk reads, in this order: the 12-bit weight unary0, the zero
     run unary, the weight unary1 (one bit per set unary0 bit), then the remainders of the symbols
@@ -274,40 +294,28 @@ def _walk_chunks(window, pos, n_bits, n_values, z_values, wdiv, uncompressed, tr
         balance = w_pos - z_pos if use_zero_run else 0
         w_on = (balance < 8 or not use_zero_run) and w_pos < n_values
         z_on = use_zero_run and balance >= 0 and z_pos < z_values
-        if pos + 32 > n_bits:  # near the end: take the checked path for every field
-            unary0 = 0
-            if w_on and not uncompressed:
-                unary0 = _field(window, pos, 12, n_bits)
-                pos += 12
-            z_symbols = w_symbols = 0
-            if z_on:
-                ones = _field(window, pos, z_unary_len, n_bits).bit_count()
-                pos += z_unary_len
-                z_ones += ones
-                z_symbols = z_unary_len - ones
-            if w_on:
-                n1 = (unary0 & symbols_mask).bit_count()
-                unary1 = _field(window, pos, n1, n_bits)
-                pos += n1
-                w_symbols = max_symbols if trunc else max_symbols - unary1.bit_count()
-        else:  # unary0 and the zero-run unary (<= 24 bits) lie inside the stream; unary1 is checked
-            unary0 = 0
-            if w_on and not uncompressed:
-                unary0 = window[pos >> 3] >> (pos & 7) & 0xFFF
-                pos += 12
-            z_symbols = w_symbols = 0
-            if z_on:
-                ones = (window[pos >> 3] >> (pos & 7) & z_mask).bit_count()
-                pos += z_unary_len
-                z_ones += ones
-                z_symbols = z_unary_len - ones
-            if w_on:
-                n1 = (unary0 & symbols_mask).bit_count()
-                if pos + n1 > n_bits:
-                    raise _Overrun(pos)
-                ones1 = (window[pos >> 3] >> (pos & 7) & ((1 << n1) - 1)).bit_count()
-                pos += n1
-                w_symbols = max_symbols if trunc else max_symbols - ones1
+        # every field is at most 15 bits and lies inside the stream (checked before it is read)
+        unary0 = 0
+        if w_on and not uncompressed:
+            if pos + 12 > n_bits:
+                return pos, 0, pos
+            unary0 = window[pos >> 3] >> (pos & 7) & 0xFFF
+            pos += 12
+        z_symbols = w_symbols = 0
+        if z_on:
+            if pos + z_unary_len > n_bits:
+                return pos, 0, pos
+            ones = _POPCOUNT(window[pos >> 3] >> (pos & 7) & z_mask)
+            pos += z_unary_len
+            z_ones += ones
+            z_symbols = z_unary_len - ones
+        if w_on:
+            n1 = _POPCOUNT(unary0 & symbols_mask)
+            if pos + n1 > n_bits:
+                return pos, 0, pos
+            ones1 = _POPCOUNT(window[pos >> 3] >> (pos & 7) & ((1 << n1) - 1))
+            pos += n1
+            w_symbols = max_symbols if trunc else max_symbols - ones1
         w_pos += w_symbols
         z_pos += z_symbols
         if w_prev:
@@ -319,12 +327,16 @@ def _walk_chunks(window, pos, n_bits, n_values, z_values, wdiv, uncompressed, tr
             pos += n * zdiv
             z_prev_pos += n
         if pos > n_bits:
-            raise _Overrun(n_bits)
-        w_prev, z_prev = w_symbols if w_on else 0, z_symbols if z_on else 0
+            return pos, 0, n_bits
+        w_prev = w_symbols if w_on else 0
+        z_prev = z_symbols if z_on else 0
         if not (w_on or z_on):
             break
     zeros_bound = (z_ones << zdiv) + z_values * ((1 << zdiv) - 1) if use_zero_run else 0
-    return pos, zeros_bound
+    return pos, zeros_bound, -1
+
+
+_WALK_CHUNKS = kernel_or_python(_walk_chunks)
 
 
 def _check_params(p: WeightStreamParams) -> None:
