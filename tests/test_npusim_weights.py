@@ -48,6 +48,8 @@ from ethos_kws.accel import ACCELERATORS as ACCEL_TABLE, accelerator_for
 from ethos_kws.errors import CommandStreamError
 from ethos_kws.tflite import load_tflite
 
+from mlw_mutations import MUTATIONS, mutate
+
 ACCELERATORS = ["u55-32", "u55-64", "u55-128", "u55-256", "u65-256", "u65-512"]
 COMPILERS = {"regor": False, "legacy": True}  # name -> legacy_core
 
@@ -162,6 +164,8 @@ def test_bad_params_are_command_stream_errors(change):
 
 FUZZ_SCRIPT = """
 import random, sys
+sys.path.insert(0, TESTS_DIR)
+from mlw_mutations import MUTATIONS, mutate
 import numpy as np
 from ethosu import mlw_codec
 from ethos_kws.backends.npusim.weights import WeightStreamParams, decode_weights
@@ -177,19 +181,9 @@ for trial in range(600):
         w = nprng.integers(-3, 4, p.weights_shape) * (nprng.random(p.weights_shape) < 0.1)
     stream = bytearray(mlw_codec.reorder_encode(
         8, 8, w.astype(np.int16), 16, False, p.part_kernel_first, 8, 8, 8)[0])
-    mutation = trial % 4
-    if mutation == 0:
-        for _ in range(rng.randrange(1, 20)):
-            bit = rng.randrange(len(stream) * 8)
-            stream[bit >> 3] ^= 1 << (bit & 7)
-    elif mutation == 1:
-        stream = stream[: rng.randrange(len(stream))]
-    elif mutation == 2:
-        stream += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
-    else:
-        stream = bytearray(rng.randrange(256) for _ in range(rng.randrange(0, 200)))
+    stream = mutate(rng, stream, trial % MUTATIONS)
     try:
-        decode_weights(bytes(stream), p)
+        decode_weights(stream, p)
         decoded += 1
     except CommandStreamError:
         rejected += 1
@@ -203,7 +197,8 @@ def test_corrupt_streams_raise_and_never_kill_the_process():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", FUZZ_SCRIPT], capture_output=True, text=True, timeout=300)
+    script = FUZZ_SCRIPT.replace("TESTS_DIR", repr(str(Path(__file__).resolve().parent)))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-500:] + proc.stderr[-2000:]
     _, decoded, rejected = proc.stdout.split()
     assert int(rejected) > 300  # most mutations are caught by the structure walk or the count
@@ -677,17 +672,9 @@ def test_compiled_structure_walk_agrees_with_python(monkeypatch):
         n = rng.randrange(1, 2000)
         values = [rng.choice([0, 0, rng.randrange(-255, 256)]) if trial % 2 else rng.randrange(-255, 256)
                   for _ in range(n)]
-        s = bytearray(weights.mlw_codec.encode(values))
-        kind = trial % 4
-        if kind == 1:
-            for _ in range(rng.randrange(1, 8)):
-                bit = rng.randrange(len(s) * 8)
-                s[bit >> 3] ^= 1 << (bit & 7)
-        elif kind == 2:
-            s = s[: rng.randrange(len(s) + 1)]
-        elif kind == 3:
-            s = bytearray(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
-        cases.append((bytes(s), n))
+        s = bytes(weights.mlw_codec.encode(values))
+        kind = trial % (MUTATIONS + 1)  # the last kind: the valid stream itself
+        cases.append((s if kind == MUTATIONS else mutate(rng, s, kind), n))
     compiled = [verdict(s, n) for s, n in cases]
     monkeypatch.setattr(weights, "_WALK_CHUNKS", weights._walk_chunks)
     assert [verdict(s, n) for s, n in cases] == compiled

@@ -60,7 +60,8 @@ class ElementwisePlan:
         if mode in UNSCALED and self.ofm_scale != UNIT_SCALE:
             raise NotModelledError(f"ELEMENTWISE {mode.name} with OFM_SCALE {self.ofm_scale} "
                                    f"(multiplier, shift) is not modelled")
-        self._rescales: dict[tuple, Rescale | ScalarStage | None] = {}  # made when first used
+        self._rescales: dict[tuple[int, int, int], Rescale] = {}  # made when first used
+        self._stages: dict[tuple[int, int], ScalarStage | None] = {}
         self.ifm2 = None
         self.reversed = False
         if mode not in UNARY:
@@ -137,13 +138,13 @@ class ElementwisePlan:
     def _stage(self, multiplier: int, shift: int) -> ScalarStage | None:
         """OFM_SCALE, zero point and clamp compiled (``kernels.ScalarStage``), made when first used;
         None where the numpy path runs (a native activation, TRUNCATE rounding, no numba)."""
-        key = ("stage", multiplier, shift)
-        if key not in self._rescales:
+        key = (multiplier, shift)
+        if key not in self._stages:
             out = self.out
             terms = None if out.function in NATIVE_ACTIVATIONS else round_terms(shift, out.rounding)
-            self._rescales[key] = None if terms is None else ScalarStage.build(
+            self._stages[key] = None if terms is None else ScalarStage.build(
                 multiplier, shift, int(terms[0]), int(terms[1]), out.zero_point, *out.clamp)
-        return self._rescales[key]
+        return self._stages[key]
 
     def _scaled(self, x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
         """OFM_SCALE's rescale of x and the output stage: compiled in one call when it applies."""
