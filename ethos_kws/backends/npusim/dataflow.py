@@ -23,6 +23,10 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   of a layer: bytes a shrunk or moved OFM left stale); no element wider than the writer's; no
   rows or columns collapsed onto one byte (a zero or lost stride);
 * nothing writes region 0 (read-only constant data);
+* a feature map read from constant data (a softmax table or scalar in region 0, directly or by
+  DMA) takes no byte of a weight or scale stream;
+* every DMA into a numbered region is read by a later operation, DMA or output (Vela copies only
+  what is used: a lost or changed operation leaves its weights unread); LUT loads are exempt;
 * every output tensor of the ``ethos-u`` op is written completely by the stream;
 * every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
   U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
@@ -120,6 +124,7 @@ class WrittenBytes:
         # the OFM element (and byte of it) each byte holds, packed by ``element_keys``: which part
         # of its writer's result it is
         self.keys: dict[int, np.ndarray] = {}
+        self.copiers: dict[int, np.ndarray] = {}  # the DMA (plan position) that put each byte there, or -1
         seen: dict[int, tuple[np.ndarray, ...]] = {}
         for index, array in mem.regions.items():
             key = id(array)
@@ -128,8 +133,9 @@ class WrittenBytes:
                 const = index == READ_ONLY_REGION
                 seen[key] = (np.full(n, const, dtype=bool), np.full(n, NO_OP, dtype=np.int32),
                              np.arange(n, dtype=np.int32) if const else np.full(n, -1, dtype=np.int32),
-                             np.full(n, -1, dtype=np.int64))
-            self.masks[index], self.writers[index], self.sources[index], self.keys[index] = seen[key]
+                             np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int32))
+            (self.masks[index], self.writers[index], self.sources[index], self.keys[index],
+             self.copiers[index]) = seen[key]
         self.shram = np.zeros(mem.shram.shape[1], dtype=bool)
 
     def mark(self, region: int | str, where: Where, writer: int = NO_OP) -> None:
@@ -140,21 +146,25 @@ class WrittenBytes:
         self.writers[region][where] = writer
         self.sources[region][where] = -1
         self.keys[region][where] = element_keys(where) if writer != NO_OP else -1
+        self.copiers[region][where] = -1
 
     def _mask(self, region: int | str) -> np.ndarray:
         return self.shram if region == SHRAM else self.masks[region]
 
-    def copy(self, src: Access, dst: Access) -> None:
-        """A DMA: the destination holds data where the source did, from the same writers."""
+    def copy(self, src: Access, dst: Access, by: int) -> None:
+        """A DMA (plan position ``by``): the destination holds data where the source did, from
+        the same writers."""
         if SHRAM in (src.region, dst.region):  # a LUT load: only the written state moves
             self._mask(dst.region)[dst.where] = self._mask(src.region)[src.where]
             if dst.region != SHRAM:
                 self.writers[dst.region][dst.where] = NO_OP
                 self.sources[dst.region][dst.where] = -1
                 self.keys[dst.region][dst.where] = -1
+                self.copiers[dst.region][dst.where] = -1
             return
         for arrays in (self.masks, self.writers, self.sources, self.keys):
             arrays[dst.region][dst.where] = arrays[src.region][src.where].copy()
+        self.copiers[dst.region][dst.where] = by
 
     def constant_block(self, access: Access) -> tuple[int, int] | None:
         """The region 0 bytes a [lo, hi) read holds, when they are one contiguous copy of them."""
@@ -170,6 +180,17 @@ class WrittenBytes:
 
     def keys_of(self, access: Access) -> np.ndarray:
         return self.keys[access.region][access.where]
+
+    def copiers_of(self, access: Access) -> np.ndarray | None:
+        """Which DMA put each byte an access covers there (-1: none, or overwritten since)."""
+        return None if access.region == SHRAM else self.copiers[access.region][access.where]
+
+    def constants_of(self, access: Access) -> np.ndarray:
+        """The region 0 bytes (copied or in place) an access reads, each once."""
+        if access.region == SHRAM:
+            return np.zeros(0, dtype=np.int32)
+        src = self.sources[access.region][access.where]
+        return np.unique(src[src >= 0])
 
     def writers_of(self, access: Access) -> np.ndarray | None:
         """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
@@ -347,10 +368,15 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
     used = np.zeros(len(plans) + 1, dtype=bool)  # [pos + 1]: the result of plan pos was read
     used[0] = True  # [0]: NO_OP, inputs and constants: never "unread"
 
+    copied = np.zeros(len(plans) + 1, dtype=bool)  # [pos + 1]: bytes the DMA at pos put there were read
+    copies: list[tuple[int, int, object, Access]] = []  # DMAs into numbered regions (not LUT loads)
+    fm_constants: list[tuple[int, object, str, np.ndarray]] = []  # region 0 bytes a feature map reads
+
     def note_read(a: Access) -> None:
         w = written.writers_of(a)
         if w is not None:
             used[w + 1] = True  # a boolean scatter: faster than np.unique on every access
+            copied[written.copiers_of(a) + 1] = True
 
     layouts = [layout_of(plan) for _i, _c, plan in plans]
     seen = np.zeros(len(plans) + 1, dtype=bool)  # scratch: the results one access reads
@@ -424,8 +450,10 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                                 f"{a.what} writes region {READ_ONLY_REGION} (read-only constant data): a "
                                 f"corrupt region"))
         if getattr(plan, "is_copy", False):  # a copy: may move padding too; the data keeps its state
-            written.copy(reads[0], writes[0])
+            written.copy(reads[0], writes[0], pos)
             note_read(reads[0])
+            if isinstance(writes[0].region, int) and isinstance(reads[0].region, int):
+                copies.append((pos, index, cmd, writes[0]))
             continue
         sources: set[int] = set()  # the results this operation is computed from
         for a in reads:
@@ -444,6 +472,9 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 message = tensor_fault(a, _operand(plan, a.what))
                 if message is not None:
                     fault(Violation(index, cmd.offset, cmd.name, message))
+                const = written.constants_of(a)
+                if const.size:
+                    fm_constants.append((index, cmd, a.what, const))
             w = written.writers_of(a)
             if w is not None:
                 sources.update(tensors.present(w).tolist())
@@ -484,6 +515,30 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             break
         if hi > hi0:
             lo0, hi0 = lo, hi
+    # A constant feature map (a scalar or a table in region 0) is its own tensor there: one that
+    # takes bytes of a weight or scale stream reads from a moved address.
+    streams = np.zeros(mem.regions[READ_ONLY_REGION].shape[1], dtype=bool)
+    for lo, hi, *_rest in constants:
+        streams[lo:hi] = True
+    for index, cmd, what, const in fm_constants:
+        hit = const[streams[const]]
+        if hit.size:
+            fault(Violation(index, cmd.offset, cmd.name,
+                            f"{what} reads region 0 byte {int(hit[0])}, part of a weight or scale stream, as "
+                            f"feature-map data: a corrupt address or region"))
+            break
+    # A DMA whose bytes nothing reads: Vela copies only what a later operation, DMA or output
+    # uses (weights for the next operation, a feature map to its consumer's memory), so a lost
+    # or changed operation (a flipped opcode) or a corrupt DMA destination left it unread. LUT
+    # loads are not in ``copies``: a LUT is read through the activation, not a feature map.
+    for pos, index, cmd, a in copies:
+        if not copied[pos + 1]:
+            first = a.where.start if isinstance(a.where, slice) else int(a.where.min())
+            fault(Violation(index, cmd.offset, cmd.name,
+                            f"DMA to region {a.region} byte {first} is never read by a later operation, DMA "
+                            f"or output: a lost or changed operation (a corrupt opcode) or a corrupt DMA "
+                            f"destination"))
+            break
     # A result nothing reads: Vela emits no dead operation, so its OFM address is wrong (or the
     # address its consumer reads from is).
     def remainder_stripe(pos: int) -> bool:
