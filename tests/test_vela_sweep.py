@@ -177,6 +177,15 @@ def test_bad_flags_exit_2(argv, message, int8io_model, capsys):
     assert rc == 2 and message in err and err.count("\n") == 1
 
 
+def test_stray_argument_one_line(capsys):
+    """A stray positional is reported by the top-level parser: one line, the program named once."""
+    with pytest.raises(SystemExit) as e:
+        main(["compile", "--accel", "u55-128", "stray.tflite"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("ethos-kws: error: unrecognized arguments: stray.tflite (see ethos-kws --help)"), err
+
+
 def test_configs_lists_clocks(capsys):
     assert main(["configs", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -59,7 +59,7 @@ on a Corstone FVP, check NPU-vs-CPU parity and write reports.
 
 Typical session:
   ethos-kws model fetch                 # download DS-CNN Clustered INT8 from Arm ML-zoo
-  ethos-kws sweep                       # Vela on all six configs, one table
+  ethos-kws sweep                       # Vela on every U55/U65/U85 configuration, one table
   ethos-kws parity --accel all          # NPU simulator vs the CPU oracle (TFLite Micro), bit for bit
   ethos-kws classify clip.wav           # MFCC front end + model on real audio
 """
@@ -69,7 +69,9 @@ class Parser(argparse.ArgumentParser):
     """A bad flag is bad input like any other: one line on stderr, exit code 2."""
 
     def error(self, message: str):
-        self.exit(2, f"ethos-kws: error: {self.prog.removeprefix('ethos-kws ')}: {message} (see {self.prog} --help)\n")
+        where = self.prog.removeprefix("ethos-kws").strip()  # the subcommand, if the error is in one
+        where = f"{where}: " if where else ""
+        self.exit(2, f"ethos-kws: error: {where}{message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
