@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from .errors import BackendUnavailable, EthosKwsError, UserError
 
 DASK_ENV = "ETHOS_KWS_DASK"
+NPUSIM_THREADS_ENV = "ETHOS_KWS_NPUSIM_THREADS"  # threads one npu-sim batch may use (default: the cores, at most 4)
 DEFAULT_DASK_TIMEOUT_S = 10.0
 _ADDRESS_RE = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$")
 
@@ -110,14 +111,17 @@ def pool_context():
     return fork_context()
 
 
-def init_pool_worker(parent_pid: int) -> None:
+def init_pool_worker(parent_pid: int, npusim_threads: int | None = None) -> None:
     """A local worker dies with its parent (a killed run leaves no process behind); a crash is
-    reported by the parent in one line, not by faulthandler."""
+    reported by the parent in one line, not by faulthandler. ``npusim_threads``: the threads an
+    npu-sim batch may use in this worker (the workers share the cores)."""
     import faulthandler
     import signal
 
     from .vela_worker import die_with_parent
 
+    if npusim_threads is not None:
+        os.environ[NPUSIM_THREADS_ENV] = str(npusim_threads)
     faulthandler.disable()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler, inherited by fork
     die_with_parent(parent_pid)
@@ -244,8 +248,10 @@ class WorkPool:
         if self._pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(max_workers=self._workers(units), mp_context=pool_context(),
-                                             initializer=init_pool_worker, initargs=(os.getpid(),))
+            workers = self._workers(units)
+            threads = max(1, len(os.sched_getaffinity(0)) // workers)  # the workers share the cores
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
+                                             initializer=init_pool_worker, initargs=(os.getpid(), threads))
         return self._pool
 
     def _discard_pool(self) -> None:

@@ -89,6 +89,27 @@ def test_single_run_matches_batch(compiled, vectors):
     assert result.host_ms is not None and result.host_ms > 0  # host wall clock (npu-sim has no NPU time)
 
 
+def test_batch_split_across_threads_is_bit_exact(compiled, vectors, tmp_path):
+    """A stateless batch split over threads (each on its own copy of the graph) gives exactly the
+    one-thread outputs, in order, for uneven parts too; a file changed after loading is refused."""
+    from ethos_kws.errors import ModelError
+
+    rng = np.random.default_rng(11)
+    inputs = [[rng.integers(-128, 128, (1, 490), dtype=np.int8)] for _ in range(37)]
+    path = tmp_path / "m_vela.tflite"
+    path.write_bytes(compiled[("u55-32", "regor")].read_bytes())
+    one = NpuSimBackend(path, threads=1).run_batch(inputs)
+    three = NpuSimBackend(path, threads=3)
+    got = three.run_batch(inputs)
+    assert len(three._twins) == 2  # 37 inputs: parts of 13, 13 and 11
+    assert len(got) == len(one) and all(np.array_equal(g[0], o[0]) for g, o in zip(got, one))
+    assert three.run_batch(inputs[:5])[4][0].tobytes() == one[4][0].tobytes()  # too small to split
+    fresh = NpuSimBackend(path, threads=2)
+    path.write_bytes(compiled[("u55-64", "regor")].read_bytes())
+    with pytest.raises(ModelError, match="changed on disk"):
+        fresh.run_batch(inputs)
+
+
 def test_float_io_model_runs_quantize_dequantize_on_cpu(float_io_model, tmp_path):
     """ds_cnn_l_quantized.tflite keeps QUANTIZE/DEQUANTIZE on the CPU; npu-sim runs them in numpy."""
     compiled = compile_with_vela(float_io_model, "u55-64", tmp_path)
@@ -112,3 +133,17 @@ def test_both_compilers_really_differ(compiled):
     regor = NpuSimBackend(compiled[("u55-128", "regor")]).executors[0].commands
     legacy = NpuSimBackend(compiled[("u55-128", "legacy")]).executors[0].commands
     assert len(regor) != len(legacy)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    from ethos_kws.backends.npusim.backend import MAX_THREADS, default_threads
+    from ethos_kws.errors import UserError
+
+    monkeypatch.setenv("ETHOS_KWS_NPUSIM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.delenv("ETHOS_KWS_NPUSIM_THREADS")
+    assert 1 <= default_threads() <= MAX_THREADS
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv("ETHOS_KWS_NPUSIM_THREADS", bad)
+        with pytest.raises(UserError, match="whole number"):
+            default_threads()
