@@ -39,12 +39,13 @@ from .memory import Memory
 # a 125x276x276 product on a busy 2-core machine); a batch of 64 ran faster single-threaded too
 # (102 against 75 inferences/s on DS-CNN-L, u55-32, on the shared machine)
 SINGLE_THREAD_BATCH = 1 << 30
-# A stateless batch is split across this process's cores, one part per thread,
-# each on its own copy of the loaded graph (plans keep per-run buffers, so one copy serves one
-# thread): the heavy steps (BLAS matmuls, the compiled kernels, array copies) release the GIL. On
-# the 2-core machine, DS-CNN-L u55-32 batch 64: 746 inf/s in one thread, 1,486 in two.
+# A stateless batch is split across this process's cores, one part per thread, each on its own
+# copy of the loaded graph (plans keep per-run buffers, so one copy serves one thread): the heavy
+# steps (BLAS matmuls, the compiled kernels, array copies) release the GIL. On the 2-core machine,
+# DS-CNN-L u55-32 batch 64: 746 inf/s in one thread, 1,486 in two.
 MIN_PART = 4  # inferences per thread: a smaller part does not pay for the hand-over
 MAX_THREADS = 4  # each thread holds one more copy of the graph (weights decoded, plans, regions)
+
 
 def default_threads() -> int:
     """Threads a batch may use: $ETHOS_KWS_NPUSIM_THREADS (set to 1 in local worker processes
