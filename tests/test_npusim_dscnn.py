@@ -147,3 +147,29 @@ def test_thread_count_from_the_environment(monkeypatch):
         monkeypatch.setenv("ETHOS_KWS_NPUSIM_THREADS", bad)
         with pytest.raises(UserError, match="whole number"):
             default_threads()
+
+
+def test_batch_split_after_fork(compiled):
+    """A backend that split a batch, inherited by a forked child (a local worker process), splits
+    there too: the child makes its own threads (the parent's do not exist in it), no hang."""
+    import multiprocessing as mp
+
+    backend = NpuSimBackend(compiled[("u55-128", "regor")], threads=2)
+    rng = np.random.default_rng(5)
+    inputs = [[rng.integers(-128, 128, (1, 490), dtype=np.int8)] for _ in range(8)]
+    want = backend.run_batch(inputs)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        q.put([o[0].tobytes() for o in backend.run_batch(inputs)])
+
+    p = ctx.Process(target=child)
+    p.start()
+    try:
+        got = q.get(timeout=60)
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    assert got == [o[0].tobytes() for o in want]

@@ -203,6 +203,7 @@ class NpuSimBackend:
         self.threads = default_threads() if threads is None else max(1, threads)
         self._twins: list[NpuSimBackend] = []  # copies of this graph for the other threads, made at the first batch
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
         self.model = load_tflite(compiled_path)
         has_npu = is_vela_model(self.model)
         if not has_npu and not cpu_only_ok:
@@ -415,8 +416,10 @@ class NpuSimBackend:
         return [checked[k : k + size] for k in range(0, len(checked), size)]
 
     def _thread_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="npu-sim")
+        # a forked child (a local worker process) inherits the pool object but not its threads:
+        # work submitted there would never run, so each process makes its own
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool, self._pool_pid = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="npu-sim"), os.getpid()
             weakref.finalize(self, self._pool.shutdown, wait=False)
         return self._pool
 
