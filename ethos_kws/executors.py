@@ -111,6 +111,11 @@ def pool_context():
     return fork_context()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 def init_pool_worker(parent_pid: int, npusim_threads: int | None = None) -> None:
     """A local worker dies with its parent (a killed run leaves no process behind); a crash is
     reported by the parent in one line, not by faulthandler. ``npusim_threads``: the threads an
@@ -249,7 +254,7 @@ class WorkPool:
             from concurrent.futures import ProcessPoolExecutor
 
             workers = self._workers(units)
-            threads = max(1, len(os.sched_getaffinity(0)) // workers)  # the workers share the cores
+            threads = max(1, usable_cores() // workers)  # the workers share the cores
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
                                              initializer=init_pool_worker, initargs=(os.getpid(), threads))
         return self._pool

@@ -23,7 +23,7 @@ from ai_edge_litert import schema_py_generated as fb
 
 from ...accel import get_accelerator
 from ...errors import InputNotModelledError, ModelError, NotModelledError, UserError
-from ...executors import NPUSIM_THREADS_ENV
+from ...executors import NPUSIM_THREADS_ENV, usable_cores
 from ...tflite import TfliteModel, load_tflite
 from ..base import OutputTensor, RunResult, TensorSpec, check_inputs
 from . import cpu_side
@@ -52,7 +52,7 @@ def default_threads() -> int:
     that share the cores), else this process's cores, at most ``MAX_THREADS``."""
     text = os.environ.get(NPUSIM_THREADS_ENV, "").strip()
     if not text:
-        return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
+        return min(MAX_THREADS, usable_cores())
     if not text.isdigit() or int(text) < 1:
         raise UserError(f"${NPUSIM_THREADS_ENV}={text!r}: give a whole number of threads, 1 or more")
     return int(text)
@@ -200,7 +200,7 @@ class NpuSimBackend:
                  original_model: TfliteModel | None = None, extra: dict[str, Any] | None = None,
                  warm_up: bool = True, cpu_only_ok: bool = False, threads: int | None = None):
         self._twin_args = (compiled_path, behaviours, original_model, extra, cpu_only_ok)
-        self.threads = default_threads() if threads is None else max(1, threads)
+        self._threads = None if threads is None else max(1, threads)
         self._twins: list[NpuSimBackend] = []  # copies of this graph for the other threads, made at the first batch
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
@@ -245,6 +245,12 @@ class NpuSimBackend:
             except InputNotModelledError:
                 pass  # zeros are not modelled (DIV by zero); the plans are built, real inputs decide
             self.reset()
+
+    @property
+    def threads(self) -> int:
+        """Threads a batch is split over: as given, else read when a batch runs (a forked local
+        worker has its own share of the cores)."""
+        return default_threads() if self._threads is None else self._threads
 
     def _blas_threads(self, batch: int):
         """Context: the BLAS thread limit for a batch (the process's setting is restored after)."""
@@ -419,7 +425,8 @@ class NpuSimBackend:
         # a forked child (a local worker process) inherits the pool object but not its threads:
         # work submitted there would never run, so each process makes its own
         if self._pool is None or self._pool_pid != os.getpid():
-            self._pool, self._pool_pid = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="npu-sim"), os.getpid()
+            self._pool = ThreadPoolExecutor(max(MAX_THREADS, self.threads) - 1, thread_name_prefix="npu-sim")
+            self._pool_pid = os.getpid()
             weakref.finalize(self, self._pool.shutdown, wait=False)
         return self._pool
 

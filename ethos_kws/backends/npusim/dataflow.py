@@ -186,11 +186,11 @@ class WrittenBytes:
         return None if access.region == SHRAM else self.copiers[access.region][access.where]
 
     def constants_of(self, access: Access) -> np.ndarray:
-        """The region 0 bytes (copied or in place) an access reads, each once."""
+        """The region 0 bytes (copied or in place) an access reads."""
         if access.region == SHRAM:
             return np.zeros(0, dtype=np.int32)
         src = self.sources[access.region][access.where]
-        return np.unique(src[src >= 0])
+        return src[src >= 0]
 
     def writers_of(self, access: Access) -> np.ndarray | None:
         """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
