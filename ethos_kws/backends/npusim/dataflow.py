@@ -22,9 +22,13 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   coordinates; no two overlapping blocks one of which was computed from the other (two versions
   of a layer: bytes a shrunk or moved OFM left stale); no element wider than the writer's; no
   rows or columns collapsed onto one byte (a zero or lost stride);
+* the tiles of one feature-map read hold parts of one tensor: never a result in one tile and,
+  in another, a result computed from it (a grown kernel or a lost size write reads past tile 0);
+* a scale stream goes with one set of weight streams (Vela encodes them together; weights
+  shared by two operations may take two scale streams, never the reverse);
 * nothing writes region 0 (read-only constant data);
-* a feature map read from constant data (a softmax table or scalar in region 0, directly or by
-  DMA) takes no byte of a weight or scale stream;
+* a feature map or LUT read from constant data (a softmax table or scalar in region 0, directly
+  or by DMA) takes no byte of a weight or scale stream;
 * every DMA into a numbered region is read by a later operation, DMA or output (Vela copies only
   what is used: a lost or changed operation leaves its weights unread); LUT loads are exempt;
 * every output tensor of the ``ethos-u`` op is written completely by the stream;
@@ -299,6 +303,26 @@ class Tensors:
         self.bits[pos + 1] = fm.bits
         self.shape[pos + 1] = a.where.shape[:3]
 
+    def across_tiles(self, fm, a: Access, w: np.ndarray) -> tuple[int, int] | None:
+        """(older, newer): a read whose tiles hold a result in one tile and, in another, a result
+        computed from it. Vela's tiles hold parts of one tensor (a rolling buffer's stripes, an
+        edge replicated for padding), never a tensor beside its own descendant: a grown kernel or
+        a lost size write that reaches past tile 0 into whatever the other tile bases address."""
+        h, w_ = a.where.shape[:2]
+        if fm.height0 >= h and fm.width0 >= w_:
+            return None
+        tile = np.broadcast_to(fm.tile_map(h, w_).reshape((h, w_) + (1,) * (a.where.ndim - 2)), a.where.shape)
+        groups = [self.present(w[tile == t]) for t in range(4)]
+        for i, gi in enumerate(groups):
+            for j, gj in enumerate(groups):
+                if i == j:
+                    continue
+                for p in gi.tolist():
+                    for q in gj.tolist():
+                        if self.ancestors[q + 1] >> (p + 1) & 1:
+                            return p, q
+        return None
+
     def narrower_writer(self, fm, results: np.ndarray) -> int | None:
         """A result whose elements are narrower than the read's: a wide read of bytes written as
         8-bit elements (Vela narrows, e.g. an int32 read as int8 bytes, never widens)."""
@@ -413,6 +437,12 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         w = written.writers_of(a)
         if w is None or not _tensor_access(a):
             return None
+        if fm is not None:
+            pair = tensors.across_tiles(fm, a, w)
+            if pair is not None:
+                return (f"{a.what} reads the OFM of {command_at(pair[0])} in one tile and, in another, that of "
+                        f"{command_at(pair[1])}, computed from it: a corrupt kernel size, tile size or tile "
+                        f"base reads past its tensor")
         narrow = tensors.narrower_writer(fm, tensors.present(w))
         if narrow is not None:
             return (f"{a.what} reads {fm.bits}-bit elements from bytes the OFM of {command_at(narrow)} wrote "
@@ -430,6 +460,8 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 f"address or size left)")
 
     constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
+    pairs: dict[str, list[tuple[int, int]]] = {"weight": [], "scale": []}  # one operation's streams
+    partners: dict[tuple[int, int], tuple[frozenset, int, object]] = {}  # scale block -> its weights
     last = None
     for pos, (index, cmd, plan) in enumerate(plans):
         reads, writes = accesses(plan)
@@ -444,6 +476,20 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                                 f"directly or by DMA): a corrupt base address or length"))
             else:
                 constants.append((*block, index, cmd, a.what))
+                kind = "scale" if a.what.endswith("scale stream") else "weight"
+                pairs[kind].append(block)
+        # a scale stream belongs to the weights it was encoded with (Vela encodes them together;
+        # weights shared by two operations may take two scale streams, never the reverse)
+        for block in pairs["scale"]:
+            mate = frozenset(pairs["weight"])
+            first = partners.setdefault(block, (mate, index, cmd))
+            if first[0] != mate:
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"the scale stream at region 0 bytes {block[0]}..{block[1]} goes with other "
+                                f"weights than it does for command {first[1]} at stream byte {first[2].offset}: "
+                                f"a corrupt scale or weight base address (or a lost write of one)"))
+        pairs["scale"].clear()
+        pairs["weight"].clear()
         for a in writes:
             if a.region == READ_ONLY_REGION:
                 fault(Violation(index, cmd.offset, cmd.name,
@@ -454,6 +500,10 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             note_read(reads[0])
             if isinstance(writes[0].region, int) and isinstance(reads[0].region, int):
                 copies.append((pos, index, cmd, writes[0]))
+            else:  # a LUT load: a table from constant data, never a weight or scale stream
+                const = written.constants_of(reads[0])
+                if const.size:
+                    fm_constants.append((index, cmd, "DMA source (a LUT)", const))
             continue
         sources: set[int] = set()  # the results this operation is computed from
         for a in reads:
@@ -525,7 +575,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         if hit.size:
             fault(Violation(index, cmd.offset, cmd.name,
                             f"{what} reads region 0 byte {int(hit[0])}, part of a weight or scale stream, as "
-                            f"feature-map data: a corrupt address or region"))
+                            f"feature-map or LUT data: a corrupt address or region"))
             break
     # A DMA whose bytes nothing reads: Vela copies only what a later operation, DMA or output
     # uses (weights for the next operation, a feature map to its consumer's memory), so a lost

@@ -81,18 +81,22 @@ class FeatureMap:
             layout=layout, bits=bits, signed=signed, zero_point=zp,
         )
 
+    def tile_map(self, h: int, w: int) -> np.ndarray:
+        """The tile (0..3) each element (y, x) of an h x w access lies in: [h, w]."""
+        y = np.arange(h, dtype=np.int64)[:, None]
+        x = np.arange(w, dtype=np.int64)[None, :]
+        right = x >= self.width0
+        return np.where(right, np.where(y >= self.height1, 3, 1), np.where(y >= self.height0, 2, 0))
+
     def element_offsets(self, h: int, w: int, c: int) -> np.ndarray:
         """Byte offset of every element (h, w, c) as int64 [h, w, c]."""
         if h <= 0 or w <= 0 or c <= 0 or h * w * c > MAX_ELEMENTS:
             raise CommandStreamError(f"{self.name}: unsupported shape {h}x{w}x{c}")
         y = np.arange(h, dtype=np.int64)[:, None]
         x = np.arange(w, dtype=np.int64)[None, :]
-        right = x >= self.width0
-        lower_right = right & (y >= self.height1)
-        lower_left = ~right & (y >= self.height0)
-        tile = np.where(right, np.where(lower_right, 3, 1), np.where(lower_left, 2, 0))
-        yy = y - np.where(lower_right, self.height1, np.where(lower_left, self.height0, 0))
-        xx = x - np.where(right, self.width0, 0)
+        tile = self.tile_map(h, w)
+        yy = y - np.select([tile == 3, tile == 2], [self.height1, self.height0], 0)
+        xx = x - np.where(tile % 2 == 1, self.width0, 0)
         base = np.asarray(self.bases, dtype=np.int64)[tile]
         cc = np.arange(c, dtype=np.int64)
         if self.layout == NHWC:
