@@ -101,6 +101,11 @@ def accepted_value(register: str) -> bool:
     return any(k in register for k in ACCEPTED_VALUE_REGISTERS)
 
 
+# What the data-flow check's refusals of a moved or resized access say (``npusim/dataflow.py``)
+DATAFLOW_REFUSAL = ("nothing wrote|never read|not written completely|constant data|cut across|its own IFM reads|"
+                    "holds bytes this OFM wrote")
+
+
 def stream_command_at(compiled: bytes, pos: int):
     """(command, byte within it) holding file byte ``pos`` of the first ethos-u command stream,
     or None for the COP1 header."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from advcli import cli
-from hostile_files import command_stream_span
+from hostile_files import DATAFLOW_REFUSAL, command_stream_span
 
 from ethos_kws.backends.npusim.backend import NpuSimBackend, compile_with_vela
 from ethos_kws.backends.npusim.container import parse_payload
@@ -19,7 +19,7 @@ from ethos_kws.backends.npusim.disasm import DECODERS, disassemble, to_text
 from ethos_kws.errors import CommandStreamError
 
 ACCELS = ("u55-128", "u85-256")
-DATAFLOW = "nothing wrote|never read|not written completely|constant data|cut across"
+DATAFLOW = DATAFLOW_REFUSAL
 STOP = 0x0000  # cmd0 opcode 0
 DMA_WAIT = 0x0011  # the same cmd0 code on U55 and U85: a sync that moves nothing
 

@@ -64,7 +64,7 @@ CPU_ONLY_NOTE = "Vela placed no operator on the NPU: the whole model ran on TFLi
 def check_stream_dataflow(op: EthosUOp, executor, mem: Memory, stop_at_first: bool = True) -> list:
     """Replay the stream's accesses from the op's inputs (see ``dataflow``), on every family."""
     inputs = [(t.offset, t.offset + t.nbytes) for t in op.ifms]
-    outputs = [(t.name, t.offset, t.offset + t.nbytes) for t in op.ofms]
+    outputs = [(t.name, t.offset, t.offset + t.nbytes, 8 * np.dtype(t.dtype).itemsize) for t in op.ofms]
     return executor.check_dataflow(mem, inputs, outputs, stop_at_first)
 
 

@@ -26,12 +26,15 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   in another, a result computed from it (a grown kernel or a lost size write reads past tile 0);
 * a scale stream goes with one set of weight streams (Vela encodes them together; weights
   shared by two operations may take two scale streams, never the reverse);
+* no operation with a kernel larger than 1x1 writes its OFM over its own IFM (Vela runs only
+  elementwise operations in place);
 * nothing writes region 0 (read-only constant data);
 * a feature map or LUT read from constant data (a softmax table or scalar in region 0, directly
   or by DMA) takes no byte of a weight or scale stream;
 * every DMA into a numbered region is read by a later operation, DMA or output (Vela copies only
   what is used: a lost or changed operation leaves its weights unread); LUT loads are exempt;
-* every output tensor of the ``ethos-u`` op is written completely by the stream;
+* every output tensor of the ``ethos-u`` op is written completely by the stream, by OFMs of
+  elements no wider than its own;
 * every LUT an operation's activation reads was loaded before it: U55/U65 SHRAM's LUT slots and
   U85's LUT RAM (region ``LUT``) start unwritten and hold data only where a DMA copied written
   bytes into them. (U85 chain buffers ``CB<n>`` are regions like the others.)
@@ -199,6 +202,21 @@ class WrittenBytes:
     def writers_of(self, access: Access) -> np.ndarray | None:
         """Who wrote each byte an access covers (``NO_OP`` for inputs, constants and DMA)."""
         return None if access.region == SHRAM else self.writers[access.region][access.where]
+
+
+def _byte_set(where: Where) -> np.ndarray:
+    return np.arange(where.start, where.stop, dtype=np.int64) if isinstance(where, slice) else where.reshape(-1)
+
+
+def shared_byte(written: WrittenBytes, a: Access, b: Access) -> int | None:
+    """A byte two accesses both cover (regions that alias are one memory), or None."""
+    if SHRAM in (a.region, b.region) or written.masks[a.region] is not written.masks[b.region]:
+        return None
+    ia, ib = _byte_set(a.where), _byte_set(b.where)
+    if not ia.size or not ib.size or ia.max() < ib.min() or ib.max() < ia.min():
+        return None
+    hit = np.intersect1d(ia, ib)
+    return int(hit[0]) if hit.size else None
 
 
 def _unwritten_message(a: Access, bad: int) -> str:
@@ -370,12 +388,13 @@ def accesses(plan) -> tuple[list[Access], list[Access]]:
 
 
 def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
-                   inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple[str, int, int]],
+                   inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple],
                    stop_at_first: bool = True) -> list[Violation]:
     """Replay the accesses of ``plans`` ((command index, command, plan) in stream order).
 
     ``inputs``: [lo, hi) byte ranges of region 1 the driver fills before the stream runs;
-    ``outputs``: (tensor name, lo, hi) ranges of region 1 the stream must write completely.
+    ``outputs``: (tensor name, lo, hi) ranges of region 1 the stream must write completely, each
+    optionally with the bits of its elements (name, lo, hi, bits).
     Raises the first violation unless ``stop_at_first`` is False (disasm lists them all)."""
     found: list[Violation] = []
 
@@ -530,6 +549,19 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 sources.update(tensors.present(w).tolist())
             note_read(a)
         ancestry = tensors.ancestry(sources)
+        # An operation with a kernel reads each IFM element for several OFM elements: Vela runs
+        # only elementwise operations (and DMA copies) in place, keeping a kernel operation's IFM
+        # and OFM live together, so an OFM over its own IFM is a corrupt address (or an operation
+        # made of another's registers by a corrupt opcode)
+        kernel = getattr(plan, "k", None)
+        if kernel is not None and kernel.height * kernel.width > 1:
+            for a in reads:
+                hit = shared_byte(written, a, writes[0]) if a.what == "IFM" and writes else None
+                if hit is not None:
+                    fault(Violation(index, cmd.offset, cmd.name,
+                                    f"the OFM of this {kernel.height}x{kernel.width} kernel operation writes "
+                                    f"region {writes[0].region} byte {hit}, which its own IFM reads: a corrupt "
+                                    f"address (only elementwise operations run in place)"))
         for a in writes:
             is_result = a.what == "OFM"
             # An OFM overwriting a result nobody read yet is not refused: valid streams do it (Vela's
@@ -540,7 +572,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 results[pos] = (index, cmd, a)
                 tensors.wrote(pos, _operand(plan, "OFM"), a, ancestry)
         last = (index, cmd)
-    for name, lo, hi in outputs:
+    for name, lo, hi, *bits in outputs:
         out = Access("output", 1, slice(lo, hi))
         bad = written.unwritten(out)
         if bad is not None:
@@ -548,6 +580,18 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
             fault(Violation(index, cmd.offset if cmd else 0, cmd.name if cmd else "NPU_OP_STOP",
                             f"output tensor {name!r} (region 1 bytes {lo}..{hi}) is not written "
                             f"completely by the stream: byte {bad} never is"))
+        # Vela writes an output tensor with OFMs of its element size or narrower ones (a byte
+        # shuffle, e.g. an int32 TRANSPOSE moved as int8), never wider: bytes of a wider result
+        # are stale (a corrupt OFM size or precision left the output incomplete)
+        holders = tensors.present(written.writers_of(out))
+        sizes = tensors.bits[holders + 1]
+        other = holders[sizes > bits[0]] if bits else holders[:0]
+        if other.size:
+            q = int(other[0])
+            fault(Violation(plans[q][0], plans[q][1].offset, plans[q][1].name,
+                            f"output tensor {name!r} ({bits[0]}-bit elements, region 1 bytes {lo}..{hi}) holds "
+                            f"bytes this OFM wrote as {int(tensors.bits[q + 1])}-bit elements: a corrupt OFM "
+                            f"size, address or precision left the output incomplete"))
         note_read(out)
     # Vela lays out each weight and scale stream in region 0 once (DMA copies them to SRAM
     # whole): two streams overlap only when they are the same stream. A partial overlap, traced
