@@ -14,6 +14,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import sys
@@ -74,7 +75,8 @@ class CompileResult(Record):
     cycles_npu: int = metric("cycles (NPU)", "cycles", better="lower", gate=True)
     cycles_total: int = metric("cycles (total)", "cycles", better="lower", gate=True, short="cycles")
     inference_time_ms: float = metric("inference time", "ms", better="lower", short="time ms")
-    inferences_per_second: float = metric("inferences/s", "per_s", better="higher", short="inf/s")
+    # None when Vela estimates no NPU time (every operator on the CPU): its CSV then says nan
+    inferences_per_second: float | None = metric("inferences/s", "per_s", better="higher", short="inf/s")
     sram_bytes: int = metric("SRAM", "bytes", better="lower", gate=True, short="SRAM KiB")
     flash_bytes: int = metric("flash", "bytes", better="lower", gate=True, short="flash KiB")
     dram_bytes: int = metric("DRAM", "bytes", better="lower", gate=True, short="DRAM KiB")
@@ -687,9 +689,18 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
 
     def num(col: str) -> float:
         try:
-            return float(s[col])
+            value = float(s[col])
         except (KeyError, ValueError):
             raise CompileError(f"Vela summary CSV lacks a numeric {col!r} column") from None
+        if not math.isfinite(value):
+            raise CompileError(f"Vela summary CSV gives {col} = {s[col]!r}, not a finite number")
+        return value
+
+    def rate(col: str) -> float | None:
+        """A per-second figure: Vela writes nan for it when it estimates no NPU time."""
+        if num("inference_time") == 0:
+            return None
+        return num(col)
 
     cycles_total = int(round(num("cycles_total")))
     macs = int(round(num("nn_macs")))
@@ -714,7 +725,7 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         cycles_npu=int(round(num("cycles_npu"))),
         cycles_total=cycles_total,
         inference_time_ms=num("inference_time") * 1e3,
-        inferences_per_second=num("inferences_per_second"),
+        inferences_per_second=rate("inferences_per_second"),
         sram_bytes=int(round(num("sram_memory_used") * KIB)),
         flash_bytes=int(round((num("off_chip_flash_memory_used") + num("on_chip_flash_memory_used")) * KIB)),
         dram_bytes=int(round(num("dram_memory_used") * KIB)),

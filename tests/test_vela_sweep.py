@@ -223,3 +223,28 @@ def test_arena_cache_size_in_bytes(int8io_model):
     r = compile_model(int8io_model, "u65-256", memory_mode="Dedicated_Sram_384KB")
     assert r.arena_cache_size_bytes == 384 * 1024  # Vela's CSV says 384 here (KiB)
     assert compile_model(int8io_model, "u65-256", arena_cache_size=200_000).arena_cache_size_bytes == 200_000
+
+
+def test_cpu_only_model_has_no_rate_and_caches_cleanly(tmp_path, capsys):
+    """A float model Vela places wholly on the CPU: Vela's summary CSV says inferences_per_second
+    = nan (no NPU time). The result says None, the cache entry is reused without a "corrupt"
+    warning, and `compile` prints no nan."""
+    import numpy as np
+
+    from ethos_kws.synth.flatbuf import Graph, OpDef, TensorDef, serialize
+
+    g = Graph()
+    a = g.add_tensor(TensorDef("a", (1, 4), "float32"))
+    b = g.add_tensor(TensorDef("b", (1, 4), "float32", data=np.arange(4, dtype=np.float32).reshape(1, 4)))
+    y = g.add_tensor(TensorDef("y", (1, 4), "float32"))
+    g.add_op(OpDef("ADD", (a, b), (y,)))
+    g.inputs, g.outputs = [a], [y]
+    model = tmp_path / "float_add.tflite"
+    model.write_bytes(serialize(g))
+    problems: list[str] = []
+    r1 = compile_model(model, "u55-128")
+    assert r1.npu_ops == 0 and r1.inference_time_ms == 0 and r1.inferences_per_second is None
+    assert vela_mod.cached_result(make_spec(model, "u55-128"), problems) is not None and problems == []
+    assert main(["compile", "--accel", "u55-128", "--model", str(model), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr()
+    assert "nan" not in out.out and "no NPU time" in out.out and "corrupt" not in out.err

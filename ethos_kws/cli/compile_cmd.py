@@ -51,7 +51,8 @@ def run(args) -> int:
         return 0
     print(f"{resolved.path.name} -> {r.accel} ({r.system_config}, {r.memory_mode}, {r.optimise}, Vela {r.vela_version} {r.compiler})")
     print(f"  cycles        {r.cycles_total:,} total, {r.cycles_npu:,} NPU")
-    print(f"  time          {r.inference_time_ms:.3f} ms at {r.core_clock_hz / 1e6:.0f} MHz ({r.inferences_per_second:,.0f} inferences/s)")
+    rate = "no NPU time" if r.inferences_per_second is None else f"{r.inferences_per_second:,.0f} inferences/s"
+    print(f"  time          {r.inference_time_ms:.3f} ms at {r.core_clock_hz / 1e6:.0f} MHz ({rate})")
     print(f"  memory        SRAM {r.sram_bytes:,} B, flash {r.flash_bytes:,} B, DRAM {r.dram_bytes:,} B")
     print(f"  weights       {r.encoded_weights_bytes:,} B encoded ({r.original_weights_bytes:,} B original)")
     print(f"  ops           {r.npu_ops} NPU, {r.cpu_ops} CPU")

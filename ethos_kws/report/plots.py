@@ -212,8 +212,11 @@ def compute_bound_plot(run: RunResults) -> Plot | None:
                          for c, b in zip(cycles, bound_values)])
     ax.set_xticks(list(x))
     ax.set_xticklabels(labels)
-    ax.set_yscale("log")
-    ax.set_ylabel("cycles (log)")
+    if any(v > 0 for v in cycles + bound_values if v == v):  # a model wholly on the CPU has none
+        ax.set_yscale("log")
+        ax.set_ylabel("cycles (log)")
+    else:
+        ax.set_ylabel("cycles")
     ax.set_title("Cycles against the compute bound")
     ax.legend(fontsize=8, loc="upper right")
     ax.margins(y=0.2)
