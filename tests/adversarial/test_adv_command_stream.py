@@ -242,6 +242,22 @@ def test_output_left_incomplete(compiled):
     assert "output tensor" in message and "32-bit elements" in message, message
 
 
+def test_stride_smaller_than_a_row(compiled):
+    """A DEPTHWISE's IFM_STRIDE_Y halved (seen on a third-party MobileNetV2 for u85-256: an
+    IFM_STRIDE_Y write turned into OFM_STRIDE_Y, so the IFM kept the previous op's smaller
+    stride): its rows overlap in memory, every byte still written and read. Refused."""
+    c, stride, named = compiled, None, []
+    for cmd in c["commands"]:
+        if cmd.name == "NPU_SET_IFM_STRIDE_Y":
+            stride = cmd
+        if cmd.name == "NPU_OP_DEPTHWISE" and stride is not None and stride.address >= 32:
+            for smaller in (stride.address // 2 // 16 * 16, stride.address - 16):
+                message = _refusal(c, _with_address(c, stride, smaller), "small_stride_vela.tflite")
+                assert message, f"IFM_STRIDE_Y {stride.address} -> {smaller} at stream byte {stride.offset} ran"
+                named.append("overlapping rows" in message)
+    assert named and any(named), "no smaller IFM stride was named as overlapping rows"
+
+
 def test_output_tensor_past_the_scratch_area(compiled, tmp_path):
     data = compiled["data"]
     bad = with_arena_offset(data, output_tensor(data), scratch_size(data) + 4096)

@@ -21,7 +21,7 @@ driver provides — region 0 (constant data) and the op's input tensors in the a
   (``Tensors``): with the result's geometry, every byte at one fixed offset of the read's
   coordinates; no two overlapping blocks one of which was computed from the other (two versions
   of a layer: bytes a shrunk or moved OFM left stale); no element wider than the writer's; no
-  rows or columns collapsed onto one byte (a zero or lost stride);
+  two elements of one tile sharing a byte (a zero, lost or too small stride);
 * the tiles of one feature-map read hold parts of one tensor: never a result in one tile and,
   in another, a result computed from it (a grown kernel or a lost size write reads past tile 0);
 * a scale stream goes with one set of weight streams (Vela encodes them together; weights
@@ -255,18 +255,29 @@ def _tensor_access(a: Access) -> bool:
 
 
 def _collapsed_axis(a: Access, fm) -> str | None:
-    """The axis of a feature-map read whose neighbouring elements in one tile share one byte (a
-    zero STRIDE_Y or STRIDE_X, or a lost stride write): one row or column read for all. (Across
-    tiles it is valid: Vela's legacy core replicates edge rows for RESIZE with tile bases equal.)"""
+    """How a feature-map read's neighbouring elements in one tile share bytes: "all its rows (or
+    columns) from the same bytes" (a zero STRIDE_Y or STRIDE_X, or a lost stride write: one row
+    or column read for all) or "overlapping rows (columns, channels)" (a stride smaller than the
+    row, column or element it steps over). Every element of a tensor has bytes of its own, so
+    neither is a read of one. (Across tiles it is valid: Vela's legacy core replicates edge
+    rows for RESIZE with tile bases equal.)"""
     if fm is None or not _tensor_access(a):
         return None
     tail = (0,) * (a.where.ndim - 3)
-    h, w = a.where.shape[:2]
+    h, w, c = a.where.shape[:3]
     first = a.where[(0, 0, 0) + tail]
-    if h > 1 and fm.height0 > 1 and a.where[(1, 0, 0) + tail] == first:
-        return "rows"
-    if w > 1 and fm.width0 > 1 and a.where[(0, 1, 0) + tail] == first:
-        return "columns"
+    rows, columns = h > 1 and fm.height0 > 1, w > 1 and fm.width0 > 1
+    if rows and a.where[(1, 0, 0) + tail] == first:
+        return "all its rows from the same bytes"
+    if columns and a.where[(0, 1, 0) + tail] == first:
+        return "all its columns from the same bytes"
+    w0 = min(w, fm.width0)
+    if rows and np.intersect1d(a.where[0, :w0], a.where[1, :w0]).size:
+        return "overlapping rows"
+    if columns and np.intersect1d(a.where[0, 0], a.where[0, 1]).size:
+        return "overlapping columns"
+    if c > 1 and np.unique(a.where[0, 0]).size < a.where[0, 0].size:
+        return "overlapping channels"
     return None
 
 
@@ -449,10 +460,10 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
 
     def tensor_fault(a: Access, fm) -> str | None:
         """The rules of ``Tensors`` for one feature-map read (None: it reads one tensor)."""
-        axis = _collapsed_axis(a, fm)
-        if axis is not None:
-            return (f"{a.what} reads all its {axis} from the same bytes (a zero or unset stride): a "
-                    f"corrupt stride or a lost register write")
+        shared = _collapsed_axis(a, fm)
+        if shared is not None:
+            return (f"{a.what} reads {shared} (a zero, unset or too small stride): a corrupt stride or a "
+                    f"lost register write")
         w = written.writers_of(a)
         if w is None or not _tensor_access(a):
             return None
