@@ -696,12 +696,6 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
             raise CompileError(f"Vela summary CSV gives {col} = {s[col]!r}, not a finite number")
         return value
 
-    def rate(col: str) -> float | None:
-        """A per-second figure: Vela writes nan for it when it estimates no NPU time."""
-        if num("inference_time") == 0:
-            return None
-        return num(col)
-
     cycles_total = int(round(num("cycles_total")))
     macs = int(round(num("nn_macs")))
     moved = layer_bytes(debug_db_path(out, stem))
@@ -725,7 +719,8 @@ def parse_vela_output(spec: CompileSpec, out: Path, log: str, key: str) -> Compi
         cycles_npu=int(round(num("cycles_npu"))),
         cycles_total=cycles_total,
         inference_time_ms=num("inference_time") * 1e3,
-        inferences_per_second=rate("inferences_per_second"),
+        # Vela writes nan here when it estimates no NPU time (every operator on the CPU)
+        inferences_per_second=num("inferences_per_second") if num("inference_time") > 0 else None,
         sram_bytes=int(round(num("sram_memory_used") * KIB)),
         flash_bytes=int(round((num("off_chip_flash_memory_used") + num("on_chip_flash_memory_used")) * KIB)),
         dram_bytes=int(round(num("dram_memory_used") * KIB)),

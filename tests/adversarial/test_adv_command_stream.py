@@ -126,6 +126,18 @@ def _refusal(c, data: bytes, name: str) -> str:
     return ""
 
 
+def _with_address(c, cmd, address: int) -> bytes:
+    """The compiled model with the 32-bit address of one cmd1 command replaced."""
+    pos = c["stream"] + cmd.offset + 4
+    return c["data"][:pos] + address.to_bytes(4, "little") + c["data"][pos + 4 :]
+
+
+def _with_param(c, cmd, param: int) -> bytes:
+    """The compiled model with the 16-bit parameter of one cmd0 command replaced."""
+    pos = c["stream"] + cmd.offset + 2
+    return c["data"][:pos] + param.to_bytes(2, "little") + c["data"][pos + 2 :]
+
+
 def test_lost_operation_leaves_its_dma_unread(compiled):
     """A CONV opcode turned into a register write (SET_IFM_PAD_RIGHT, seen in the fuzz: seed 2):
     the layer is not computed, and its consumer may still find bytes an older tensor of the same
@@ -150,18 +162,10 @@ def test_constant_feature_map_moved_onto_weights(compiled):
         if cmd.name == "NPU_SET_IFM2_REGION":
             region = cmd.param & 7
         if cmd.name == "NPU_SET_IFM2_BASE0" and region == 0:
-            pos = c["stream"] + cmd.offset + 4
-            data = c["data"][:pos] + (dma.address + 16).to_bytes(4, "little") + c["data"][pos + 4 :]
-            message = _refusal(c, data, "moved_const_vela.tflite")
+            message = _refusal(c, _with_address(c, cmd, dma.address + 16), "moved_const_vela.tflite")
             assert "part of a weight or scale stream" in message, message
             moved += 1
     assert moved, "the stream has no region 0 IFM2 (the softmax constants)"
-
-
-def _with_address(c, cmd, address: int) -> bytes:
-    """The compiled model with the 32-bit address of one cmd1 command replaced."""
-    pos = c["stream"] + cmd.offset + 4
-    return c["data"][:pos] + address.to_bytes(4, "little") + c["data"][pos + 4 :]
 
 
 def test_lut_source_moved_onto_weights(compiled):
@@ -208,9 +212,7 @@ def test_kernel_reads_past_its_tile(compiled):
             break
     else:
         pytest.fail("the stream has no AVERAGE pool")
-    pos = c["stream"] + kernel.offset + 2
-    data = c["data"][:pos] + (kernel.param + 2).to_bytes(2, "little") + c["data"][pos + 2 :]
-    message = _refusal(c, data, "wide_kernel_vela.tflite")
+    message = _refusal(c, _with_param(c, kernel, kernel.param + 2), "wide_kernel_vela.tflite")
     assert "in one tile and, in another" in message, message
 
 
@@ -236,9 +238,7 @@ def test_output_left_incomplete(compiled):
     OFM_DEPTH_M1): the int8 output keeps a byte of an older int32 result. Refused."""
     c = compiled
     cmd = [cmd for cmd in c["commands"] if cmd.name == "NPU_SET_OFM_DEPTH_M1"][-1]
-    pos = c["stream"] + cmd.offset + 2
-    data = c["data"][:pos] + (cmd.param - 1).to_bytes(2, "little") + c["data"][pos + 2 :]
-    message = _refusal(c, data, "short_output_vela.tflite")
+    message = _refusal(c, _with_param(c, cmd, cmd.param - 1), "short_output_vela.tflite")
     assert "output tensor" in message and "32-bit elements" in message, message
 
 
@@ -578,9 +578,6 @@ def softmax_compiled(tmp_path_factory):
     return path, data, start + length - 4 * len(payload.words), decode_stream(payload.words, 1 << 20)
 
 
-DATAFLOW = DATAFLOW_REFUSAL
-
-
 @pytest.mark.parametrize("reg, nth, delta", [
     ("NPU_SET_OFM_BASE0", -1, 0x10),  # the last op writes beside the output tensor
     ("NPU_SET_OFM_BASE0", 0, 0x10),
@@ -596,7 +593,7 @@ def test_generated_model_moved_base(softmax_compiled, tmp_path, reg, nth, delta)
     f = tmp_path / "bad_vela.tflite"
     f.write_bytes(bytes(bad))
     NpuSimBackend(path, warm_up=False)  # the original loads
-    with pytest.raises(CommandStreamError, match=DATAFLOW) as info:
+    with pytest.raises(CommandStreamError, match=DATAFLOW_REFUSAL) as info:
         NpuSimBackend(f, warm_up=False)
     assert "command " in str(info.value) and "stream byte" in str(info.value)
 

@@ -19,7 +19,6 @@ from ethos_kws.backends.npusim.disasm import DECODERS, disassemble, to_text
 from ethos_kws.errors import CommandStreamError
 
 ACCELS = ("u55-128", "u85-256")
-DATAFLOW = DATAFLOW_REFUSAL
 STOP = 0x0000  # cmd0 opcode 0
 DMA_WAIT = 0x0011  # the same cmd0 code on U55 and U85: a sync that moves nothing
 
@@ -80,7 +79,7 @@ def test_moved_base(softmax, reg, n):
     # U85's softmax has a 32-byte arena: some moves leave it (the bounds check), the rest not
     inside = reg == "NPU_SET_IFM_BASE0" or n == -1
     refused(patched(softmax, "moved_vela.tflite", cmd, payload=cmd.payload + 0x10),
-            DATAFLOW if inside else DATAFLOW + "|outside the region")
+            DATAFLOW_REFUSAL if inside else DATAFLOW_REFUSAL + "|outside the region")
 
 
 def test_lut_never_loaded(softmax):

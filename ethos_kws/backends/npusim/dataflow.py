@@ -45,6 +45,7 @@ the operand and the first byte offset at fault.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -341,15 +342,10 @@ class Tensors:
         if fm.height0 >= h and fm.width0 >= w_:
             return None
         tile = np.broadcast_to(fm.tile_map(h, w_).reshape((h, w_) + (1,) * (a.where.ndim - 2)), a.where.shape)
-        groups = [self.present(w[tile == t]) for t in range(4)]
-        for i, gi in enumerate(groups):
-            for j, gj in enumerate(groups):
-                if i == j:
-                    continue
-                for p in gi.tolist():
-                    for q in gj.tolist():
-                        if self.ancestors[q + 1] >> (p + 1) & 1:
-                            return p, q
+        held = [(t, p) for t in range(4) for p in self.present(w[tile == t]).tolist()]  # (tile, result)
+        for (t1, p), (t2, q) in itertools.product(held, repeat=2):
+            if t1 != t2 and self.ancestors[q + 1] >> (p + 1) & 1:
+                return p, q
         return None
 
     def narrower_writer(self, fm, results: np.ndarray) -> int | None:
@@ -399,13 +395,13 @@ def accesses(plan) -> tuple[list[Access], list[Access]]:
 
 
 def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
-                   inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple],
+                   inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple[str, int, int, int]],
                    stop_at_first: bool = True) -> list[Violation]:
     """Replay the accesses of ``plans`` ((command index, command, plan) in stream order).
 
     ``inputs``: [lo, hi) byte ranges of region 1 the driver fills before the stream runs;
-    ``outputs``: (tensor name, lo, hi) ranges of region 1 the stream must write completely, each
-    optionally with the bits of its elements (name, lo, hi, bits).
+    ``outputs``: (tensor name, lo, hi, bits of its elements): ranges of region 1 the stream must
+    write completely.
     Raises the first violation unless ``stop_at_first`` is False (disasm lists them all)."""
     found: list[Violation] = []
 
@@ -490,11 +486,11 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 f"address or size left)")
 
     constants: list[tuple[int, int, int, object, str]] = []  # weight/scale streams, as region 0 bytes
-    pairs: dict[str, list[tuple[int, int]]] = {"weight": [], "scale": []}  # one operation's streams
     partners: dict[tuple[int, int], tuple[frozenset, int, object]] = {}  # scale block -> its weights
     last = None
     for pos, (index, cmd, plan) in enumerate(plans):
         reads, writes = accesses(plan)
+        streams: dict[bool, list[tuple[int, int]]] = {True: [], False: []}  # is scale -> this op's blocks
         for a in reads:
             if not a.what.endswith(" stream") or a.where.stop <= a.where.start:
                 continue
@@ -506,20 +502,17 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                                 f"directly or by DMA): a corrupt base address or length"))
             else:
                 constants.append((*block, index, cmd, a.what))
-                kind = "scale" if a.what.endswith("scale stream") else "weight"
-                pairs[kind].append(block)
+                streams[a.what.endswith("scale stream")].append(block)
         # a scale stream belongs to the weights it was encoded with (Vela encodes them together;
         # weights shared by two operations may take two scale streams, never the reverse)
-        for block in pairs["scale"]:
-            mate = frozenset(pairs["weight"])
+        mate = frozenset(streams[False])
+        for block in streams[True]:
             first = partners.setdefault(block, (mate, index, cmd))
             if first[0] != mate:
                 fault(Violation(index, cmd.offset, cmd.name,
                                 f"the scale stream at region 0 bytes {block[0]}..{block[1]} goes with other "
                                 f"weights than it does for command {first[1]} at stream byte {first[2].offset}: "
                                 f"a corrupt scale or weight base address (or a lost write of one)"))
-        pairs["scale"].clear()
-        pairs["weight"].clear()
         for a in writes:
             if a.region == READ_ONLY_REGION:
                 fault(Violation(index, cmd.offset, cmd.name,
@@ -565,14 +558,14 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         # and OFM live together, so an OFM over its own IFM is a corrupt address (or an operation
         # made of another's registers by a corrupt opcode)
         kernel = getattr(plan, "k", None)
-        if kernel is not None and kernel.height * kernel.width > 1:
-            for a in reads:
-                hit = shared_byte(written, a, writes[0]) if a.what == "IFM" and writes else None
-                if hit is not None:
-                    fault(Violation(index, cmd.offset, cmd.name,
-                                    f"the OFM of this {kernel.height}x{kernel.width} kernel operation writes "
-                                    f"region {writes[0].region} byte {hit}, which its own IFM reads: a corrupt "
-                                    f"address (only elementwise operations run in place)"))
+        ifm = next((a for a in reads if a.what == "IFM"), None)
+        if kernel is not None and kernel.height * kernel.width > 1 and ifm is not None and writes:
+            hit = shared_byte(written, ifm, writes[0])
+            if hit is not None:
+                fault(Violation(index, cmd.offset, cmd.name,
+                                f"the OFM of this {kernel.height}x{kernel.width} kernel operation writes "
+                                f"region {writes[0].region} byte {hit}, which its own IFM reads: a corrupt "
+                                f"address (only elementwise operations run in place)"))
         for a in writes:
             is_result = a.what == "OFM"
             # An OFM overwriting a result nobody read yet is not refused: valid streams do it (Vela's
@@ -583,7 +576,7 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
                 results[pos] = (index, cmd, a)
                 tensors.wrote(pos, _operand(plan, "OFM"), a, ancestry)
         last = (index, cmd)
-    for name, lo, hi, *bits in outputs:
+    for name, lo, hi, bits in outputs:
         out = Access("output", 1, slice(lo, hi))
         bad = written.unwritten(out)
         if bad is not None:
@@ -595,12 +588,11 @@ def check_dataflow(mem: Memory, plans: Iterable[tuple[int, object, object]],
         # shuffle, e.g. an int32 TRANSPOSE moved as int8), never wider: bytes of a wider result
         # are stale (a corrupt OFM size or precision left the output incomplete)
         holders = tensors.present(written.writers_of(out))
-        sizes = tensors.bits[holders + 1]
-        other = holders[sizes > bits[0]] if bits else holders[:0]
-        if other.size:
-            q = int(other[0])
+        wider = holders[tensors.bits[holders + 1] > bits]
+        if wider.size:
+            q = int(wider[0])
             fault(Violation(plans[q][0], plans[q][1].offset, plans[q][1].name,
-                            f"output tensor {name!r} ({bits[0]}-bit elements, region 1 bytes {lo}..{hi}) holds "
+                            f"output tensor {name!r} ({bits}-bit elements, region 1 bytes {lo}..{hi}) holds "
                             f"bytes this OFM wrote as {int(tensors.bits[q + 1])}-bit elements: a corrupt OFM "
                             f"size, address or precision left the output incomplete"))
         note_read(out)
